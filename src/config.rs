@@ -1,0 +1,334 @@
+//! Where the log is and who may write it: flags, then the environment,
+//! then `./.env`, then defaults.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use rusty_s3::Credentials;
+use url::Url;
+
+use crate::error::{Error, Result};
+use crate::lock::AppendLock;
+use crate::record::Prefix;
+use crate::s3::S3Config;
+
+/// Settings given on the command line; `None` falls back to the environment.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    /// `--bucket`
+    pub bucket: Option<String>,
+    /// `--prefix`
+    pub prefix: Option<String>,
+    /// `--region`
+    pub region: Option<String>,
+    /// `--endpoint`
+    pub endpoint: Option<String>,
+    /// `--path-style`
+    pub path_style: bool,
+    /// `--lock-dir`
+    pub lock_dir: Option<PathBuf>,
+}
+
+/// Environment variables, with `.env` values beneath the real ones.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    vars: HashMap<String, String>,
+}
+
+impl Env {
+    /// `process` overlaid on `dotenv`: a `.env` value never overrides a
+    /// variable that is already set, as in the seed.
+    pub fn new(
+        process: impl IntoIterator<Item = (String, String)>,
+        dotenv: impl IntoIterator<Item = (String, String)>,
+    ) -> Env {
+        let mut vars: HashMap<String, String> = dotenv.into_iter().collect();
+        vars.extend(process);
+        Env { vars }
+    }
+
+    /// The process environment over `path` (usually `./.env`); a missing
+    /// file is no error, an unreadable one is.
+    pub fn load(path: &Path) -> Result<Env> {
+        let dotenv = match std::fs::read(path) {
+            Ok(bytes) => parse_dotenv(&String::from_utf8_lossy(&bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(Error::io(format!("cannot read {}", path.display()), e)),
+        };
+        Ok(Env::new(
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+            dotenv,
+        ))
+    }
+
+    /// A variable's value; an empty value counts as unset.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+}
+
+/// The `KEY=value` pairs of a `.env` file: `#` comments, an optional
+/// `export `, and single or double quotes around the value.
+pub fn parse_dotenv(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            let line = line.strip_prefix("export ").unwrap_or(line);
+            if line.starts_with('#') {
+                return None;
+            }
+            let (key, value) = line.split_once('=')?;
+            let key = key.trim();
+            if key.is_empty() || key.contains(char::is_whitespace) {
+                return None;
+            }
+            Some((key.to_owned(), unquote(value.trim()).to_owned()))
+        })
+        .collect()
+}
+
+fn unquote(value: &str) -> &str {
+    for quote in ['"', '\''] {
+        if let Some(inner) = value.strip_prefix(quote) {
+            return inner.split(quote).next().unwrap_or(inner);
+        }
+    }
+    match value.find(" #") {
+        Some(at) => value[..at].trim_end(),
+        None => value,
+    }
+}
+
+/// Everything needed to open a log.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The bucket and how to reach it.
+    pub s3: S3Config,
+    /// The log's folder in the bucket.
+    pub prefix: Prefix,
+    /// The local lock for appends and truncates.
+    pub lock: AppendLock,
+}
+
+/// The first of `flag` and the environment variables `names` that is set.
+fn pick(flag: &Option<String>, env: &Env, names: &[&str]) -> Option<String> {
+    flag.clone()
+        .filter(|v| !v.is_empty())
+        .or_else(|| names.iter().find_map(|n| env.get(n)).map(str::to_owned))
+}
+
+/// The default lock folder: per user, and the same for cron jobs and
+/// login shells, so that every local appender finds the same lock.
+pub fn default_lock_dir(env: &Env) -> PathBuf {
+    if let Some(state) = env.get("XDG_STATE_HOME") {
+        return Path::new(state).join("s3wal/locks");
+    }
+    match env.get("HOME") {
+        Some(home) => Path::new(home).join(".local/state/s3wal/locks"),
+        None => std::env::temp_dir().join("s3wal-locks"),
+    }
+}
+
+/// Whether `endpoint` is AWS's own, which addresses buckets by host name.
+fn is_aws(endpoint: &Url) -> bool {
+    endpoint
+        .host_str()
+        .is_some_and(|host| host.ends_with(".amazonaws.com"))
+}
+
+fn parse_endpoint(raw: &str) -> Result<Url> {
+    let bad = |why: &str| Error::Config(format!("endpoint {raw:?} {why}"));
+    let url = Url::parse(raw).map_err(|e| bad(&format!("is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("must start with http:// or https://"));
+    }
+    if url.host_str().is_none() {
+        return Err(bad("has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("must not have a query or fragment"));
+    }
+    Ok(url)
+}
+
+/// Resolves the configuration: flags beat the environment.
+pub fn resolve(flags: &Flags, env: &Env) -> Result<Config> {
+    let bucket = pick(&flags.bucket, env, &["AWS_BUCKET_NAME"])
+        .ok_or_else(|| Error::Config("no bucket: pass --bucket or set AWS_BUCKET_NAME".into()))?;
+    let prefix = Prefix::new(&pick(&flags.prefix, env, &["AWS_PREFIX"]).unwrap_or_default())
+        .map_err(Error::Config)?;
+    let region = pick(&flags.region, env, &["AWS_REGION", "AWS_DEFAULT_REGION"])
+        .unwrap_or_else(|| "us-east-1".to_owned());
+    let endpoint = match pick(
+        &flags.endpoint,
+        env,
+        &["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"],
+    ) {
+        Some(raw) => parse_endpoint(&raw)?,
+        None => parse_endpoint(&format!("https://s3.{region}.amazonaws.com"))?,
+    };
+    let path_style = flags.path_style || !is_aws(&endpoint);
+    let (Some(key), Some(secret)) = (
+        env.get("AWS_ACCESS_KEY_ID"),
+        env.get("AWS_SECRET_ACCESS_KEY"),
+    ) else {
+        return Err(Error::Config(
+            "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into(),
+        ));
+    };
+    let credentials = match env.get("AWS_SESSION_TOKEN") {
+        Some(token) => Credentials::new_with_token(key, secret, token),
+        None => Credentials::new(key, secret),
+    };
+    let lock_dir = flags
+        .lock_dir
+        .clone()
+        .or_else(|| env.get("S3WAL_LOCK_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| default_lock_dir(env));
+    let lock = AppendLock::new(&lock_dir, endpoint.as_str(), &bucket, prefix.as_str());
+    Ok(Config {
+        s3: S3Config {
+            endpoint,
+            bucket,
+            region,
+            path_style,
+            credentials,
+        },
+        prefix,
+        lock,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        Env::new(
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+            Vec::new(),
+        )
+    }
+
+    fn base() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("AWS_BUCKET_NAME", "logs"),
+            ("AWS_PREFIX", "/wal/"),
+            ("AWS_ACCESS_KEY_ID", "AK"),
+            ("AWS_SECRET_ACCESS_KEY", "SK"),
+            ("HOME", "/home/u"),
+        ]
+    }
+
+    #[test]
+    fn dotenv_never_overrides_the_process_environment() {
+        let env = Env::new(
+            [("AWS_REGION".to_owned(), "eu-west-1".to_owned())],
+            parse_dotenv("AWS_REGION=us-west-2\nAWS_PREFIX=wal\n"),
+        );
+        assert_eq!(env.get("AWS_REGION"), Some("eu-west-1"));
+        assert_eq!(env.get("AWS_PREFIX"), Some("wal"));
+    }
+
+    #[test]
+    fn dotenv_handles_comments_export_and_quotes() {
+        let pairs = parse_dotenv(
+            "# comment\nexport A=1\nB=\"two words\"\nC='x#y'\nD=plain # note\n\nnot a pair\n",
+        );
+        let expected = [("A", "1"), ("B", "two words"), ("C", "x#y"), ("D", "plain")];
+        let expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(pairs, expected);
+    }
+
+    #[test]
+    fn flags_beat_the_environment() {
+        let flags = Flags {
+            bucket: Some("other".into()),
+            prefix: Some("p".into()),
+            region: Some("ap-south-1".into()),
+            ..Flags::default()
+        };
+        let config = resolve(&flags, &env(&base())).unwrap();
+        assert_eq!(config.s3.bucket, "other");
+        assert_eq!(config.prefix.as_str(), "p");
+        assert_eq!(config.s3.region, "ap-south-1");
+    }
+
+    #[test]
+    fn aws_without_endpoint_uses_virtual_hosted_style() {
+        let config = resolve(&Flags::default(), &env(&base())).unwrap();
+        assert_eq!(
+            config.s3.endpoint.as_str(),
+            "https://s3.us-east-1.amazonaws.com/"
+        );
+        assert!(!config.s3.path_style);
+        assert_eq!(config.prefix.as_str(), "wal");
+    }
+
+    #[test]
+    fn custom_endpoint_uses_path_style() {
+        let mut vars = base();
+        vars.push(("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"));
+        let config = resolve(&Flags::default(), &env(&vars)).unwrap();
+        assert!(config.s3.path_style);
+    }
+
+    #[test]
+    fn s3_specific_endpoint_beats_the_general_one() {
+        let mut vars = base();
+        vars.push(("AWS_ENDPOINT_URL", "http://general:1"));
+        vars.push(("AWS_ENDPOINT_URL_S3", "http://s3only:2"));
+        let config = resolve(&Flags::default(), &env(&vars)).unwrap();
+        assert_eq!(config.s3.endpoint.host_str(), Some("s3only"));
+    }
+
+    #[test]
+    fn region_falls_back_to_aws_default_region() {
+        let mut vars = base();
+        vars.push(("AWS_DEFAULT_REGION", "sa-east-1"));
+        let config = resolve(&Flags::default(), &env(&vars)).unwrap();
+        assert_eq!(config.s3.region, "sa-east-1");
+    }
+
+    #[test]
+    fn missing_bucket_prefix_or_credentials_is_a_config_error() {
+        for missing in ["AWS_BUCKET_NAME", "AWS_PREFIX", "AWS_SECRET_ACCESS_KEY"] {
+            let vars: Vec<_> = base().into_iter().filter(|(k, _)| *k != missing).collect();
+            let error = resolve(&Flags::default(), &env(&vars)).unwrap_err();
+            assert!(matches!(error, Error::Config(_)), "{missing}: {error}");
+        }
+    }
+
+    #[test]
+    fn endpoint_must_be_an_http_url() {
+        for bad in ["ftp://x", "not a url", "http://h/?a=b"] {
+            let flags = Flags {
+                endpoint: Some(bad.into()),
+                ..Flags::default()
+            };
+            assert!(resolve(&flags, &env(&base())).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn lock_dir_defaults_under_home_and_follows_s3wal_lock_dir() {
+        let config = resolve(&Flags::default(), &env(&base())).unwrap();
+        assert!(
+            config
+                .lock
+                .path()
+                .starts_with("/home/u/.local/state/s3wal/locks")
+        );
+        let mut vars = base();
+        vars.push(("S3WAL_LOCK_DIR", "/run/locks"));
+        let config = resolve(&Flags::default(), &env(&vars)).unwrap();
+        assert!(config.lock.path().starts_with("/run/locks"));
+    }
+}

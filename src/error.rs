@@ -1,0 +1,175 @@
+//! Errors with the context a user needs to act on them, and the exit code
+//! each one maps to.
+
+use std::fmt;
+
+use crate::record::Corruption;
+
+/// Exit codes, documented in README.md and `s3wal --help`.
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// Network, S3, configuration or local I/O failure.
+    pub const FAILURE: u8 = 1;
+    /// Bad command line.
+    pub const USAGE: u8 = 2;
+    /// The record does not exist, or the log is empty.
+    pub const NOT_FOUND: u8 = 3;
+    /// A stored record failed a check.
+    pub const INTEGRITY: u8 = 4;
+    /// An append lost the race for a free offset more often than allowed.
+    pub const APPEND_GAVE_UP: u8 = 5;
+}
+
+/// Everything that can go wrong in s3wal.
+#[derive(Debug)]
+pub enum Error {
+    /// Bad input from the user: an argument, an offset, a prefix.
+    Usage(String),
+    /// Incomplete or contradictory configuration.
+    Config(String),
+    /// The request never got an HTTP answer (DNS, connect, reset, timeout).
+    Transport {
+        /// What was asked, as `METHOD key`; never the signed URL.
+        request: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The store answered, but not in a way s3wal can read.
+    Protocol {
+        /// What was asked, as `METHOD key`; never the signed URL.
+        request: String,
+        /// What was wrong with the answer.
+        message: String,
+    },
+    /// The store answered with an error status.
+    S3 {
+        /// What was asked, as `METHOD key`; never the signed URL.
+        request: String,
+        /// The HTTP status.
+        status: u16,
+        /// The S3 error code, such as `AccessDenied`, when the body had one.
+        code: Option<String>,
+        /// The S3 error message, when the body had a non-empty one.
+        message: Option<String>,
+        /// The request id, for the store's operators.
+        request_id: Option<String>,
+    },
+    /// No record at this offset.
+    NotFound {
+        /// The offset asked for.
+        offset: u64,
+    },
+    /// The log has no record.
+    Empty,
+    /// The object at this offset is not a valid record.
+    Corrupt {
+        /// The offset read.
+        offset: u64,
+        /// Which check failed.
+        problem: Corruption,
+    },
+    /// Every attempt to append found its offset taken.
+    AppendGaveUp {
+        /// How many conditional PUTs were tried.
+        attempts: u32,
+        /// The last offset tried.
+        offset: u64,
+    },
+    /// Truncate kept finding new records past the cut: another machine is
+    /// still appending.
+    TruncateRaced {
+        /// The offset truncate keeps.
+        after: u64,
+    },
+    /// A local file (lock, `.env`, stdin) could not be used.
+    Io {
+        /// What was being done, with the path.
+        context: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) => exit::USAGE,
+            Error::NotFound { .. } | Error::Empty => exit::NOT_FOUND,
+            Error::Corrupt { .. } => exit::INTEGRITY,
+            Error::AppendGaveUp { .. } => exit::APPEND_GAVE_UP,
+            Error::Config(_)
+            | Error::Transport { .. }
+            | Error::Protocol { .. }
+            | Error::S3 { .. }
+            | Error::TruncateRaced { .. }
+            | Error::Io { .. } => exit::FAILURE,
+        }
+    }
+
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage(message) | Error::Config(message) => f.write_str(message),
+            Error::Transport { request, message } | Error::Protocol { request, message } => {
+                write!(f, "{request}: {message}")
+            }
+            Error::S3 {
+                request,
+                status,
+                code,
+                message,
+                request_id,
+            } => {
+                write!(f, "{request}: HTTP {status}")?;
+                if let Some(code) = code {
+                    write!(f, " {code}")?;
+                }
+                if let Some(message) = message {
+                    write!(f, ": {message}")?;
+                }
+                if let Some(id) = request_id {
+                    write!(f, " (request id {id})")?;
+                }
+                Ok(())
+            }
+            Error::NotFound { offset } => write!(f, "no record at offset {offset}"),
+            Error::Empty => f.write_str("WAL is empty"),
+            Error::Corrupt { offset, problem } => {
+                write!(f, "record at offset {offset} is corrupt: {problem}")
+            }
+            Error::AppendGaveUp { attempts, offset } => write!(
+                f,
+                "could not append: offsets up to {offset} were taken by other writers \
+                 in {attempts} attempts; nothing was written, try again"
+            ),
+            Error::TruncateRaced { after } => write!(
+                f,
+                "truncate after offset {after}: other writers kept appending past it; \
+                 stop them and run truncate again"
+            ),
+            Error::Io { context, source } => write!(f, "{context}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Shorthand for results in s3wal.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,241 @@
+//! The on-object format, byte-compatible with the Go seed.
+//!
+//! A record at offset `N` lives at key `<prefix>/<N as 20 zero-padded digits>`
+//! and its body is `[N as u64 big-endian][data][SHA-256(N_be8 ‖ data)]`.
+//! Nothing here does I/O, so every rule of the format is unit-testable.
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+/// Bytes of the big-endian offset that starts every record.
+const OFFSET_LEN: usize = 8;
+/// Bytes of the SHA-256 checksum that ends every record.
+const CHECKSUM_LEN: usize = 32;
+/// The smallest valid record: an offset and a checksum around empty data.
+pub const MIN_RECORD_LEN: usize = OFFSET_LEN + CHECKSUM_LEN;
+/// Digits of the zero-padded offset in a record key.
+const KEY_DIGITS: usize = 20;
+
+/// The folder of a log inside a bucket, without leading or trailing `/`.
+///
+/// The seed trims every leading and trailing `/` (`/wal//` is `wal`), so
+/// s3wal does too, to address the same objects. Segments `.` and `..` are
+/// refused because URL normalisation would send the request to another key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prefix(String);
+
+impl Prefix {
+    /// Trims and validates a user-given prefix.
+    pub fn new(raw: &str) -> Result<Prefix, String> {
+        let trimmed = raw.trim_matches('/');
+        if trimmed.is_empty() {
+            return Err("the prefix is empty: pass --prefix or set AWS_PREFIX".into());
+        }
+        if trimmed.split('/').any(|s| s == "." || s == "..") {
+            return Err(format!("prefix {trimmed:?} has a '.' or '..' segment"));
+        }
+        if trimmed.chars().any(char::is_control) {
+            return Err(format!("prefix {trimmed:?} has a control character"));
+        }
+        Ok(Prefix(trimmed.to_owned()))
+    }
+
+    /// The prefix as it appears in keys.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The key of the record at `offset`.
+    pub fn key(&self, offset: u64) -> String {
+        format!("{}/{:0width$}", self.0, offset, width = KEY_DIGITS)
+    }
+
+    /// What every key of this log starts with, used to list the log.
+    pub fn list_prefix(&self) -> String {
+        format!("{}/", self.0)
+    }
+
+    /// The offset a key names, or `None` for a foreign key.
+    ///
+    /// Only `<prefix>/` followed by exactly 20 digits naming an offset of at
+    /// least 1 is a record key; `wal/x`, `wal/99`, `wal/sub/…` and
+    /// `wal/00000000000000000001.tmp` are foreign, and every operation
+    /// ignores them alike.
+    pub fn offset_of(&self, key: &str) -> Option<u64> {
+        let digits = key.strip_prefix(&self.0)?.strip_prefix('/')?;
+        if digits.len() != KEY_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse::<u64>().ok().filter(|&offset| offset >= 1)
+    }
+}
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Why a stored object is not a valid record for the offset it was read at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Corruption {
+    /// The body cannot hold an offset and a checksum.
+    TooShort {
+        /// The body's length in bytes.
+        len: usize,
+    },
+    /// The body names another offset than its key.
+    OffsetMismatch {
+        /// The offset written inside the body.
+        found: u64,
+    },
+    /// The checksum does not match the offset and data.
+    ChecksumMismatch,
+}
+
+impl fmt::Display for Corruption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Corruption::TooShort { len } => write!(
+                f,
+                "too short: {len} bytes, a record has at least {MIN_RECORD_LEN}"
+            ),
+            Corruption::OffsetMismatch { found } => {
+                write!(f, "offset mismatch: the body says offset {found}")
+            }
+            Corruption::ChecksumMismatch => f.write_str("checksum mismatch"),
+        }
+    }
+}
+
+fn checksum(offset_be: &[u8; OFFSET_LEN], data: &[u8]) -> [u8; CHECKSUM_LEN] {
+    let mut hasher = Sha256::new();
+    hasher.update(offset_be);
+    hasher.update(data);
+    hasher.finalize().into()
+}
+
+/// The object body of the record `data` at `offset`.
+pub fn encode(offset: u64, data: &[u8]) -> Vec<u8> {
+    let offset_be = offset.to_be_bytes();
+    let mut body = Vec::with_capacity(MIN_RECORD_LEN + data.len());
+    body.extend_from_slice(&offset_be);
+    body.extend_from_slice(data);
+    body.extend_from_slice(&checksum(&offset_be, data));
+    body
+}
+
+/// The data of a body read at `offset`, after the seed's checks in the
+/// seed's order: length, embedded offset, checksum.
+pub fn decode(offset: u64, body: &[u8]) -> Result<&[u8], Corruption> {
+    if body.len() < MIN_RECORD_LEN {
+        return Err(Corruption::TooShort { len: body.len() });
+    }
+    let (offset_be, rest) = body.split_at(OFFSET_LEN);
+    let (data, stored) = rest.split_at(rest.len() - CHECKSUM_LEN);
+    let offset_be: [u8; OFFSET_LEN] = offset_be.try_into().expect("split at OFFSET_LEN");
+    let found = u64::from_be_bytes(offset_be);
+    if found != offset {
+        return Err(Corruption::OffsetMismatch { found });
+    }
+    if checksum(&offset_be, data) != stored {
+        return Err(Corruption::ChecksumMismatch);
+    }
+    Ok(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wal() -> Prefix {
+        Prefix::new("wal").unwrap()
+    }
+
+    #[test]
+    fn prefix_is_trimmed_of_slashes_like_the_seed() {
+        assert_eq!(Prefix::new("/wal//").unwrap().as_str(), "wal");
+        assert_eq!(Prefix::new("a/b/").unwrap().as_str(), "a/b");
+    }
+
+    #[test]
+    fn empty_and_dot_segment_prefixes_are_refused() {
+        for bad in ["", "/", "//", ".", "a/../b", "a/./b", "a\nb"] {
+            assert!(Prefix::new(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn key_is_prefix_slash_twenty_zero_padded_digits() {
+        assert_eq!(wal().key(1), "wal/00000000000000000001");
+        assert_eq!(wal().key(u64::MAX), "wal/18446744073709551615");
+    }
+
+    #[test]
+    fn record_keys_round_trip_to_offsets() {
+        for offset in [1, 42, u64::MAX] {
+            assert_eq!(wal().offset_of(&wal().key(offset)), Some(offset));
+        }
+    }
+
+    #[test]
+    fn foreign_keys_name_no_offset() {
+        for key in [
+            "wal/x",
+            "wal/99",
+            "wal/sub/00000000000000000001",
+            "wal/00000000000000000001.tmp",
+            "wal/00000000000000000000",
+            "wal/99999999999999999999",
+            "wal/+0000000000000000001",
+            "wal2/00000000000000000001",
+            "other/00000000000000000001",
+        ] {
+            assert_eq!(wal().offset_of(key), None, "{key}");
+        }
+    }
+
+    #[test]
+    fn encoding_matches_the_seed_layout() {
+        let body = encode(1, b"Record #1");
+        assert_eq!(&body[..8], &[0, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(&body[8..17], b"Record #1");
+        let mut hasher = Sha256::new();
+        hasher.update(&body[..17]);
+        assert_eq!(&body[17..], hasher.finalize().as_slice());
+    }
+
+    #[test]
+    fn encoded_record_decodes_to_its_data() {
+        let data = [0u8, 0xff, 0xfe, b'\n'];
+        assert_eq!(decode(7, &encode(7, &data)), Ok(&data[..]));
+    }
+
+    #[test]
+    fn empty_data_is_a_valid_forty_byte_record() {
+        let body = encode(3, b"");
+        assert_eq!(body.len(), MIN_RECORD_LEN);
+        assert_eq!(decode(3, &body), Ok(&b""[..]));
+    }
+
+    #[test]
+    fn short_body_is_too_short() {
+        assert_eq!(decode(1, &[0; 39]), Err(Corruption::TooShort { len: 39 }));
+    }
+
+    #[test]
+    fn body_of_another_offset_is_an_offset_mismatch() {
+        assert_eq!(
+            decode(2, &encode(1, b"x")),
+            Err(Corruption::OffsetMismatch { found: 1 })
+        );
+    }
+
+    #[test]
+    fn flipped_data_bit_is_a_checksum_mismatch() {
+        let mut body = encode(1, b"hello");
+        body[9] ^= 1;
+        assert_eq!(decode(1, &body), Err(Corruption::ChecksumMismatch));
+    }
+}

@@ -1,0 +1,141 @@
+//! DeleteObjects: remove up to 1000 keys in one request.
+
+use md5::{Digest, Md5};
+use quick_xml::escape::escape;
+use rusty_s3::Map;
+
+use super::{Client, Request, Response, Signer, xml};
+use crate::base64;
+use crate::error::{Error, Result};
+
+/// The most keys S3 accepts in one DeleteObjects request.
+pub const MAX_KEYS_PER_DELETE: usize = 1000;
+
+/// The request body: quiet mode, so the answer lists only failures.
+fn delete_body(keys: &[String]) -> Vec<u8> {
+    let mut body = String::from("<Delete><Quiet>true</Quiet>");
+    for key in keys {
+        body.push_str("<Object><Key>");
+        body.push_str(&escape(key.as_str()));
+        body.push_str("</Key></Object>");
+    }
+    body.push_str("</Delete>");
+    body.into_bytes()
+}
+
+impl Signer {
+    /// A DeleteObjects request for `keys` (1 to 1000 of them).
+    ///
+    /// S3 requires an integrity header on this request; `Content-MD5` is the
+    /// one every S3-compatible store knows.
+    pub(crate) fn delete_objects(&self, keys: &[String]) -> Request {
+        assert!(
+            (1..=MAX_KEYS_PER_DELETE).contains(&keys.len()),
+            "DeleteObjects takes 1 to 1000 keys"
+        );
+        let body = delete_body(keys);
+        let content_md5 = base64::encode(&Md5::digest(&body));
+        let mut query = Map::new();
+        query.insert("delete", "");
+        Request {
+            action: "DeleteObjects",
+            method: rusty_s3::Method::Post,
+            url: self.sign_bucket_request(rusty_s3::Method::Post, &query, &Map::new()),
+            headers: vec![("content-md5", content_md5)],
+            body,
+            target: format!("{} .. {}", keys[0], keys[keys.len() - 1]),
+        }
+    }
+}
+
+/// Success only if the store reports no key it failed to delete.
+fn deleted(request: &Request, response: Response) -> Result<()> {
+    if response.status != 200 {
+        return Err(response.into_error(request));
+    }
+    let mut failures: Vec<(String, String)> = Vec::new();
+    xml::for_each_leaf(&response.body, |path, text| match path {
+        ["DeleteResult", "Error", "Key"] => failures.push((text.to_owned(), String::new())),
+        ["DeleteResult", "Error", "Code"] => {
+            if let Some(last) = failures.last_mut() {
+                last.1 = text.to_owned();
+            }
+        }
+        _ => {}
+    })
+    .map_err(|message| Error::Protocol {
+        request: request.describe(),
+        message,
+    })?;
+    match failures.first() {
+        None => Ok(()),
+        Some((key, code)) => Err(Error::Protocol {
+            request: request.describe(),
+            message: format!(
+                "{} key(s) not deleted, the first {key}: {code}",
+                failures.len()
+            ),
+        }),
+    }
+}
+
+impl Client {
+    /// Deletes `keys` (1 to 1000) in one request; missing keys count as
+    /// deleted.
+    pub fn delete_objects(&self, keys: &[String]) -> Result<()> {
+        let request = self.signer.delete_objects(keys);
+        let response = self.send(&request)?;
+        deleted(&request, response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::s3::tests::signer;
+
+    fn keys() -> Vec<String> {
+        vec!["wal/00000000000000000002".into(), "wal/a<b".into()]
+    }
+
+    fn answer(status: u16, body: &str) -> Response {
+        Response {
+            status,
+            request_id: None,
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn body_lists_escaped_keys_in_quiet_mode() {
+        let request = signer().delete_objects(&keys());
+        assert_eq!(
+            String::from_utf8(request.body).unwrap(),
+            "<Delete><Quiet>true</Quiet><Object><Key>wal/00000000000000000002</Key></Object>\
+             <Object><Key>wal/a&lt;b</Key></Object></Delete>"
+        );
+    }
+
+    #[test]
+    fn content_md5_is_the_base64_md5_of_the_body() {
+        let request = signer().delete_objects(&keys());
+        let expected = base64::encode(&Md5::digest(&request.body));
+        assert_eq!(request.headers, [("content-md5", expected)]);
+        assert!(request.url.query().unwrap().contains("delete="));
+    }
+
+    #[test]
+    fn empty_delete_result_is_success() {
+        let request = signer().delete_objects(&keys());
+        deleted(&request, answer(200, "<DeleteResult/>")).unwrap();
+    }
+
+    #[test]
+    fn a_key_that_failed_is_an_error_naming_it() {
+        let request = signer().delete_objects(&keys());
+        let body = "<DeleteResult><Error><Key>wal/x</Key><Code>AccessDenied</Code>\
+                    <Message>no</Message></Error></DeleteResult>";
+        let error = deleted(&request, answer(200, body)).unwrap_err();
+        assert!(error.to_string().contains("wal/x: AccessDenied"), "{error}");
+    }
+}

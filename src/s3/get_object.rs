@@ -1,0 +1,83 @@
+//! GetObject: the body of one record.
+
+use rusty_s3::S3Action;
+
+use super::{Client, PRESIGN_TTL, Request, Response, Signer, xml};
+use crate::error::Result;
+
+impl Signer {
+    /// A GET of the object at `key`.
+    pub(crate) fn get_object(&self, key: &str) -> Request {
+        let action = self.bucket.get_object(Some(&self.credentials), key);
+        Request {
+            action: "GetObject",
+            method: rusty_s3::Method::Get,
+            url: action.sign(PRESIGN_TTL),
+            headers: Vec::new(),
+            body: Vec::new(),
+            target: key.to_owned(),
+        }
+    }
+}
+
+/// The body, or `None` when the key does not exist. A missing bucket is
+/// also a 404, but an error: it must not read as an empty log.
+fn object_body(request: &Request, response: Response) -> Result<Option<Vec<u8>>> {
+    match response.status {
+        200 => Ok(Some(response.body)),
+        404 if xml::parse_error(&response.body).code.as_deref() != Some("NoSuchBucket") => Ok(None),
+        _ => Err(response.into_error(request)),
+    }
+}
+
+impl Client {
+    /// The body of the object at `key`, or `None` if there is none.
+    pub fn get_object(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let request = self.signer.get_object(key);
+        let response = self.send(&request)?;
+        object_body(&request, response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+    use crate::s3::tests::signer;
+
+    fn answer(status: u16, body: &[u8]) -> Response {
+        Response {
+            status,
+            request_id: None,
+            body: body.to_vec(),
+        }
+    }
+
+    #[test]
+    fn missing_key_is_none() {
+        let request = signer().get_object("k");
+        let body = b"<Error><Code>NoSuchKey</Code></Error>";
+        assert_eq!(object_body(&request, answer(404, body)).unwrap(), None);
+    }
+
+    #[test]
+    fn missing_bucket_is_an_error() {
+        let request = signer().get_object("k");
+        let body = b"<Error><Code>NoSuchBucket</Code><Message>gone</Message></Error>";
+        let error = object_body(&request, answer(404, body)).unwrap_err();
+        assert!(matches!(error, Error::S3 { status: 404, .. }));
+        assert_eq!(
+            error.to_string(),
+            "GetObject k: HTTP 404 NoSuchBucket: gone"
+        );
+    }
+
+    #[test]
+    fn found_key_gives_its_body() {
+        let request = signer().get_object("k");
+        assert_eq!(
+            object_body(&request, answer(200, b"abc")).unwrap(),
+            Some(b"abc".to_vec())
+        );
+    }
+}

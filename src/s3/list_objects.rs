@@ -1,0 +1,163 @@
+//! ListObjectsV2: one page of the keys under a prefix.
+
+use rusty_s3::Map;
+
+use super::{Client, Request, Response, Signer, xml};
+use crate::error::{Error, Result};
+
+/// One page of a listing, in S3's UTF-8 byte order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListPage {
+    /// The keys of this page.
+    pub keys: Vec<String>,
+    /// The token for the next page, if the listing goes on.
+    pub continuation: Option<String>,
+}
+
+impl Signer {
+    /// A request for the keys under `prefix` strictly after `start_after`,
+    /// or, with `continuation`, for the page that token names.
+    pub(crate) fn list_objects(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        continuation: Option<&str>,
+    ) -> Request {
+        let mut query = Map::new();
+        query.insert("list-type", "2");
+        query.insert("prefix", prefix);
+        if let Some(key) = start_after {
+            query.insert("start-after", key);
+        }
+        if let Some(token) = continuation {
+            query.insert("continuation-token", token);
+        }
+        Request {
+            action: "ListObjectsV2",
+            method: rusty_s3::Method::Get,
+            url: self.sign_bucket_request(rusty_s3::Method::Get, &query, &Map::new()),
+            headers: Vec::new(),
+            body: Vec::new(),
+            target: prefix.to_owned(),
+        }
+    }
+}
+
+fn list_page(request: &Request, response: Response) -> Result<ListPage> {
+    if response.status != 200 {
+        return Err(response.into_error(request));
+    }
+    let mut page = ListPage::default();
+    let mut truncated = false;
+    xml::for_each_leaf(&response.body, |path, text| match path {
+        ["ListBucketResult", "Contents", "Key"] => page.keys.push(text.to_owned()),
+        ["ListBucketResult", "IsTruncated"] => truncated = text == "true",
+        ["ListBucketResult", "NextContinuationToken"] => page.continuation = Some(text.to_owned()),
+        _ => {}
+    })
+    .map_err(|message| Error::Protocol {
+        request: request.describe(),
+        message,
+    })?;
+    if !truncated {
+        page.continuation = None;
+    } else if page.continuation.as_deref().is_none_or(str::is_empty) {
+        return Err(Error::Protocol {
+            request: request.describe(),
+            message: "the listing is truncated but has no continuation token".into(),
+        });
+    }
+    Ok(page)
+}
+
+impl Client {
+    /// One page of the keys under `prefix`; see [`Signer::list_objects`].
+    pub fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        continuation: Option<&str>,
+    ) -> Result<ListPage> {
+        let request = self.signer.list_objects(prefix, start_after, continuation);
+        let response = self.send(&request)?;
+        list_page(&request, response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::s3::tests::signer;
+
+    fn answer(body: &str) -> Response {
+        Response {
+            status: 200,
+            request_id: None,
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    fn request() -> Request {
+        signer().list_objects("wal/", Some("wal/00000000000000000002"), None)
+    }
+
+    #[test]
+    fn listing_is_signed_with_prefix_and_start_after() {
+        let url = request().url;
+        let query = url.query().unwrap();
+        assert!(query.contains("list-type=2"), "{query}");
+        assert!(query.contains("prefix=wal%2F"), "{query}");
+        assert!(
+            query.contains("start-after=wal%2F00000000000000000002"),
+            "{query}"
+        );
+        assert!(query.contains("X-Amz-Signature="), "{query}");
+        assert_eq!(url.path(), "/bucket/");
+    }
+
+    #[test]
+    fn last_page_has_keys_and_no_continuation() {
+        let page = list_page(
+            &request(),
+            answer(
+                r#"<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name>
+<IsTruncated>false</IsTruncated>
+<Contents><Key>wal/00000000000000000003</Key><Size>41</Size></Contents>
+<Contents><Key>wal/a&amp;b</Key></Contents></ListBucketResult>"#,
+            ),
+        )
+        .unwrap();
+        assert_eq!(page.keys, ["wal/00000000000000000003", "wal/a&b"]);
+        assert_eq!(page.continuation, None);
+    }
+
+    #[test]
+    fn truncated_page_carries_its_continuation_token() {
+        let page = list_page(
+            &request(),
+            answer(
+                "<ListBucketResult><IsTruncated>true</IsTruncated>\
+                 <NextContinuationToken>T1</NextContinuationToken></ListBucketResult>",
+            ),
+        )
+        .unwrap();
+        assert_eq!(page.continuation.as_deref(), Some("T1"));
+    }
+
+    #[test]
+    fn truncated_page_without_token_is_a_protocol_error() {
+        let error = list_page(
+            &request(),
+            answer("<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>"),
+        )
+        .unwrap_err();
+        assert!(matches!(error, Error::Protocol { .. }), "{error}");
+    }
+
+    #[test]
+    fn malformed_listing_is_a_protocol_error() {
+        let error = list_page(&request(), answer("<ListBucketResult><Contents>")).unwrap_err();
+        assert!(matches!(error, Error::Protocol { .. }), "{error}");
+    }
+}

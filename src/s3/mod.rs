@@ -1,0 +1,330 @@
+//! A small synchronous S3 client: rusty-s3 presigns, ureq sends.
+//!
+//! Each S3 action has its own file with two pure halves, so both are
+//! testable without a server: a builder on [`Signer`] that turns arguments
+//! into a signed [`Request`], and a function that maps a [`Response`] to a
+//! result. [`Client`] only joins them with one keep-alive `ureq::Agent`.
+
+mod delete_objects;
+mod get_object;
+mod list_objects;
+mod put_object;
+mod xml;
+
+use std::time::{Duration, Instant};
+
+use rusty_s3::{Bucket, Credentials, Map, Method, UrlStyle};
+use url::Url;
+
+use crate::error::{Error, Result};
+
+pub use delete_objects::MAX_KEYS_PER_DELETE;
+pub use list_objects::ListPage;
+pub use put_object::PutOutcome;
+
+/// How long a presigned URL stays valid. Requests are signed right before
+/// they are sent; an hour leaves room for slow bodies and clock skew.
+const PRESIGN_TTL: Duration = Duration::from_secs(3600);
+
+/// The largest response body read into memory: one record of the largest
+/// size a single PUT can carry, 5 GiB, plus the record's framing.
+const MAX_BODY: u64 = 5 * 1024 * 1024 * 1024 + 40;
+
+/// Where and as whom to talk to S3.
+#[derive(Debug, Clone)]
+pub struct S3Config {
+    /// The service endpoint, such as `https://s3.eu-west-1.amazonaws.com`.
+    pub endpoint: Url,
+    /// The bucket holding the log.
+    pub bucket: String,
+    /// The signing region.
+    pub region: String,
+    /// `endpoint/bucket/key` addressing instead of `bucket.endpoint/key`.
+    pub path_style: bool,
+    /// Access key, secret key and optional session token.
+    pub credentials: Credentials,
+}
+
+/// One HTTP exchange, as shown by `--verbose`: never the query string, so
+/// never a signature.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    /// The S3 action, such as `PutObject` or `ListObjectsV2`.
+    pub action: &'static str,
+    /// `GET`, `PUT`, `POST`, …
+    pub method: &'static str,
+    /// The key, the listed prefix, or the range of keys deleted.
+    pub target: String,
+    /// The HTTP status, or `None` when no answer came.
+    pub status: Option<u16>,
+    /// Time from sending to the end of the response body.
+    pub elapsed: Duration,
+}
+
+/// A signed request, ready to send.
+#[derive(Debug)]
+pub(crate) struct Request {
+    action: &'static str,
+    method: Method,
+    url: Url,
+    /// Headers sent as they are; signed ones must match what was signed.
+    headers: Vec<(&'static str, String)>,
+    body: Vec<u8>,
+    /// What the request is about, for errors and logs.
+    target: String,
+}
+
+impl Request {
+    /// `PutObject wal/00000000000000000001`, the way errors name a request.
+    pub(crate) fn describe(&self) -> String {
+        format!("{} {}", self.action, self.target)
+    }
+}
+
+/// The parts of an HTTP answer that s3wal looks at.
+#[derive(Debug)]
+pub(crate) struct Response {
+    status: u16,
+    request_id: Option<String>,
+    body: Vec<u8>,
+}
+
+impl Response {
+    /// The store's error for a status the action did not expect.
+    fn into_error(self, request: &Request) -> Error {
+        let parsed = xml::parse_error(&self.body);
+        Error::S3 {
+            request: request.describe(),
+            status: self.status,
+            code: parsed.code,
+            message: parsed.message,
+            request_id: parsed.request_id.or(self.request_id),
+        }
+    }
+}
+
+fn method_name(method: Method) -> &'static str {
+    match method {
+        Method::Head => "HEAD",
+        Method::Get => "GET",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Delete => "DELETE",
+    }
+}
+
+/// Builds signed requests. Pure: no clock but the signing time, no I/O.
+#[derive(Debug, Clone)]
+pub struct Signer {
+    bucket: Bucket,
+    credentials: Credentials,
+}
+
+impl Signer {
+    /// A signer for the bucket of `config`.
+    pub fn new(config: &S3Config) -> Result<Signer> {
+        let style = if config.path_style {
+            UrlStyle::Path
+        } else {
+            UrlStyle::VirtualHost
+        };
+        let bucket = Bucket::new(
+            config.endpoint.clone(),
+            style,
+            config.bucket.clone(),
+            config.region.clone(),
+        )
+        .map_err(|e| Error::Config(format!("bucket {:?}: {e}", config.bucket)))?;
+        Ok(Signer {
+            bucket,
+            credentials: config.credentials.clone(),
+        })
+    }
+
+    /// Signs a request on the bucket itself (list, multi-delete), which
+    /// rusty-s3 only offers with its own XML parser; the signing is the
+    /// same. `query` and `headers` are signed; the headers must be sent as
+    /// they are.
+    fn sign_bucket_request(&self, method: Method, query: &Map<'_>, headers: &Map<'_>) -> Url {
+        rusty_s3::signing::sign(
+            &jiff::Timestamp::now(),
+            method,
+            self.bucket.base_url().clone(),
+            self.credentials.key(),
+            self.credentials.secret(),
+            self.credentials.token(),
+            self.bucket.region(),
+            PRESIGN_TTL.as_secs(),
+            query.iter(),
+            headers.iter(),
+        )
+    }
+}
+
+/// Called after every exchange, for `--verbose` and request counting.
+pub type Observer = Box<dyn Fn(&Exchange) + Send + Sync>;
+
+/// Sends requests over one keep-alive agent and reports each exchange.
+pub struct Client {
+    signer: Signer,
+    agent: ureq::Agent,
+    observer: Option<Observer>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("bucket", &self.signer.bucket.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client for the bucket of `config`.
+    pub fn new(config: &S3Config) -> Result<Client> {
+        let agent = ureq::Agent::config_builder()
+            // Error statuses are answers to map (412, 404), not failures.
+            .http_status_as_error(false)
+            // A redirect would resend a presigned request to another host;
+            // S3 answers wrong-region requests with a 301 worth showing.
+            .max_redirects(0)
+            .max_redirects_will_error(false)
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_recv_response(Some(Duration::from_secs(60)))
+            .build()
+            .new_agent();
+        Ok(Client {
+            signer: Signer::new(config)?,
+            agent,
+            observer: None,
+        })
+    }
+
+    /// Calls `observer` after every exchange, for `--verbose`.
+    pub fn with_observer(mut self, observer: impl Fn(&Exchange) + Send + Sync + 'static) -> Self {
+        self.observer = Some(Box::new(observer));
+        self
+    }
+
+    /// The name of the bucket this client talks to.
+    pub fn bucket(&self) -> &str {
+        self.signer.bucket.name()
+    }
+
+    fn send(&self, request: &Request) -> Result<Response> {
+        let started = Instant::now();
+        let outcome = self.exchange(request);
+        if let Some(observer) = &self.observer {
+            observer(&Exchange {
+                action: request.action,
+                method: method_name(request.method),
+                target: request.target.clone(),
+                status: outcome.as_ref().ok().map(|r| r.status),
+                elapsed: started.elapsed(),
+            });
+        }
+        outcome.map_err(|e| Error::Transport {
+            request: request.describe(),
+            message: redact_urls(&e.to_string()),
+        })
+    }
+
+    fn exchange(&self, request: &Request) -> Result<Response, ureq::Error> {
+        let url = request.url.as_str();
+        let mut response = match request.method {
+            Method::Get | Method::Head | Method::Delete => {
+                let mut builder = match request.method {
+                    Method::Get => self.agent.get(url),
+                    Method::Head => self.agent.head(url),
+                    _ => self.agent.delete(url),
+                };
+                for (name, value) in &request.headers {
+                    builder = builder.header(*name, value);
+                }
+                builder.call()?
+            }
+            Method::Put | Method::Post => {
+                let mut builder = match request.method {
+                    Method::Put => self.agent.put(url),
+                    _ => self.agent.post(url),
+                };
+                for (name, value) in &request.headers {
+                    builder = builder.header(*name, value);
+                }
+                // A byte slice has a known length: S3 refuses chunked bodies.
+                builder.send(&request.body[..])?
+            }
+        };
+        let status = response.status().as_u16();
+        let request_id = response
+            .headers()
+            .get("x-amz-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = if request.method == Method::Head {
+            Vec::new()
+        } else {
+            response
+                .body_mut()
+                .with_config()
+                .limit(MAX_BODY)
+                .read_to_vec()?
+        };
+        Ok(Response {
+            status,
+            request_id,
+            body,
+        })
+    }
+}
+
+/// Removes the query string of every URL in `message`, because a presigned
+/// URL's query string is a credential.
+pub(crate) fn redact_urls(message: &str) -> String {
+    message
+        .split(' ')
+        .map(|word| match word.find('?') {
+            Some(at) if word.contains("://") => format!("{}?…", &word[..at]),
+            _ => word.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A signer for tests of request building; nothing is sent.
+    pub(crate) fn signer() -> Signer {
+        Signer::new(&S3Config {
+            endpoint: "http://127.0.0.1:9000".parse().unwrap(),
+            bucket: "bucket".into(),
+            region: "us-east-1".into(),
+            path_style: true,
+            credentials: Credentials::new("AKID", "SECRET"),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn redaction_drops_query_strings_of_urls() {
+        let message = "bad uri: http://h/b/k?X-Amz-Signature=abc failed";
+        assert_eq!(redact_urls(message), "bad uri: http://h/b/k?… failed");
+    }
+
+    #[test]
+    fn virtual_host_style_puts_the_bucket_in_the_host() {
+        let signer = Signer::new(&S3Config {
+            endpoint: "https://s3.eu-west-1.amazonaws.com".parse().unwrap(),
+            bucket: "logs".into(),
+            region: "eu-west-1".into(),
+            path_style: false,
+            credentials: Credentials::new("AKID", "SECRET"),
+        })
+        .unwrap();
+        let url = signer.get_object("wal/00000000000000000001").url;
+        assert_eq!(url.host_str(), Some("logs.s3.eu-west-1.amazonaws.com"));
+        assert_eq!(url.path(), "/wal/00000000000000000001");
+    }
+}

@@ -1,0 +1,111 @@
+//! PutObject with `If-None-Match: *`: create a record only where none is.
+
+use rusty_s3::S3Action;
+
+use super::{Client, PRESIGN_TTL, Request, Response, Signer};
+use crate::error::Result;
+
+/// What a conditional PUT decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// The object did not exist and now holds our body.
+    Created,
+    /// 412: an object already exists at the key; ours was not written.
+    Exists,
+    /// 409: a conflicting operation was in flight; nothing was decided, so
+    /// the same key may be tried again.
+    Conflict,
+}
+
+impl Signer {
+    /// A PUT of `body` at `key` that only succeeds if `key` does not exist.
+    ///
+    /// `If-None-Match` is sent unsigned: S3 honours it either way, and a
+    /// store that ignores it is then told apart by a probe, not by a
+    /// signature error.
+    pub(crate) fn put_if_absent(&self, key: &str, body: Vec<u8>) -> Request {
+        let action = self.bucket.put_object(Some(&self.credentials), key);
+        Request {
+            action: "PutObject",
+            method: rusty_s3::Method::Put,
+            url: action.sign(PRESIGN_TTL),
+            headers: vec![("if-none-match", "*".to_owned())],
+            body,
+            target: key.to_owned(),
+        }
+    }
+}
+
+fn put_outcome(request: &Request, response: Response) -> Result<PutOutcome> {
+    match response.status {
+        200..=299 => Ok(PutOutcome::Created),
+        412 => Ok(PutOutcome::Exists),
+        409 => Ok(PutOutcome::Conflict),
+        _ => Err(response.into_error(request)),
+    }
+}
+
+impl Client {
+    /// Writes `body` at `key` unless an object is already there.
+    pub fn put_if_absent(&self, key: &str, body: Vec<u8>) -> Result<PutOutcome> {
+        let request = self.signer.put_if_absent(key, body);
+        let response = self.send(&request)?;
+        put_outcome(&request, response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+    use crate::s3::tests::signer;
+
+    fn answer(status: u16) -> Response {
+        Response {
+            status,
+            request_id: None,
+            body: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn conditional_put_carries_if_none_match_star() {
+        let request = signer().put_if_absent("wal/00000000000000000001", b"x".to_vec());
+        assert_eq!(request.headers, [("if-none-match", "*".to_owned())]);
+        assert_eq!(request.url.path(), "/bucket/wal/00000000000000000001");
+    }
+
+    #[test]
+    fn status_412_means_the_key_is_taken() {
+        let request = signer().put_if_absent("k", Vec::new());
+        assert_eq!(
+            put_outcome(&request, answer(412)).unwrap(),
+            PutOutcome::Exists
+        );
+    }
+
+    #[test]
+    fn status_409_means_nothing_was_decided() {
+        let request = signer().put_if_absent("k", Vec::new());
+        assert_eq!(
+            put_outcome(&request, answer(409)).unwrap(),
+            PutOutcome::Conflict
+        );
+    }
+
+    #[test]
+    fn status_200_means_created() {
+        let request = signer().put_if_absent("k", Vec::new());
+        assert_eq!(
+            put_outcome(&request, answer(200)).unwrap(),
+            PutOutcome::Created
+        );
+    }
+
+    #[test]
+    fn other_statuses_are_errors() {
+        let request = signer().put_if_absent("k", Vec::new());
+        let error = put_outcome(&request, answer(403)).unwrap_err();
+        assert!(matches!(error, Error::S3 { status: 403, .. }));
+    }
+}

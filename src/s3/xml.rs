@@ -1,0 +1,147 @@
+//! The little XML S3 speaks, read with quick-xml.
+//!
+//! S3 answers are shallow documents; every action only needs the text of a
+//! few leaf elements, named by their path (`ListBucketResult/Contents/Key`).
+//! [`for_each_leaf`] walks a document once and hands out each element's
+//! path and full text, with entities resolved.
+
+use quick_xml::escape::resolve_predefined_entity;
+use quick_xml::events::Event;
+use quick_xml::reader::Reader;
+
+/// Calls `visit` with the path of element names and the text of every
+/// element, at its end tag. Fails on malformed or truncated XML.
+pub(crate) fn for_each_leaf(
+    xml: &[u8],
+    mut visit: impl FnMut(&[&str], &str),
+) -> Result<(), String> {
+    let xml = std::str::from_utf8(xml).map_err(|e| format!("XML is not UTF-8: {e}"))?;
+    let mut reader = Reader::from_str(xml);
+    let mut names: Vec<String> = Vec::new();
+    let mut text = String::new();
+    loop {
+        match reader
+            .read_event()
+            .map_err(|e| format!("malformed XML: {e}"))?
+        {
+            Event::Start(start) => {
+                names.push(start.local_name().as_ref().to_owned());
+                text.clear();
+            }
+            Event::Empty(empty) => {
+                names.push(empty.local_name().as_ref().to_owned());
+                visit(&path(&names), "");
+                names.pop();
+            }
+            Event::End(_) => {
+                visit(&path(&names), &text);
+                names.pop();
+                text.clear();
+            }
+            Event::Text(t) => text.push_str(&t.xml10_content()),
+            Event::CData(c) => text.push_str(&c),
+            Event::GeneralRef(r) => match r.resolve_char_ref() {
+                Ok(Some(ch)) => text.push(ch),
+                _ => match resolve_predefined_entity(&r) {
+                    Some(s) => text.push_str(s),
+                    None => return Err(format!("malformed XML: unknown entity &{};", &*r)),
+                },
+            },
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if names.is_empty() {
+        Ok(())
+    } else {
+        Err("malformed XML: the document ends inside an element".into())
+    }
+}
+
+fn path(names: &[String]) -> Vec<&str> {
+    names.iter().map(String::as_str).collect()
+}
+
+/// The fields of an S3 `<Error>` body that are worth showing.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct ErrorBody {
+    pub(crate) code: Option<String>,
+    pub(crate) message: Option<String>,
+    pub(crate) request_id: Option<String>,
+}
+
+/// Reads an S3 error body. Anything unreadable (HTML from a proxy, an
+/// empty body) gives empty fields: the HTTP status still tells the story.
+pub(crate) fn parse_error(body: &[u8]) -> ErrorBody {
+    let mut error = ErrorBody::default();
+    let parsed = for_each_leaf(body, |path, text| {
+        let field = match path {
+            ["Error", "Code"] => &mut error.code,
+            ["Error", "Message"] => &mut error.message,
+            ["Error", "RequestId"] => &mut error.request_id,
+            _ => return,
+        };
+        // Ceph RGW sends an empty <Message/>: no message, not an empty one.
+        if !text.is_empty() {
+            *field = Some(text.to_owned());
+        }
+    });
+    match parsed {
+        Ok(()) => error,
+        Err(_) => ErrorBody::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_body_gives_code_message_and_request_id() {
+        let body = br#"<?xml version="1.0" encoding="UTF-8"?>
+<Error><Code>AccessDenied</Code><Message>Access &amp; denied</Message><RequestId>R1</RequestId></Error>"#;
+        assert_eq!(
+            parse_error(body),
+            ErrorBody {
+                code: Some("AccessDenied".into()),
+                message: Some("Access & denied".into()),
+                request_id: Some("R1".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn empty_message_element_is_no_message() {
+        let body = b"<Error><Code>PreconditionFailed</Code><Message/></Error>";
+        let error = parse_error(body);
+        assert_eq!(error.code.as_deref(), Some("PreconditionFailed"));
+        assert_eq!(error.message, None);
+    }
+
+    #[test]
+    fn unreadable_error_body_gives_no_fields() {
+        for body in [
+            &b""[..],
+            b"<html>oops",
+            b"\xff\xfe",
+            b"<Error><Code>X</Error>",
+        ] {
+            assert_eq!(parse_error(body), ErrorBody::default());
+        }
+    }
+
+    #[test]
+    fn character_references_are_resolved() {
+        let mut seen = Vec::new();
+        for_each_leaf(b"<a><b>x&#65;&#x42;y</b></a>", |path, text| {
+            seen.push((path.join("/"), text.to_owned()))
+        })
+        .unwrap();
+        assert_eq!(seen[0], ("a/b".to_owned(), "xABy".to_owned()));
+    }
+
+    #[test]
+    fn truncated_document_is_an_error() {
+        assert!(for_each_leaf(b"<a><b>x</b>", |_, _| {}).is_err());
+    }
+}

@@ -1,0 +1,51 @@
+//! The one interface between the log and the object store.
+//!
+//! The log needs four things from a store and nothing more: create an
+//! object only if it is absent, read one, list keys in order after a key,
+//! and delete a batch. Keeping the interface this narrow keeps the log
+//! logic in `wal.rs` free of HTTP and S3 details.
+
+use crate::error::Result;
+use crate::s3::{Client, ListPage, PutOutcome};
+
+/// What the log needs from an object store.
+pub trait Store {
+    /// Writes `body` at `key` unless an object is already there.
+    fn put_if_absent(&self, key: &str, body: Vec<u8>) -> Result<PutOutcome>;
+    /// The body at `key`, or `None` if there is no object.
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// One page of the keys under `prefix` strictly after `start_after` in
+    /// UTF-8 byte order, or the page a continuation token names.
+    fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        continuation: Option<&str>,
+    ) -> Result<ListPage>;
+    /// Deletes 1 to [`crate::s3::MAX_KEYS_PER_DELETE`] keys; missing keys
+    /// count as deleted.
+    fn delete(&self, keys: &[String]) -> Result<()>;
+}
+
+impl Store for Client {
+    fn put_if_absent(&self, key: &str, body: Vec<u8>) -> Result<PutOutcome> {
+        Client::put_if_absent(self, key, body)
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.get_object(key)
+    }
+
+    fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        continuation: Option<&str>,
+    ) -> Result<ListPage> {
+        Client::list_page(self, prefix, start_after, continuation)
+    }
+
+    fn delete(&self, keys: &[String]) -> Result<()> {
+        self.delete_objects(keys)
+    }
+}

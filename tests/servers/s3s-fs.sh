@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Run an s3s-fs server for tests, everything (data, log, pid, env) under DIR.
+# Usage: tests/servers/s3s-fs.sh start DIR   -> writes DIR/env, prints the endpoint
+#        tests/servers/s3s-fs.sh stop DIR
+set -euo pipefail
+
+AK=s3wal-test-ak
+SK=s3wal-test-sk-0123456789
+BUCKET=s3wal-test
+TOOLS="${S3WAL_TOOLS:-$HOME/.cache/s3wal/tools}"
+BIN="$TOOLS/bin/s3s-fs"
+[[ -x "$BIN" ]] || BIN=s3s-fs
+
+usage() { echo "usage: $0 start|stop DIR" >&2; exit 2; }
+[[ $# -eq 2 ]] || usage
+DIR=$2
+
+die() {
+  echo "s3s-fs: $*" >&2
+  tail -n 30 "$DIR/s3s-fs.log" >&2 2>/dev/null || true
+  stop
+  exit 1
+}
+
+stop() {
+  local pid
+  pid=$(cat "$DIR/s3s-fs.pid" 2>/dev/null) || return 0
+  kill "$pid" 2>/dev/null || true
+  # Not our child, so poll instead of `wait`; escalate after 10 s.
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$DIR/s3s-fs.pid"
+}
+
+start() {
+  mkdir -p "$DIR"
+  DIR=$(cd "$DIR" && pwd)
+  [[ ! -e "$DIR/s3s-fs.pid" ]] || { echo "s3s-fs: $DIR already running" >&2; exit 1; }
+  # Let the kernel pick a free port; the tiny race before s3s-fs binds is acceptable.
+  local port
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  # s3s-fs maps a bucket to a folder, so creating the folder creates the bucket.
+  mkdir -p "$DIR/data/$BUCKET"
+  "$BIN" --host 127.0.0.1 --port "$port" --access-key "$AK" --secret-key "$SK" \
+    "$DIR/data" >"$DIR/s3s-fs.log" 2>&1 &
+  echo $! >"$DIR/s3s-fs.pid"
+  local endpoint="http://127.0.0.1:$port"
+  # Any HTTP answer (even 403) means it is serving; give it at most 10 s.
+  for _ in $(seq 100); do
+    kill -0 "$(cat "$DIR/s3s-fs.pid")" 2>/dev/null || die "exited during startup"
+    if curl -s -o /dev/null --max-time 1 "$endpoint/"; then
+      cat >"$DIR/env" <<ENV
+S3WAL_TEST_S3S_ENDPOINT=$endpoint
+S3WAL_TEST_S3S_BUCKET=$BUCKET
+S3WAL_TEST_ACCESS_KEY=$AK
+S3WAL_TEST_SECRET_KEY=$SK
+ENV
+      echo "$endpoint"
+      return 0
+    fi
+    sleep 0.1
+  done
+  die "no HTTP answer on $endpoint after 10 s"
+}
+
+case $1 in
+  start) start ;;
+  stop) stop ;;
+  *) usage ;;
+esac
