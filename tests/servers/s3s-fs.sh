@@ -35,19 +35,24 @@ stop() {
 start() {
   mkdir -p "$DIR"
   DIR=$(cd "$DIR" && pwd)
-  [[ ! -e "$DIR/s3s-fs.pid" ]] || { echo "s3s-fs: $DIR already running" >&2; exit 1; }
+  local pid port
+  if pid=$(cat "$DIR/s3s-fs.pid" 2>/dev/null) && kill -0 "$pid" 2>/dev/null; then
+    echo "s3s-fs: $DIR already running" >&2
+    exit 1
+  fi
+  rm -f "$DIR/env"
   # Let the kernel pick a free port; the tiny race before s3s-fs binds is acceptable.
-  local port
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   # s3s-fs maps a bucket to a folder, so creating the folder creates the bucket.
   mkdir -p "$DIR/data/$BUCKET"
   "$BIN" --host 127.0.0.1 --port "$port" --access-key "$AK" --secret-key "$SK" \
     "$DIR/data" >"$DIR/s3s-fs.log" 2>&1 &
-  echo $! >"$DIR/s3s-fs.pid"
+  pid=$!
+  echo "$pid" >"$DIR/s3s-fs.pid"
   local endpoint="http://127.0.0.1:$port"
   # Any HTTP answer (even 403) means it is serving; give it at most 10 s.
   for _ in $(seq 100); do
-    kill -0 "$(cat "$DIR/s3s-fs.pid")" 2>/dev/null || die "exited during startup"
+    kill -0 "$pid" 2>/dev/null || die "exited during startup"
     if curl -s -o /dev/null --max-time 1 "$endpoint/"; then
       cat >"$DIR/env" <<ENV
 S3WAL_TEST_S3S_ENDPOINT=$endpoint

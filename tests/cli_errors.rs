@@ -1,0 +1,172 @@
+//! Bad input gets one `s3wal: ` line on stderr and a documented exit code.
+
+mod common;
+
+use common::{Server, TestLog};
+
+fn log(name: &str) -> TestLog {
+    TestLog::new(Server::s3s(), name)
+}
+
+#[test]
+fn version_prints_the_crate_version() {
+    let run = log("version").run(&["--version"]);
+    assert_eq!(run.ok(), format!("s3wal {}\n", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn help_lists_commands_and_exit_codes() {
+    let help = log("help").run(&["--help"]).ok();
+    for needle in [
+        "recover",
+        "append",
+        "read",
+        "last",
+        "truncate",
+        "Error codes:",
+        "5 append gave up",
+    ] {
+        assert!(
+            help.contains(needle),
+            "{needle:?} missing from help:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn no_command_is_a_usage_error() {
+    log("no-command").run(&[]).fails(2, "no command");
+}
+
+#[test]
+fn unknown_command_is_a_usage_error() {
+    log("unknown").run(&["frobnicate"]).fails(2, "frobnicate");
+}
+
+#[test]
+fn missing_offset_is_a_usage_error() {
+    log("missing-offset").run(&["read"]).fails(2, "offset");
+}
+
+#[test]
+fn bad_offsets_are_usage_errors() {
+    let log = log("bad-offsets");
+    for bad in ["0", "abc", "1.5", "18446744073709551616", " 1"] {
+        log.run(&["read", bad])
+            .fails(2, "offset must be a whole number");
+    }
+    log.run(&["read", "-1"]).fails(2, "-1");
+    log.run(&["truncate", "x"]).fails(2, "from 0");
+}
+
+#[test]
+fn missing_bucket_setting_is_a_config_error() {
+    let run = log("no-bucket")
+        .command()
+        .env_remove("AWS_BUCKET_NAME")
+        .arg("recover")
+        .output();
+    let run = run.unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("no bucket"));
+}
+
+#[test]
+fn bucket_that_does_not_exist_is_a_failure_not_an_empty_log() {
+    let log = log("no-such-bucket");
+    // s3s-fs answers a GET in a missing bucket with NoSuchKey, so `read` of
+    // a missing bucket is tested on RGW (tests/rgw.rs); these list first.
+    for command in [&["last"][..], &["recover"], &["append", "x"]] {
+        let args = [&["--bucket", "s3wal-no-such-bucket"][..], command].concat();
+        log.run(&args).fails(1, "NoSuchBucket");
+    }
+}
+
+#[test]
+fn wrong_secret_is_a_403_failure_that_never_shows_the_secret() {
+    let log = log("wrong-secret");
+    let output = log
+        .command()
+        .env("AWS_SECRET_ACCESS_KEY", "wrong-secret-value-42")
+        .args(["-v", "append", "x"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("HTTP 403"), "{stderr}");
+    assert!(!stderr.contains("wrong-secret-value-42"), "{stderr}");
+    assert!(!stderr.contains("X-Amz-Signature"), "{stderr}");
+}
+
+#[test]
+fn unreachable_endpoint_is_a_failure() {
+    log("unreachable")
+        .run(&["--endpoint", "http://127.0.0.1:9", "recover"])
+        .fails(1, "ListObjectsV2");
+}
+
+#[test]
+fn endpoint_that_is_not_a_url_is_a_config_error() {
+    log("bad-endpoint")
+        .run(&["--endpoint", "ftp://x", "recover"])
+        .fails(1, "endpoint");
+}
+
+#[test]
+fn prefix_with_dot_segments_is_refused() {
+    log("dot-prefix")
+        .run(&["--prefix", "a/../b", "recover"])
+        .fails(1, "'.' or '..'");
+}
+
+#[test]
+fn flags_beat_the_environment_and_dotenv_fills_gaps() {
+    let log = log("dotenv");
+    std::fs::write(
+        log.workdir.join(".env"),
+        format!(
+            "AWS_BUCKET_NAME=from-dotenv\nAWS_PREFIX={}/from-dotenv\n",
+            log.prefix
+        ),
+    )
+    .unwrap();
+    let run = log
+        .command()
+        .env_remove("AWS_PREFIX")
+        .args(["append", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    // The bucket came from the environment (the .env one does not exist);
+    // the prefix, unset in the environment, came from .env.
+    let nested = TestLog {
+        prefix: format!("{}/from-dotenv", log.prefix),
+        ..log.clone()
+    };
+    assert_eq!(nested.offsets(), [1]);
+    let flagged = format!("{}/from-flag", log.prefix);
+    log.run(&["--prefix", &flagged, "append", "y"]).ok();
+    let flagged = TestLog {
+        prefix: flagged,
+        ..log.clone()
+    };
+    assert_eq!(flagged.offsets(), [1]);
+}
+
+#[test]
+fn non_utf8_argument_is_a_usage_error() {
+    use std::os::unix::ffi::OsStrExt;
+    let run = log("non-utf8")
+        .command()
+        .arg("append")
+        .arg(std::ffi::OsStr::from_bytes(b"\xff"))
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("append -"));
+}

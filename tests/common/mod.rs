@@ -1,0 +1,253 @@
+//! Shared test harness: real S3 servers started by `make test`, one fresh
+//! prefix per test, and helpers to run the real `s3wal` binary.
+#![allow(dead_code)] // each test file uses a different part of the harness
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
+use s3wal::Wal;
+use s3wal::config::{self, Env, Flags};
+use s3wal::s3::Client;
+
+/// A running S3 server, as described by the environment `make test` sets.
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub endpoint: String,
+    pub bucket: String,
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+fn required(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests with `make test`, which starts the servers")
+    })
+}
+
+impl Server {
+    fn from_env(kind: &str) -> Server {
+        Server {
+            endpoint: required(&format!("S3WAL_TEST_{kind}_ENDPOINT")),
+            bucket: required(&format!("S3WAL_TEST_{kind}_BUCKET")),
+            access_key: required("S3WAL_TEST_ACCESS_KEY"),
+            secret_key: required("S3WAL_TEST_SECRET_KEY"),
+        }
+    }
+
+    /// s3s-fs: strict and fast, but not atomic under racing writers.
+    pub fn s3s() -> Server {
+        Server::from_env("S3S")
+    }
+
+    /// Ceph RGW: atomic conditional PUTs, for every test that races writers.
+    pub fn rgw() -> Server {
+        Server::from_env("RGW")
+    }
+}
+
+/// What one run of the binary did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from_output(output: Output) -> Run {
+        Run {
+            code: output.status.code().expect("s3wal exited by a signal"),
+            stdout: output.stdout,
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Stdout as text.
+    pub fn out(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// Asserts exit 0 and returns stdout as text.
+    #[track_caller]
+    pub fn ok(&self) -> String {
+        assert_eq!(self.code, 0, "stderr: {}", self.stderr);
+        self.out()
+    }
+
+    /// Asserts `code`, an empty stdout and a single `s3wal: ` line on
+    /// stderr that contains `needle`.
+    #[track_caller]
+    pub fn fails(&self, code: i32, needle: &str) {
+        assert_eq!(
+            self.code,
+            code,
+            "stdout: {} stderr: {}",
+            self.out(),
+            self.stderr
+        );
+        assert!(self.stdout.is_empty(), "stdout: {}", self.out());
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "stderr: {}", self.stderr);
+        assert!(lines[0].starts_with("s3wal: "), "stderr: {}", self.stderr);
+        assert!(
+            lines[0].contains(needle),
+            "{needle:?} not in: {}",
+            self.stderr
+        );
+    }
+}
+
+/// A scratch folder under cargo's target dir, unique to this run.
+pub fn scratch(name: &str) -> PathBuf {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("{name}-{}-{nanos}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// One log under a prefix no other test uses.
+#[derive(Debug, Clone)]
+pub struct TestLog {
+    pub server: Server,
+    pub prefix: String,
+    /// The working directory of every run: no stray `.env` reaches it.
+    pub workdir: PathBuf,
+    pub lock_dir: PathBuf,
+}
+
+impl TestLog {
+    pub fn new(server: Server, name: &str) -> TestLog {
+        let workdir = scratch(name);
+        let prefix = format!("t/{}", workdir.file_name().unwrap().to_str().unwrap());
+        let lock_dir = workdir.join("locks");
+        TestLog {
+            server,
+            prefix,
+            workdir,
+            lock_dir,
+        }
+    }
+
+    /// The binary, configured for this log through the environment, with
+    /// no other AWS setting of the machine leaking in.
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_s3wal"));
+        for (name, _) in std::env::vars() {
+            if name.starts_with("AWS_") || name == "S3WAL_LOCK_DIR" {
+                command.env_remove(name);
+            }
+        }
+        command
+            .current_dir(&self.workdir)
+            .env("AWS_ENDPOINT_URL", &self.server.endpoint)
+            .env("AWS_BUCKET_NAME", &self.server.bucket)
+            .env("AWS_PREFIX", &self.prefix)
+            .env("AWS_ACCESS_KEY_ID", &self.server.access_key)
+            .env("AWS_SECRET_ACCESS_KEY", &self.server.secret_key)
+            .env("S3WAL_LOCK_DIR", &self.lock_dir)
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Runs `s3wal ARGS` and returns what it did.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from_output(self.command().args(args).output().unwrap())
+    }
+
+    /// Runs `s3wal ARGS` with `stdin` as standard input.
+    pub fn run_with_stdin(&self, args: &[&str], stdin: &[u8]) -> Run {
+        use std::io::Write;
+        let mut child = self
+            .command()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        Run::from_output(child.wait_with_output().unwrap())
+    }
+
+    /// The library's view of the same log.
+    pub fn wal(&self) -> Wal<Client> {
+        let env = Env::new(
+            [
+                ("AWS_ENDPOINT_URL", self.server.endpoint.as_str()),
+                ("AWS_BUCKET_NAME", &self.server.bucket),
+                ("AWS_PREFIX", &self.prefix),
+                ("AWS_ACCESS_KEY_ID", &self.server.access_key),
+                ("AWS_SECRET_ACCESS_KEY", &self.server.secret_key),
+                ("S3WAL_LOCK_DIR", self.lock_dir.to_str().unwrap()),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+            Vec::new(),
+        );
+        s3wal::open(&config::resolve(&Flags::default(), &env).unwrap()).unwrap()
+    }
+
+    /// The full key of `name` under this log's prefix.
+    pub fn key(&self, name: &str) -> String {
+        format!("{}/{name}", self.prefix)
+    }
+
+    /// A plain, unconditional PUT of `body` at `<prefix>/<name>`, signed by
+    /// rusty-s3 and sent by ureq directly: not through s3wal's client.
+    pub fn put_raw(&self, name: &str, body: &[u8]) {
+        let bucket = Bucket::new(
+            self.server.endpoint.parse().unwrap(),
+            UrlStyle::Path,
+            self.server.bucket.clone(),
+            "us-east-1",
+        )
+        .unwrap();
+        let credentials = Credentials::new(&self.server.access_key, &self.server.secret_key);
+        let key = self.key(name);
+        let url = bucket
+            .put_object(Some(&credentials), &key)
+            .sign(Duration::from_secs(600));
+        let response = ureq::put(url.as_str()).send(body).unwrap();
+        assert_eq!(response.status(), 200, "plain PUT of {key}");
+    }
+
+    /// Every key under the prefix, as the server lists them.
+    pub fn keys(&self) -> Vec<String> {
+        let wal = self.wal();
+        let mut keys = Vec::new();
+        let mut continuation: Option<String> = None;
+        loop {
+            let page = wal
+                .store()
+                .list_page(&format!("{}/", self.prefix), None, continuation.as_deref())
+                .unwrap();
+            keys.extend(page.keys);
+            match page.continuation {
+                Some(token) => continuation = Some(token),
+                None => return keys,
+            }
+        }
+    }
+
+    /// The offsets of the record keys under the prefix, in listing order.
+    pub fn offsets(&self) -> Vec<u64> {
+        let wal = self.wal();
+        self.keys()
+            .iter()
+            .filter_map(|key| wal.prefix().offset_of(key))
+            .collect()
+    }
+}
+
+/// The 20-digit key name of `offset`, written out independently of s3wal.
+pub fn key_name(offset: u64) -> String {
+    format!("{offset:020}")
+}

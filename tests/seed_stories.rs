@@ -1,0 +1,161 @@
+//! The seed's own stories, run through the real binary on s3s-fs, with the
+//! seed's exact output lines.
+
+mod common;
+
+use common::{Server, TestLog};
+
+fn log(name: &str) -> TestLog {
+    TestLog::new(Server::s3s(), name)
+}
+
+fn append_records(log: &TestLog, count: u64) {
+    for n in 1..=count {
+        let data = format!("Record #{n}");
+        assert_eq!(
+            log.run(&["append", &data]).ok(),
+            format!("Appended record at offset: {n}, data: {data}\n")
+        );
+    }
+}
+
+#[test]
+fn demo_story_recovers_appends_reads_and_truncates() {
+    let log = log("demo");
+    assert_eq!(log.run(&["recover"]).ok(), "Last offset: 0\n");
+    append_records(&log, 5);
+    assert_eq!(log.run(&["read", "3"]).ok(), "Offset: 3, Data: Record #3\n");
+    assert_eq!(
+        log.run(&["last"]).ok(),
+        "Last record: offset=5, data=Record #5\n"
+    );
+    assert_eq!(
+        log.run(&["truncate", "2"]).ok(),
+        "Truncated WAL after offset 2\n"
+    );
+    assert_eq!(log.run(&["recover"]).ok(), "Last offset: 2\n");
+}
+
+#[test]
+fn script_story_makes_truncated_records_unreadable() {
+    let log = log("script");
+    assert_eq!(log.run(&["recover"]).ok(), "Last offset: 0\n");
+    append_records(&log, 5);
+    for n in 1..=5 {
+        assert_eq!(
+            log.run(&["read", &n.to_string()]).ok(),
+            format!("Offset: {n}, Data: Record #{n}\n")
+        );
+    }
+    assert_eq!(
+        log.run(&["last"]).ok(),
+        "Last record: offset=5, data=Record #5\n"
+    );
+    assert_eq!(
+        log.run(&["truncate", "3"]).ok(),
+        "Truncated WAL after offset 3\n"
+    );
+    assert_eq!(log.run(&["recover"]).ok(), "Last offset: 3\n");
+    log.run(&["read", "4"]).fails(3, "no record at offset 4");
+    log.run(&["read", "5"]).fails(3, "no record at offset 5");
+}
+
+#[test]
+fn every_append_finds_the_real_tail_instead_of_overwriting() {
+    let log = log("no-overwrite");
+    append_records(&log, 3);
+    assert_eq!(log.offsets(), [1, 2, 3]);
+    assert_eq!(log.run(&["read", "1"]).ok(), "Offset: 1, Data: Record #1\n");
+}
+
+#[test]
+fn appends_continue_after_truncate_without_a_hole() {
+    let log = log("after-truncate");
+    append_records(&log, 5);
+    log.run(&["truncate", "2"]).ok();
+    assert_eq!(
+        log.run(&["append", "next"]).ok(),
+        "Appended record at offset: 3, data: next\n"
+    );
+    assert_eq!(log.offsets(), [1, 2, 3]);
+}
+
+#[test]
+fn truncate_beyond_the_tail_changes_nothing_and_leaves_no_later_hole() {
+    let log = log("truncate-beyond");
+    append_records(&log, 2);
+    assert_eq!(
+        log.run(&["truncate", "10"]).ok(),
+        "Truncated WAL after offset 10\n"
+    );
+    assert_eq!(log.offsets(), [1, 2]);
+    assert_eq!(
+        log.run(&["append", "third"]).ok(),
+        "Appended record at offset: 3, data: third\n"
+    );
+    assert_eq!(log.offsets(), [1, 2, 3]);
+}
+
+#[test]
+fn truncate_zero_empties_the_log() {
+    let log = log("truncate-zero");
+    append_records(&log, 3);
+    assert_eq!(
+        log.run(&["truncate", "0"]).ok(),
+        "Truncated WAL after offset 0\n"
+    );
+    assert_eq!(log.run(&["recover"]).ok(), "Last offset: 0\n");
+    log.run(&["last"]).fails(3, "WAL is empty");
+}
+
+#[test]
+fn truncate_of_more_than_one_batch_deletes_every_record() {
+    let log = log("truncate-batches");
+    for n in 1..=1205u64 {
+        log.put_raw(
+            &common::key_name(n),
+            &s3wal::record::encode(n, format!("r{n}").as_bytes()),
+        );
+    }
+    assert_eq!(
+        log.run(&["truncate", "3"]).ok(),
+        "Truncated WAL after offset 3\n"
+    );
+    assert_eq!(log.offsets(), [1, 2, 3]);
+}
+
+#[test]
+fn last_on_an_empty_log_exits_3() {
+    log("empty-last").run(&["last"]).fails(3, "WAL is empty");
+}
+
+#[test]
+fn read_of_a_missing_offset_exits_3() {
+    log("missing-read")
+        .run(&["read", "1"])
+        .fails(3, "no record at offset 1");
+}
+
+#[test]
+fn append_dash_reads_one_binary_record_from_stdin() {
+    let log = log("stdin");
+    let data = b"line one\nline two\x00\xff\xfe";
+    let run = log.run_with_stdin(&["append", "-"], data);
+    let mut expected = b"Appended record at offset: 1, data: ".to_vec();
+    expected.extend_from_slice(data);
+    expected.push(b'\n');
+    assert_eq!(run.stdout, expected, "stderr: {}", run.stderr);
+    let mut read = b"Offset: 1, Data: ".to_vec();
+    read.extend_from_slice(data);
+    read.push(b'\n');
+    assert_eq!(log.run(&["read", "1"]).stdout, read);
+}
+
+#[test]
+fn appended_data_that_looks_like_a_flag_follows_a_double_dash() {
+    let log = log("dash-data");
+    assert_eq!(
+        log.run(&["append", "--", "--not-a-flag"]).ok(),
+        "Appended record at offset: 1, data: --not-a-flag\n"
+    );
+}
