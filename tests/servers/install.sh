@@ -2,20 +2,14 @@
 # Install the real S3 servers used by the tests (see docs/test-servers.md).
 # Idempotent: each step is skipped when its tool is already there.
 # Usage: tests/servers/install.sh      (Ceph/curl steps need root, as in CI)
+#        S3WAL_SKIP_RGW=1 tests/servers/install.sh   (s3s-fs and curl only)
 set -euo pipefail
 
 TOOLS="${S3WAL_TOOLS:-$HOME/.cache/s3wal/tools}"
 
 # s3s-fs: pinned to 0.14.1 because later versions need a newer rustc.
 if [[ ! -x "$TOOLS/bin/s3s-fs" ]]; then
-  # Another shell may be building it already; wait instead of racing it.
-  while pgrep -f "cargo install s3s-fs" >/dev/null; do
-    echo "waiting for a running 'cargo install s3s-fs'..." >&2
-    sleep 10
-  done
-  if [[ ! -x "$TOOLS/bin/s3s-fs" ]]; then
-    cargo install s3s-fs --version 0.14.1 --features binary --locked --root "$TOOLS"
-  fi
+  cargo install s3s-fs --version 0.14.1 --features binary --locked --root "$TOOLS"
 fi
 
 apt_install() {
@@ -24,14 +18,21 @@ apt_install() {
   apt-get install -y --no-install-recommends "$@"
 }
 
+# True when any of the given commands is not on PATH.
+missing() {
+  local c
+  for c; do command -v "$c" >/dev/null || return 0; done
+  return 1
+}
+
 # Ceph RGW: a one-node cluster needs the monitor, the OSD and the gateway.
-if ! command -v radosgw >/dev/null || ! command -v ceph-mon >/dev/null ||
-  ! command -v ceph-osd >/dev/null; then
+if [[ ${S3WAL_SKIP_RGW:-} != 1 ]] && missing radosgw ceph-mon ceph-osd; then
   apt_install radosgw ceph-mon ceph-osd
 fi
 
-# curl signs the bucket-creation request (--aws-sigv4) and probes readiness.
-command -v curl >/dev/null || apt_install curl
+# curl probes readiness and signs requests (--aws-sigv4); python3 picks free ports.
+if missing curl; then apt_install curl; fi
+if missing python3; then apt_install python3; fi
 
 echo "s3s-fs: $TOOLS/bin/s3s-fs"
-echo "radosgw: $(command -v radosgw)"
+[[ ${S3WAL_SKIP_RGW:-} == 1 ]] || echo "radosgw: $(command -v radosgw)"

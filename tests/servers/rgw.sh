@@ -78,6 +78,7 @@ osd_up() { cephc osd stat | grep -q ' 1 up'; }
 http_up() { curl -s -o /dev/null --max-time 2 "$endpoint/"; }
 
 start() {
+  local t0=$SECONDS pid base fsid osd_uuid
   mkdir -p "$DIR"
   DIR=$(cd "$DIR" && pwd)
   CONF=$DIR/ceph.conf
@@ -87,7 +88,6 @@ start() {
   fi
   rm -f "$DIR/env"
   trap 'die "command failed at line $LINENO"' ERR
-  local t0=$SECONDS pid base fsid osd_uuid
   deadline=$((SECONDS + TIMEOUT))
   base=$(free_ports)
   [[ -n $base ]] || die "no free port range"
