@@ -76,6 +76,8 @@ pub enum Error {
         /// The last offset tried.
         offset: u64,
     },
+    /// The log already holds a record at the highest possible offset.
+    LogFull,
     /// Truncate kept finding new records past the cut: another machine is
     /// still appending.
     TruncateRaced {
@@ -103,6 +105,7 @@ impl Error {
             | Error::Transport { .. }
             | Error::Protocol { .. }
             | Error::S3 { .. }
+            | Error::LogFull
             | Error::TruncateRaced { .. }
             | Error::Io { .. } => exit::FAILURE,
         }
@@ -152,6 +155,7 @@ impl fmt::Display for Error {
                 "could not append: offsets up to {offset} were taken by other writers \
                  in {attempts} attempts; nothing was written, try again"
             ),
+            Error::LogFull => write!(f, "the log is full: offset {} is taken", u64::MAX),
             Error::TruncateRaced { after } => write!(
                 f,
                 "truncate after offset {after}: other writers kept appending past it; \

@@ -71,6 +71,11 @@ fn deletion_batches(mut offsets: Vec<u64>) -> Vec<Vec<u64>> {
         .collect()
 }
 
+/// The offset after `tail`; none after the highest.
+fn next_offset(tail: u64) -> Result<u64> {
+    tail.checked_add(1).ok_or(Error::LogFull)
+}
+
 /// A pause of up to `ceiling_ms`, random so that racing writers spread out.
 fn jittered_pause(ceiling_ms: u64) {
     use std::hash::{BuildHasher, RandomState};
@@ -140,7 +145,7 @@ impl<S: Store> Wal<S> {
     /// machines are kept off the same offset by `If-None-Match: *`.
     pub fn append(&self, data: &[u8]) -> Result<u64> {
         let _held = self.lock.acquire()?;
-        let mut offset = self.tail_after(0)? + 1;
+        let mut offset = next_offset(self.tail_after(0)?)?;
         for attempt in 1..=MAX_APPEND_ATTEMPTS {
             let outcome = self
                 .store
@@ -149,7 +154,7 @@ impl<S: Store> Wal<S> {
                 None => return Ok(offset),
                 Some(Retry::FindTailAfter(taken)) => {
                     jittered_pause(u64::from(attempt.min(10)));
-                    offset = self.tail_after(taken)? + 1;
+                    offset = next_offset(self.tail_after(taken)?)?;
                 }
                 Some(Retry::SameOffset(_)) => jittered_pause(10 << attempt.min(6)),
             }
@@ -230,6 +235,12 @@ mod tests {
             after_put(5, PutOutcome::Conflict),
             Some(Retry::SameOffset(5))
         );
+    }
+
+    #[test]
+    fn no_offset_follows_the_highest() {
+        assert_eq!(next_offset(0).unwrap(), 1);
+        assert!(matches!(next_offset(u64::MAX), Err(Error::LogFull)));
     }
 
     #[test]

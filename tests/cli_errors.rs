@@ -170,3 +170,13 @@ fn non_utf8_argument_is_a_usage_error() {
     assert_eq!(run.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&run.stderr).contains("append -"));
 }
+
+#[test]
+fn append_after_the_highest_possible_offset_reports_a_full_log() {
+    let log = log("full");
+    log.put_raw(
+        &common::key_name(u64::MAX),
+        &s3wal::record::encode(u64::MAX, b"last"),
+    );
+    log.run(&["append", "x"]).fails(1, "the log is full");
+}

@@ -112,19 +112,5 @@ fn read_in_a_bucket_that_does_not_exist_is_a_failure() {
 
 #[test]
 fn seed_demo_story_runs_on_rgw() {
-    let log = TestLog::new(Server::rgw(), "rgw-demo");
-    assert_eq!(log.run(&["recover"]).ok(), "Last offset: 0\n");
-    for n in 1..=5 {
-        log.run(&["append", &format!("Record #{n}")]).ok();
-    }
-    assert_eq!(log.run(&["read", "3"]).ok(), "Offset: 3, Data: Record #3\n");
-    assert_eq!(
-        log.run(&["last"]).ok(),
-        "Last record: offset=5, data=Record #5\n"
-    );
-    assert_eq!(
-        log.run(&["truncate", "2"]).ok(),
-        "Truncated WAL after offset 2\n"
-    );
-    assert_eq!(log.run(&["recover"]).ok(), "Last offset: 2\n");
+    common::assert_demo_story(&TestLog::new(Server::rgw(), "rgw-demo"));
 }

@@ -3,37 +3,15 @@
 
 mod common;
 
-use common::{Server, TestLog};
+use common::{Server, TestLog, append_records};
 
 fn log(name: &str) -> TestLog {
     TestLog::new(Server::s3s(), name)
 }
 
-fn append_records(log: &TestLog, count: u64) {
-    for n in 1..=count {
-        let data = format!("Record #{n}");
-        assert_eq!(
-            log.run(&["append", &data]).ok(),
-            format!("Appended record at offset: {n}, data: {data}\n")
-        );
-    }
-}
-
 #[test]
 fn demo_story_recovers_appends_reads_and_truncates() {
-    let log = log("demo");
-    assert_eq!(log.run(&["recover"]).ok(), "Last offset: 0\n");
-    append_records(&log, 5);
-    assert_eq!(log.run(&["read", "3"]).ok(), "Offset: 3, Data: Record #3\n");
-    assert_eq!(
-        log.run(&["last"]).ok(),
-        "Last record: offset=5, data=Record #5\n"
-    );
-    assert_eq!(
-        log.run(&["truncate", "2"]).ok(),
-        "Truncated WAL after offset 2\n"
-    );
-    assert_eq!(log.run(&["recover"]).ok(), "Last offset: 2\n");
+    common::assert_demo_story(&log("demo"));
 }
 
 #[test]

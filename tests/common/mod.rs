@@ -2,6 +2,8 @@
 //! prefix per test, and helpers to run the real `s3wal` binary.
 #![allow(dead_code)] // each test file uses a different part of the harness
 
+pub mod proxy;
+
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -250,4 +252,44 @@ impl TestLog {
 /// The 20-digit key name of `offset`, written out independently of s3wal.
 pub fn key_name(offset: u64) -> String {
     format!("{offset:020}")
+}
+
+/// Appends `Record #1`..`Record #count` with the binary, checking each line.
+pub fn append_records(log: &TestLog, count: u64) {
+    for n in 1..=count {
+        let data = format!("Record #{n}");
+        assert_eq!(
+            log.run(&["append", &data]).ok(),
+            format!("Appended record at offset: {n}, data: {data}\n")
+        );
+    }
+}
+
+/// The seed's demo story (`main1.go`) through the CLI, with its exact lines.
+pub fn assert_demo_story(log: &TestLog) {
+    assert_eq!(log.run(&["recover"]).ok(), "Last offset: 0\n");
+    append_records(log, 5);
+    assert_eq!(log.run(&["read", "3"]).ok(), "Offset: 3, Data: Record #3\n");
+    assert_eq!(
+        log.run(&["last"]).ok(),
+        "Last record: offset=5, data=Record #5\n"
+    );
+    assert_eq!(
+        log.run(&["truncate", "2"]).ok(),
+        "Truncated WAL after offset 2\n"
+    );
+    assert_eq!(log.run(&["recover"]).ok(), "Last offset: 2\n");
+}
+
+impl TestLog {
+    /// The same log, reached through `endpoint` (a proxy) instead.
+    pub fn via(&self, endpoint: &str) -> TestLog {
+        TestLog {
+            server: Server {
+                endpoint: endpoint.to_owned(),
+                ..self.server.clone()
+            },
+            ..self.clone()
+        }
+    }
 }

@@ -1,0 +1,58 @@
+//! What the store answers decides what an append does: a fault-injecting
+//! proxy in front of s3s-fs makes it answer 409 or 412 on demand.
+
+mod common;
+
+use common::proxy::{Fault, FaultProxy};
+use common::{Server, TestLog, key_name};
+
+#[test]
+fn conflict_409_retries_the_same_offset() {
+    let log = TestLog::new(Server::s3s(), "conflict-409");
+    let mut first_put = true;
+    let proxy = FaultProxy::start(&log.server.endpoint, move |method, _| {
+        if method == "PUT" && std::mem::take(&mut first_put) {
+            Fault::Answer(409, "ConditionalRequestConflict")
+        } else {
+            Fault::Forward
+        }
+    });
+    let run = log.via(&proxy.endpoint).run(&["append", "once"]);
+    assert_eq!(run.ok(), "Appended record at offset: 1, data: once\n");
+    let puts: Vec<_> = proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "PUT")
+        .collect();
+    assert_eq!(puts.len(), 2);
+    // Both PUTs went to offset 1: a 409 decided nothing, so no offset was skipped.
+    assert!(puts.iter().all(|p| p.path.ends_with(&key_name(1))));
+    assert_eq!(log.offsets(), [1]);
+}
+
+#[test]
+fn append_gives_up_with_exit_5_when_every_offset_is_taken() {
+    let log = TestLog::new(Server::s3s(), "always-412");
+    let proxy = FaultProxy::start(&log.server.endpoint, |method, _| match method {
+        "PUT" => Fault::Answer(412, "PreconditionFailed"),
+        _ => Fault::Forward,
+    });
+    let run = log.via(&proxy.endpoint).run(&["append", "never"]);
+    run.fails(5, "could not append");
+    let puts = proxy.seen().iter().filter(|s| s.method == "PUT").count();
+    assert_eq!(puts as u32, s3wal::wal::MAX_APPEND_ATTEMPTS);
+    assert_eq!(log.offsets(), Vec::<u64>::new());
+}
+
+#[test]
+fn server_error_on_put_fails_with_the_s3_code_and_writes_nothing() {
+    let log = TestLog::new(Server::s3s(), "put-500");
+    let proxy = FaultProxy::start(&log.server.endpoint, |method, _| match method {
+        "PUT" => Fault::Answer(500, "InternalError"),
+        _ => Fault::Forward,
+    });
+    log.via(&proxy.endpoint)
+        .run(&["append", "x"])
+        .fails(1, "PutObject");
+    assert_eq!(log.offsets(), Vec::<u64>::new());
+}
