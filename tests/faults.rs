@@ -56,3 +56,27 @@ fn server_error_on_put_fails_with_the_s3_code_and_writes_nothing() {
         .fails(1, "PutObject");
     assert_eq!(log.offsets(), Vec::<u64>::new());
 }
+
+#[test]
+fn interrupted_truncate_leaves_a_dense_log_that_a_rerun_finishes() {
+    let log = TestLog::new(Server::s3s(), "truncate-interrupted");
+    common::fill_records(&log, 1205);
+    let mut deletes = 0;
+    let proxy = FaultProxy::start(&log.server.endpoint, move |method, _| {
+        if method == "POST" {
+            deletes += 1;
+            if deletes == 2 {
+                return Fault::Answer(503, "SlowDown");
+            }
+        }
+        Fault::Forward
+    });
+    log.via(&proxy.endpoint)
+        .run(&["truncate", "3"])
+        .fails(1, "DeleteObjects");
+    // The first batch took the highest 1000 records; nothing below them.
+    assert_eq!(log.offsets(), (1..=205).collect::<Vec<u64>>());
+    assert_eq!(log.run(&["recover"]).ok(), "Last offset: 205\n");
+    log.run(&["truncate", "3"]).ok();
+    assert_eq!(log.offsets(), [1, 2, 3]);
+}
