@@ -84,6 +84,7 @@ fn assert_dense_and_each_payload_once(log: &TestLog) {
 fn eight_machines_racing_keep_the_log_dense_and_every_record_once() {
     let log = TestLog::new(Server::rgw(), "race-machines");
     let counts = race(&log, |writer| log.workdir.join(format!("machine-{writer}")));
+    println!("separate locks: {counts:?}");
     assert_dense_and_each_payload_once(&log);
     assert_eq!(counts.created, WRITERS * APPENDS_EACH);
     // Without a shared lock the writers really did collide, and the
@@ -96,6 +97,7 @@ fn eight_processes_sharing_a_lock_take_turns_without_collisions() {
     let log = TestLog::new(Server::rgw(), "race-local");
     let shared = log.workdir.join("shared-locks");
     let counts = race(&log, |_| shared.clone());
+    println!("shared lock: {counts:?}");
     assert_dense_and_each_payload_once(&log);
     // The lock, not the conditional PUT, did the serialising: not one PUT
     // found its offset taken, so each append was exactly one PUT.
