@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -67,6 +67,7 @@ enum Command {
     Read(ReadArgs),
     Last(LastArgs),
     Truncate(TruncateArgs),
+    Dump(DumpArgs),
 }
 
 #[derive(FromArgs, Debug)]
@@ -79,17 +80,22 @@ enum Command {
 struct RecoverArgs {}
 
 #[derive(FromArgs, Debug)]
-/// Append one record and print its offset.
+/// Append one record, or one record per line of stdin, and print offsets.
 #[argh(
     subcommand,
     name = "append",
     example = "s3wal --bucket b --prefix wal append \"Record #1\"",
-    example = "tar c dir | s3wal --bucket b --prefix wal append -"
+    example = "tar c dir | s3wal --bucket b --prefix wal append -",
+    example = "printf 'a\\nb\\n' | s3wal --bucket b --prefix wal append --lines"
 )]
 struct AppendArgs {
+    /// append each line of stdin (without its newline) as one record, in
+    /// order, under one lock
+    #[argh(switch)]
+    lines: bool,
     /// the record's data, or - to read one record from stdin
     #[argh(positional)]
-    data: String,
+    data: Option<String>,
 }
 
 #[derive(FromArgs, Debug)]
@@ -125,6 +131,26 @@ struct TruncateArgs {
     /// the offset to keep; every record after it is deleted
     #[argh(positional)]
     offset: String,
+}
+
+#[derive(FromArgs, Debug)]
+/// Print records in offset order, fetched in parallel.
+#[argh(
+    subcommand,
+    name = "dump",
+    example = "s3wal --bucket b --prefix wal dump --from 100 --to 200",
+    example = "s3wal --bucket b --prefix wal dump --raw > records.txt"
+)]
+struct DumpArgs {
+    /// first offset to print (default: the log's first)
+    #[argh(option)]
+    from: Option<String>,
+    /// last offset to print (default: the log's last)
+    #[argh(option)]
+    to: Option<String>,
+    /// print only each record's data, one per line
+    #[argh(switch)]
+    raw: bool,
 }
 
 /// Runs the command line `args` (without the program name) and returns
@@ -192,11 +218,7 @@ fn run(args: Args) -> Result<(), Error> {
     let Some(command) = args.command else {
         return Err(Error::Usage("no command given (see s3wal --help)".into()));
     };
-    let offset = match &command {
-        Command::Read(read) => Some(parse_offset(&read.offset, 1)?),
-        Command::Truncate(truncate) => Some(parse_offset(&truncate.offset, 0)?),
-        _ => None,
-    };
+    let offsets = parse_offsets(&command)?;
     let flags = Flags {
         bucket: args.bucket,
         prefix: args.prefix,
@@ -213,7 +235,7 @@ fn run(args: Args) -> Result<(), Error> {
         client = client.with_observer(move |exchange| log_exchange(exchange, &counts));
     }
     let wal = Wal::new(client, config.prefix, config.lock);
-    let result = execute(&wal, command, offset);
+    let result = execute(&wal, command, offsets);
     if args.verbose {
         log_summary(&counts.lock().expect("no panics while counting"));
     }
@@ -231,24 +253,51 @@ fn parse_offset(raw: &str, min: u64) -> Result<u64, Error> {
     }
 }
 
-fn execute(wal: &Wal<Client>, command: Command, offset: Option<u64>) -> Result<(), Error> {
-    let offset = offset.unwrap_or_default();
+/// The offsets a command names, checked before any request is made:
+/// `[offset]` for read and truncate, `[from, to]` for dump.
+fn parse_offsets(command: &Command) -> Result<[Option<u64>; 2], Error> {
+    let optional =
+        |raw: &Option<String>, min| raw.as_deref().map(|r| parse_offset(r, min)).transpose();
+    Ok(match command {
+        Command::Read(read) => [Some(parse_offset(&read.offset, 1)?), None],
+        Command::Truncate(truncate) => [Some(parse_offset(&truncate.offset, 0)?), None],
+        Command::Dump(dump) => [optional(&dump.from, 1)?, optional(&dump.to, 1)?],
+        _ => [None, None],
+    })
+}
+
+fn stdin_error(source: io::Error) -> Error {
+    Error::Io {
+        context: "cannot read stdin".into(),
+        source,
+    }
+}
+
+fn execute(wal: &Wal<Client>, command: Command, offsets: [Option<u64>; 2]) -> Result<(), Error> {
+    let offset = offsets[0].unwrap_or_default();
     match command {
         Command::Recover(_) => print_line(format!("Last offset: {}", wal.recover()?).as_bytes()),
-        Command::Append(append) => {
-            let data = if append.data == "-" {
+        Command::Append(AppendArgs {
+            lines: true,
+            data: None,
+        }) => append_lines(wal),
+        Command::Append(AppendArgs {
+            lines: false,
+            data: Some(data),
+        }) => {
+            let data = if data == "-" {
                 let mut data = Vec::new();
-                io::stdin().read_to_end(&mut data).map_err(|e| Error::Io {
-                    context: "cannot read the record from stdin".into(),
-                    source: e,
-                })?;
+                io::stdin().read_to_end(&mut data).map_err(stdin_error)?;
                 data
             } else {
-                append.data.into_bytes()
+                data.into_bytes()
             };
             let offset = wal.append(&data)?;
             print_record_line("Appended record at offset: ", offset, ", data: ", &data)
         }
+        Command::Append(_) => Err(Error::Usage(
+            "append takes either data (or - for stdin) or --lines".into(),
+        )),
         Command::Read(_) => {
             let Record { offset, data } = wal.read(offset)?;
             print_record_line("Offset: ", offset, ", Data: ", &data)
@@ -260,6 +309,21 @@ fn execute(wal: &Wal<Client>, command: Command, offset: Option<u64>) -> Result<(
         Command::Truncate(_) => {
             wal.truncate(offset)?;
             print_line(format!("Truncated WAL after offset {offset}").as_bytes())
+        }
+        Command::Dump(dump) => {
+            let Some((from, to)) = wal.clamp_range(offsets[0], offsets[1])? else {
+                return Ok(());
+            };
+            let mut out = io::BufWriter::new(io::stdout().lock());
+            wal.read_range(from, to, |Record { offset, data }| {
+                if !dump.raw {
+                    write!(out, "Offset: {offset}, Data: ").map_err(stdout_error)?;
+                }
+                out.write_all(&data)
+                    .and_then(|()| out.write_all(b"\n"))
+                    .map_err(stdout_error)
+            })?;
+            out.flush().map_err(stdout_error)
         }
     }
 }
@@ -278,10 +342,28 @@ fn print_line(line: &[u8]) -> Result<(), Error> {
         .write_all(line)
         .and_then(|()| stdout.write_all(b"\n"))
         .and_then(|()| stdout.flush())
-        .map_err(|e| Error::Io {
-            context: "cannot write to stdout".into(),
-            source: e,
-        })
+        .map_err(stdout_error)
+}
+
+fn stdout_error(source: io::Error) -> Error {
+    Error::Io {
+        context: "cannot write to stdout".into(),
+        source,
+    }
+}
+
+/// `append --lines`: each line of stdin, without its `\n`, is one record,
+/// printed with the seed's line as soon as it is stored.
+fn append_lines(wal: &Wal<Client>) -> Result<(), Error> {
+    let mut read_error = None;
+    let lines = io::stdin()
+        .lock()
+        .split(b'\n')
+        .map_while(|line| line.map_err(|e| read_error = Some(e)).ok());
+    wal.append_each(lines, |offset, data| {
+        print_record_line("Appended record at offset: ", offset, ", data: ", data)
+    })?;
+    read_error.map_or(Ok(()), |e| Err(stdin_error(e)))
 }
 
 /// `--verbose`: one line per request, never the query string.

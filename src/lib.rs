@@ -25,10 +25,13 @@
 mod base64;
 pub mod config;
 pub mod error;
+pub mod hint;
 pub mod lock;
+pub mod range;
 pub mod record;
 pub mod s3;
 pub mod store;
+mod tail;
 pub mod wal;
 
 pub use error::{Error, Result};

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::hint::TailHint;
 
 /// Longest readable part of a lock file name; a hash keeps names unique.
 const MAX_READABLE_NAME: usize = 60;
@@ -53,6 +54,11 @@ impl AppendLock {
     /// The lock file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The tail hint of the same log, kept beside the lock file.
+    pub fn tail_hint(&self) -> TailHint {
+        TailHint::at(self.path.with_extension("tail"))
     }
 
     /// Blocks until this process holds the lock.

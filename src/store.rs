@@ -1,12 +1,12 @@
 //! The one interface between the log and the object store.
 //!
-//! The log needs four things from a store and nothing more: create an
-//! object only if it is absent, read one, list keys in order after a key,
-//! and delete a batch. Keeping the interface this narrow keeps the log
+//! The log needs five things from a store and nothing more: create an
+//! object only if it is absent, read one, tell whether one exists, list
+//! keys in order after a key, and delete a batch. Keeping the interface this narrow keeps the log
 //! logic in `wal.rs` free of HTTP and S3 details.
 
 use crate::error::Result;
-use crate::s3::{Client, ListPage, PutOutcome};
+use crate::s3::{Client, ListPage, PageRequest, PutOutcome};
 
 /// What the log needs from an object store.
 pub trait Store {
@@ -14,14 +14,10 @@ pub trait Store {
     fn put_if_absent(&self, key: &str, body: Vec<u8>) -> Result<PutOutcome>;
     /// The body at `key`, or `None` if there is no object.
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
-    /// One page of the keys under `prefix` strictly after `start_after` in
-    /// UTF-8 byte order, or the page a continuation token names.
-    fn list_page(
-        &self,
-        prefix: &str,
-        start_after: Option<&str>,
-        continuation: Option<&str>,
-    ) -> Result<ListPage>;
+    /// Whether an object exists at `key`, without reading it.
+    fn exists(&self, key: &str) -> Result<bool>;
+    /// One page of keys in UTF-8 byte order.
+    fn list_page(&self, page: &PageRequest<'_>) -> Result<ListPage>;
     /// Deletes 1 to [`crate::s3::MAX_KEYS_PER_DELETE`] keys; missing keys
     /// count as deleted.
     fn delete(&self, keys: &[String]) -> Result<()>;
@@ -36,13 +32,12 @@ impl Store for Client {
         self.get_object(key)
     }
 
-    fn list_page(
-        &self,
-        prefix: &str,
-        start_after: Option<&str>,
-        continuation: Option<&str>,
-    ) -> Result<ListPage> {
-        Client::list_page(self, prefix, start_after, continuation)
+    fn exists(&self, key: &str) -> Result<bool> {
+        self.head_object(key)
+    }
+
+    fn list_page(&self, page: &PageRequest<'_>) -> Result<ListPage> {
+        Client::list_page(self, page)
     }
 
     fn delete(&self, keys: &[String]) -> Result<()> {

@@ -5,23 +5,31 @@
 //!   past the real tail, and on 412 finds the new tail and tries again;
 //! - the log stays dense: truncate deletes from the highest offset down, so
 //!   an interrupted truncate leaves a longer log, never one with a hole;
-//! - keys that are not `<prefix>/<20 digits>` are foreign and never count.
+//! - keys that are not `<prefix>/<20 digits>` are foreign and never count;
+//! - no operation lists the whole log: the tail is found by a logarithmic
+//!   search (`tail.rs`), usually from the hint this machine kept.
 
 use std::thread;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::hint::TailHint;
 use crate::lock::AppendLock;
 use crate::record::{self, Prefix};
-use crate::s3::{MAX_KEYS_PER_DELETE, PutOutcome};
+use crate::s3::{MAX_KEYS_PER_DELETE, PageRequest, PutOutcome};
 use crate::store::Store;
+use crate::tail::TailSearch;
 
 /// How many conditional PUTs one append tries before giving up. Each 412
 /// means another writer appended, so the log advanced; only heavy, long
 /// contention from other machines exhausts this.
 pub const MAX_APPEND_ATTEMPTS: u32 = 100;
 
-/// How many rounds of list-then-delete truncate makes before it reports
+/// Keys a tail probe asks for: the first record after K, with room for a
+/// few foreign keys sorted before it.
+const PROBE_KEYS: usize = 16;
+
+/// How many rounds of delete-then-check truncate makes before it reports
 /// that other writers keep appending past the cut.
 const MAX_TRUNCATE_ROUNDS: u32 = 3;
 
@@ -38,6 +46,7 @@ pub struct Record {
 #[derive(Debug)]
 pub struct Wal<S> {
     store: S,
+    hint: TailHint,
     prefix: Prefix,
     lock: AppendLock,
 }
@@ -60,15 +69,20 @@ fn after_put(offset: u64, outcome: PutOutcome) -> Option<Retry> {
     }
 }
 
-/// Offsets to delete, highest first, in requests of at most 1000 keys: a
-/// crash between requests leaves the log dense, merely longer.
-fn deletion_batches(mut offsets: Vec<u64>) -> Vec<Vec<u64>> {
-    offsets.sort_unstable_by(|a, b| b.cmp(a));
-    offsets.dedup();
-    offsets
-        .chunks(MAX_KEYS_PER_DELETE)
-        .map(<[u64]>::to_vec)
-        .collect()
+/// The offsets after `after` up to `tail`, highest first, in requests of
+/// at most 1000 keys: a crash between requests leaves the log dense, merely
+/// longer. Offsets in a hole are deleted too, which S3 counts as done.
+fn deletion_batches(after: u64, tail: u64) -> impl Iterator<Item = Vec<u64>> {
+    let mut next = tail;
+    std::iter::from_fn(move || {
+        if next <= after {
+            return None;
+        }
+        let size = (next - after).min(MAX_KEYS_PER_DELETE as u64);
+        let batch: Vec<u64> = (next - size + 1..=next).rev().collect();
+        next -= size;
+        Some(batch)
+    })
 }
 
 /// The offset after `tail`; none after the highest.
@@ -85,9 +99,10 @@ fn jittered_pause(ceiling_ms: u64) {
 
 impl<S: Store> Wal<S> {
     /// A log at `prefix` in `store`; appends and truncates on this machine
-    /// queue on `lock`.
+    /// queue on `lock`, and the tail hint is kept beside it.
     pub fn new(store: S, prefix: Prefix, lock: AppendLock) -> Wal<S> {
         Wal {
+            hint: lock.tail_hint(),
             store,
             prefix,
             lock,
@@ -104,48 +119,126 @@ impl<S: Store> Wal<S> {
         &self.prefix
     }
 
-    /// Calls `visit` with every record offset greater than `after`, in key
-    /// order, reading the listing page by page.
-    fn for_each_offset_after(&self, after: u64, mut visit: impl FnMut(u64)) -> Result<()> {
+    /// The first record offset after `k`, read from a short listing that
+    /// starts after `k`'s key and skips foreign keys.
+    fn first_record_after(&self, k: u64) -> Result<Option<u64>> {
         let list_prefix = self.prefix.list_prefix();
-        let start_key = self.prefix.key(after);
-        let start_after = (after > 0).then_some(start_key.as_str());
+        let start_key = self.prefix.key(k);
         let mut continuation: Option<String> = None;
         loop {
-            let page = self
-                .store
-                .list_page(&list_prefix, start_after, continuation.as_deref())?;
-            page.keys
+            let page = self.store.list_page(&PageRequest {
+                prefix: &list_prefix,
+                start_after: (k > 0).then_some(start_key.as_str()),
+                continuation: continuation.as_deref(),
+                max_keys: PROBE_KEYS,
+            })?;
+            let first = page
+                .keys
                 .iter()
                 .filter_map(|key| self.prefix.offset_of(key))
-                .filter(|&offset| offset > after)
-                .for_each(&mut visit);
-            match page.continuation {
-                Some(token) => continuation = Some(token),
-                None => return Ok(()),
+                .find(|&offset| offset > k);
+            match (first, page.continuation) {
+                (Some(offset), _) => return Ok(Some(offset)),
+                (None, Some(token)) => continuation = Some(token),
+                (None, None) => return Ok(None),
             }
         }
     }
 
-    /// The highest record offset above `floor`, or `floor` if there is none.
-    fn tail_after(&self, floor: u64) -> Result<u64> {
-        let mut tail = floor;
-        self.for_each_offset_after(floor, |offset| tail = tail.max(offset))?;
-        Ok(tail)
+    /// The tail, searched for from `floor` (0, or a record known to exist).
+    fn search_tail(&self, floor: u64) -> Result<u64> {
+        let mut search = TailSearch::from(floor);
+        while let Some(k) = search.next_probe() {
+            search.observe(k, self.first_record_after(k)?);
+        }
+        Ok(search.tail().expect("the search ended"))
+    }
+
+    /// The hinted tail if its record still exists (one HEAD), else 0: a
+    /// hinted record that is gone means the log was truncated since.
+    fn confirmed_hint(&self) -> Result<u64> {
+        match self.hint.load() {
+            Some(hinted) if hinted > 0 && self.store.exists(&self.prefix.key(hinted))? => {
+                Ok(hinted)
+            }
+            _ => Ok(0),
+        }
     }
 
     /// The offset of the last record, 0 for an empty log.
+    ///
+    /// With a good hint this costs a HEAD and one short LIST; without one,
+    /// about 2·log₂(N) short LISTs.
     pub fn recover(&self) -> Result<u64> {
-        self.tail_after(0)
+        let tail = self.search_tail(self.confirmed_hint()?)?;
+        self.hint.store(tail);
+        Ok(tail)
+    }
+
+    /// The offset of the first record, `None` for an empty log: one LIST.
+    pub fn first(&self) -> Result<Option<u64>> {
+        self.first_record_after(0)
     }
 
     /// Appends `data` as one record and returns its offset.
     ///
     /// Holds the local lock, so appenders on this machine take turns; other
-    /// machines are kept off the same offset by `If-None-Match: *`.
+    /// machines are kept off the same offset by `If-None-Match: *`. With a
+    /// good hint this is one HEAD and one PUT, at any log size.
     pub fn append(&self, data: &[u8]) -> Result<u64> {
+        let mut offset = 0;
+        self.append_each([data], |appended, _| {
+            offset = appended;
+            Ok(())
+        })?;
+        Ok(offset)
+    }
+
+    /// Appends `records` in order and returns their offsets.
+    ///
+    /// Offsets are consecutive unless another machine appends in between.
+    pub fn append_batch<R: AsRef<[u8]>>(&self, records: &[R]) -> Result<Vec<u64>> {
+        let mut offsets = Vec::with_capacity(records.len());
+        self.append_each(records, |offset, _| {
+            offsets.push(offset);
+            Ok(())
+        })?;
+        Ok(offsets)
+    }
+
+    /// Appends each record of `records` in order under one lock, calling
+    /// `appended(offset, data)` after each, and returns how many it wrote.
+    ///
+    /// The tail is found once; every record after the first costs one PUT.
+    /// An error from `appended` stops the batch.
+    pub fn append_each<R: AsRef<[u8]>>(
+        &self,
+        records: impl IntoIterator<Item = R>,
+        mut appended: impl FnMut(u64, &[u8]) -> Result<()>,
+    ) -> Result<u64> {
         let _held = self.lock.acquire()?;
-        let mut offset = next_offset(self.tail_after(0)?)?;
+        let mut records = records.into_iter().peekable();
+        if records.peek().is_none() {
+            return Ok(0);
+        }
+        let mut tail = self.confirmed_hint()?;
+        if tail == 0 {
+            tail = self.search_tail(0)?;
+        }
+        let mut count = 0;
+        let result = records.try_for_each(|record| {
+            let data = record.as_ref();
+            tail = self.put_record(next_offset(tail)?, data)?;
+            count += 1;
+            appended(tail, data)
+        });
+        self.hint.store(tail);
+        result.map(|()| count)
+    }
+
+    /// PUTs one record at `offset` or, when that is taken, past the new
+    /// tail; returns the offset it was written at.
+    fn put_record(&self, mut offset: u64, data: &[u8]) -> Result<u64> {
         for attempt in 1..=MAX_APPEND_ATTEMPTS {
             let outcome = self
                 .store
@@ -154,7 +247,7 @@ impl<S: Store> Wal<S> {
                 None => return Ok(offset),
                 Some(Retry::FindTailAfter(taken)) => {
                     jittered_pause(u64::from(attempt.min(10)));
-                    offset = next_offset(self.tail_after(taken)?)?;
+                    offset = next_offset(self.search_tail(taken)?)?;
                 }
                 Some(Retry::SameOffset(_)) => jittered_pause(10 << attempt.min(6)),
             }
@@ -187,26 +280,28 @@ impl<S: Store> Wal<S> {
         }
     }
 
-    /// Deletes every record after offset `after` and returns how many.
+    /// Deletes every record after offset `after` and returns how many keys
+    /// it deleted.
     ///
-    /// Deletes from the highest offset down, so an interrupted truncate
-    /// leaves a dense log that is merely longer; running it again finishes
-    /// the job. Lists again after deleting, to catch a record another
-    /// machine appended meanwhile.
+    /// Deletes from the tail down, so an interrupted truncate leaves a
+    /// dense log that is merely longer; running it again finishes the job.
+    /// Checks afterwards that no record is left past the cut, to catch one
+    /// another machine appended meanwhile. Never lists the whole log.
     pub fn truncate(&self, after: u64) -> Result<u64> {
         let _held = self.lock.acquire()?;
         let mut deleted = 0;
+        let mut tail = self.search_tail(self.confirmed_hint()?)?;
         for _ in 0..MAX_TRUNCATE_ROUNDS {
-            let mut offsets = Vec::new();
-            self.for_each_offset_after(after, |offset| offsets.push(offset))?;
-            if offsets.is_empty() {
+            if tail <= after {
+                self.hint.store(tail);
                 return Ok(deleted);
             }
-            for batch in deletion_batches(offsets) {
+            for batch in deletion_batches(after, tail) {
                 let keys: Vec<String> = batch.iter().map(|&o| self.prefix.key(o)).collect();
                 self.store.delete(&keys)?;
                 deleted += batch.len() as u64;
             }
+            tail = self.search_tail(after)?;
         }
         Err(Error::TruncateRaced { after })
     }
@@ -245,12 +340,21 @@ mod tests {
 
     #[test]
     fn deletion_starts_at_the_highest_offset() {
-        assert_eq!(deletion_batches(vec![3, 5, 4]), vec![vec![5, 4, 3]]);
+        assert_eq!(
+            deletion_batches(2, 5).collect::<Vec<_>>(),
+            vec![vec![5, 4, 3]]
+        );
+    }
+
+    #[test]
+    fn nothing_to_delete_at_or_beyond_the_tail() {
+        assert_eq!(deletion_batches(5, 5).count(), 0);
+        assert_eq!(deletion_batches(9, 5).count(), 0);
     }
 
     #[test]
     fn deletion_batches_hold_at_most_a_thousand_keys_in_descending_runs() {
-        let batches = deletion_batches((1..=2500).collect());
+        let batches: Vec<Vec<u64>> = deletion_batches(0, 2500).collect();
         let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
         assert_eq!(sizes, [1000, 1000, 500]);
         assert_eq!((batches[0][0], batches[0][999]), (2500, 1501));

@@ -5,6 +5,19 @@ use rusty_s3::Map;
 use super::{Client, Request, Response, Signer, xml};
 use crate::error::{Error, Result};
 
+/// Which page of a listing to ask for.
+#[derive(Debug, Clone, Copy)]
+pub struct PageRequest<'a> {
+    /// Only keys that start with this.
+    pub prefix: &'a str,
+    /// Only keys strictly after this one, in UTF-8 byte order.
+    pub start_after: Option<&'a str>,
+    /// The token of the previous page, to continue a listing.
+    pub continuation: Option<&'a str>,
+    /// At most this many keys (S3 caps it at 1000).
+    pub max_keys: usize,
+}
+
 /// One page of a listing, in S3's UTF-8 byte order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListPage {
@@ -15,16 +28,19 @@ pub struct ListPage {
 }
 
 impl Signer {
-    /// A request for the keys under `prefix` strictly after `start_after`,
-    /// or, with `continuation`, for the page that token names.
-    pub(crate) fn list_objects(
-        &self,
-        prefix: &str,
-        start_after: Option<&str>,
-        continuation: Option<&str>,
-    ) -> Request {
+    /// A request for at most `max_keys` keys under `prefix` strictly after
+    /// `start_after`, or, with `continuation`, for the page that token names.
+    pub(crate) fn list_objects(&self, page: &PageRequest<'_>) -> Request {
+        let PageRequest {
+            prefix,
+            start_after,
+            continuation,
+            max_keys,
+        } = *page;
+        let max_keys = max_keys.to_string();
         let mut query = Map::new();
         query.insert("list-type", "2");
+        query.insert("max-keys", max_keys.as_str());
         query.insert("prefix", prefix);
         if let Some(key) = start_after {
             query.insert("start-after", key);
@@ -71,14 +87,9 @@ fn list_page(request: &Request, response: Response) -> Result<ListPage> {
 }
 
 impl Client {
-    /// One page of the keys under `prefix`; see [`Signer::list_objects`].
-    pub fn list_page(
-        &self,
-        prefix: &str,
-        start_after: Option<&str>,
-        continuation: Option<&str>,
-    ) -> Result<ListPage> {
-        let request = self.signer.list_objects(prefix, start_after, continuation);
+    /// One page of a listing.
+    pub fn list_page(&self, page: &PageRequest<'_>) -> Result<ListPage> {
+        let request = self.signer.list_objects(page);
         let response = self.send(&request)?;
         list_page(&request, response)
     }
@@ -98,7 +109,12 @@ mod tests {
     }
 
     fn request() -> Request {
-        signer().list_objects("wal/", Some("wal/00000000000000000002"), None)
+        signer().list_objects(&PageRequest {
+            prefix: "wal/",
+            start_after: Some("wal/00000000000000000002"),
+            continuation: None,
+            max_keys: 16,
+        })
     }
 
     #[test]
@@ -106,6 +122,7 @@ mod tests {
         let url = request().url;
         let query = url.query().unwrap();
         assert!(query.contains("list-type=2"), "{query}");
+        assert!(query.contains("max-keys=16"), "{query}");
         assert!(query.contains("prefix=wal%2F"), "{query}");
         assert!(
             query.contains("start-after=wal%2F00000000000000000002"),

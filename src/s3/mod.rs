@@ -7,6 +7,7 @@
 
 mod delete_objects;
 mod get_object;
+mod head_object;
 mod list_objects;
 mod put_object;
 mod xml;
@@ -19,7 +20,7 @@ use url::Url;
 use crate::error::{Error, Result};
 
 pub use delete_objects::MAX_KEYS_PER_DELETE;
-pub use list_objects::ListPage;
+pub use list_objects::{ListPage, PageRequest};
 pub use put_object::PutOutcome;
 
 /// How long a presigned URL stays valid. Requests are signed right before

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use s3wal::Wal;
 use s3wal::config::{self, Env, Flags};
-use s3wal::s3::Client;
+use s3wal::s3::{Client, PageRequest};
 
 /// A running S3 server, as described by the environment `make test` sets.
 #[derive(Debug, Clone)]
@@ -229,7 +229,12 @@ impl TestLog {
         loop {
             let page = wal
                 .store()
-                .list_page(&format!("{}/", self.prefix), None, continuation.as_deref())
+                .list_page(&PageRequest {
+                    prefix: &format!("{}/", self.prefix),
+                    start_after: None,
+                    continuation: continuation.as_deref(),
+                    max_keys: 1000,
+                })
                 .unwrap();
             keys.extend(page.keys);
             match page.continuation {

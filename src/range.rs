@@ -1,0 +1,109 @@
+//! Reading a range of records in order with a bounded pool of threads.
+//!
+//! Records are fetched by `THREADS` workers but handed out strictly in
+//! offset order; workers never run more than `WINDOW` records ahead of the
+//! consumer, so memory stays flat however long the range is.
+
+use std::collections::BTreeMap;
+use std::sync::{Condvar, Mutex};
+use std::thread;
+
+use crate::error::Result;
+use crate::store::Store;
+use crate::wal::{Record, Wal};
+
+/// Concurrent GETs while reading a range.
+pub const THREADS: usize = 8;
+/// Records fetched ahead of the one being handed out.
+const WINDOW: u64 = 4 * THREADS as u64;
+
+/// What the workers and the consumer share.
+struct Progress {
+    /// Index (from the range's start) of the next record to fetch.
+    next_fetch: u64,
+    /// Index of the next record to hand out.
+    next_visit: u64,
+    /// Fetched records not yet handed out, by index.
+    fetched: BTreeMap<u64, Result<Record>>,
+    /// Set when the consumer stops early.
+    stopped: bool,
+}
+
+impl<S: Store + Sync> Wal<S> {
+    /// The first and last offsets of `from..=to` that lie inside the log,
+    /// or `None` when none do. Open ends default to the log's own ends.
+    pub fn clamp_range(&self, from: Option<u64>, to: Option<u64>) -> Result<Option<(u64, u64)>> {
+        let Some(first) = self.first()? else {
+            return Ok(None);
+        };
+        let tail = self.recover()?;
+        let from = from.map_or(first, |from| from.max(first));
+        let to = to.map_or(tail, |to| to.min(tail));
+        Ok((from <= to).then_some((from, to)))
+    }
+
+    /// Reads records `from..=to` and calls `visit` with each, in offset
+    /// order. Stops at the first missing or corrupt record, or at the first
+    /// error `visit` returns.
+    pub fn read_range(
+        &self,
+        from: u64,
+        to: u64,
+        mut visit: impl FnMut(Record) -> Result<()>,
+    ) -> Result<()> {
+        if from > to {
+            return Ok(());
+        }
+        let count = to - from + 1;
+        let progress = Mutex::new(Progress {
+            next_fetch: 0,
+            next_visit: 0,
+            fetched: BTreeMap::new(),
+            stopped: false,
+        });
+        let changed = Condvar::new();
+        let lock = || progress.lock().expect("no panics while holding the lock");
+        thread::scope(|scope| {
+            for _ in 0..THREADS.min(count as usize) {
+                scope.spawn(|| {
+                    loop {
+                        let index = {
+                            let mut p = lock();
+                            while !p.stopped
+                                && p.next_fetch < count
+                                && p.next_fetch >= p.next_visit + WINDOW
+                            {
+                                p = changed.wait(p).expect("no panics while waiting");
+                            }
+                            if p.stopped || p.next_fetch >= count {
+                                return;
+                            }
+                            p.next_fetch += 1;
+                            p.next_fetch - 1
+                        };
+                        let record = self.read(from + index);
+                        lock().fetched.insert(index, record);
+                        changed.notify_all();
+                    }
+                });
+            }
+            let outcome = (0..count).try_for_each(|index| {
+                let record = {
+                    let mut p = lock();
+                    loop {
+                        if let Some(record) = p.fetched.remove(&index) {
+                            p.next_visit = index + 1;
+                            break record;
+                        }
+                        p = changed.wait(p).expect("no panics while waiting");
+                    }
+                };
+                changed.notify_all();
+                visit(record?)
+            });
+            lock().stopped = true;
+            changed.notify_all();
+            outcome
+        })
+    }
+}
