@@ -161,7 +161,9 @@ pub fn main(args: Vec<OsString>) -> u8 {
         .map(OsString::into_string)
         .collect::<Result<Vec<_>, _>>()
     else {
-        eprintln!("s3wal: an argument is not valid UTF-8; pass binary data with `append -`");
+        to_stderr(format_args!(
+            "s3wal: an argument is not valid UTF-8; pass binary data with `append -`"
+        ));
         return exit::USAGE;
     };
     let args = stdin_marker_as_positional(&args);
@@ -170,13 +172,15 @@ pub fn main(args: Vec<OsString>) -> u8 {
         Err(early) => return early_exit(&early),
     };
     if parsed.version {
-        println!("s3wal {}", env!("CARGO_PKG_VERSION"));
-        return exit::OK;
+        return match print_line(format!("s3wal {}", env!("CARGO_PKG_VERSION")).as_bytes()) {
+            Ok(()) => exit::OK,
+            Err(_) => exit::FAILURE,
+        };
     }
     match run(parsed) {
         Ok(()) => exit::OK,
         Err(error) => {
-            eprintln!("s3wal: {}", one_line(&error.to_string()));
+            to_stderr(format_args!("s3wal: {}", one_line(&error.to_string())));
             error.exit_code()
         }
     }
@@ -199,14 +203,26 @@ fn stdin_marker_as_positional(args: &[String]) -> Vec<&str> {
 /// stderr with exit 2.
 fn early_exit(early: &argh::EarlyExit) -> u8 {
     if early.status.is_ok() {
-        print!("{}", early.output);
-        return exit::OK;
+        let mut stdout = io::stdout().lock();
+        return match stdout
+            .write_all(early.output.as_bytes())
+            .and_then(|()| stdout.flush())
+        {
+            Ok(()) => exit::OK,
+            Err(_) => exit::FAILURE,
+        };
     }
-    eprintln!(
+    to_stderr(format_args!(
         "s3wal: {} (see s3wal --help)",
         one_line(&early.output).trim_end_matches('.')
-    );
+    ));
     exit::USAGE
+}
+
+/// Writes one line to stderr, ignoring failure: a closed stderr must not
+/// turn a command that already did its work into a crash.
+fn to_stderr(line: std::fmt::Arguments<'_>) {
+    let _ = writeln!(io::stderr().lock(), "{line}");
 }
 
 /// Joins the lines of a message, so every error is exactly one line.
@@ -244,8 +260,9 @@ fn run(args: Args) -> Result<(), Error> {
 
 /// A record offset from the command line: a whole number of at least `min`.
 fn parse_offset(raw: &str, min: u64) -> Result<u64, Error> {
+    let digits = !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit());
     match raw.parse::<u64>() {
-        Ok(offset) if offset >= min => Ok(offset),
+        Ok(offset) if digits && offset >= min => Ok(offset),
         _ => Err(Error::Usage(format!(
             "offset must be a whole number from {min} to {}, not {raw:?}",
             u64::MAX
@@ -371,14 +388,14 @@ fn log_exchange(exchange: &Exchange, counts: &Mutex<BTreeMap<&'static str, u64>>
     let status = exchange
         .status
         .map_or_else(|| "no answer".to_owned(), |s| s.to_string());
-    eprintln!(
+    to_stderr(format_args!(
         "[s3wal] {} {} {} {} {}ms",
         exchange.method,
         exchange.action,
         exchange.target,
         status,
         exchange.elapsed.as_millis()
-    );
+    ));
     *counts
         .lock()
         .expect("no panics while counting")
@@ -389,5 +406,8 @@ fn log_exchange(exchange: &Exchange, counts: &Mutex<BTreeMap<&'static str, u64>>
 fn log_summary(counts: &BTreeMap<&'static str, u64>) {
     let total: u64 = counts.values().sum();
     let kinds: Vec<String> = counts.iter().map(|(k, n)| format!("{k}={n}")).collect();
-    eprintln!("[s3wal] requests: {total} ({})", kinds.join(" "));
+    to_stderr(format_args!(
+        "[s3wal] requests: {total} ({})",
+        kinds.join(" ")
+    ));
 }

@@ -29,22 +29,23 @@ pub struct Flags {
     pub lock_dir: Option<PathBuf>,
 }
 
-/// Environment variables, with `.env` values beneath the real ones.
+/// Environment variables in two layers: the process's, then `./.env`'s.
 #[derive(Debug, Clone, Default)]
 pub struct Env {
-    vars: HashMap<String, String>,
+    /// Process first: a `.env` value never overrides a variable that is
+    /// already set, as in the seed.
+    layers: [HashMap<String, String>; 2],
 }
 
 impl Env {
-    /// `process` overlaid on `dotenv`: a `.env` value never overrides a
-    /// variable that is already set, as in the seed.
+    /// The `process` environment over the `dotenv` one.
     pub fn new(
         process: impl IntoIterator<Item = (String, String)>,
         dotenv: impl IntoIterator<Item = (String, String)>,
     ) -> Env {
-        let mut vars: HashMap<String, String> = dotenv.into_iter().collect();
-        vars.extend(process);
-        Env { vars }
+        Env {
+            layers: [process.into_iter().collect(), dotenv.into_iter().collect()],
+        }
     }
 
     /// The process environment over `path` (usually `./.env`); a missing
@@ -55,19 +56,53 @@ impl Env {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(Error::io(format!("cannot read {}", path.display()), e)),
         };
-        Ok(Env::new(
-            std::env::vars_os()
-                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
-            dotenv,
-        ))
+        let process = std::env::vars_os().map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        });
+        Ok(Env::new(process, dotenv))
     }
 
     /// A variable's value; an empty value counts as unset.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.vars
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
+        self.first_of(&[name])
+    }
+
+    /// The value of the first of `names` that is set, looking through the
+    /// whole process environment before `.env`: an exported
+    /// `AWS_ENDPOINT_URL` beats `AWS_ENDPOINT_URL_S3` from `.env`.
+    fn first_of(&self, names: &[&str]) -> Option<&str> {
+        self.layers.iter().find_map(|layer| {
+            names.iter().find_map(|name| {
+                layer
+                    .get(*name)
+                    .map(String::as_str)
+                    .filter(|v| !v.is_empty())
+            })
+        })
+    }
+
+    /// Access key, secret and token from the one layer that sets the access
+    /// key, so that a stale token in `.env` never joins exported keys.
+    fn credentials(&self) -> Option<Credentials> {
+        let layer = self.layers.iter().find(|layer| {
+            layer
+                .get("AWS_ACCESS_KEY_ID")
+                .is_some_and(|v| !v.is_empty())
+        })?;
+        let get = |name: &str| {
+            layer
+                .get(name)
+                .map(String::as_str)
+                .filter(|v| !v.is_empty())
+        };
+        let (key, secret) = (get("AWS_ACCESS_KEY_ID")?, get("AWS_SECRET_ACCESS_KEY")?);
+        Some(match get("AWS_SESSION_TOKEN") {
+            Some(token) => Credentials::new_with_token(key, secret, token),
+            None => Credentials::new(key, secret),
+        })
     }
 }
 
@@ -118,7 +153,7 @@ pub struct Config {
 fn pick(flag: &Option<String>, env: &Env, names: &[&str]) -> Option<String> {
     flag.clone()
         .filter(|v| !v.is_empty())
-        .or_else(|| names.iter().find_map(|n| env.get(n)).map(str::to_owned))
+        .or_else(|| env.first_of(names).map(str::to_owned))
 }
 
 /// The default lock folder: per user, and the same for cron jobs and
@@ -141,8 +176,17 @@ fn is_aws(endpoint: &Url) -> bool {
 }
 
 fn parse_endpoint(raw: &str) -> Result<Url> {
-    let bad = |why: &str| Error::Config(format!("endpoint {raw:?} {why}"));
+    // An endpoint may carry a password (`http://user:pass@host`): never echo it.
+    let shown = if raw.contains('@') {
+        "(with user info)"
+    } else {
+        raw
+    };
+    let bad = |why: &str| Error::Config(format!("endpoint {shown:?} {why}"));
     let url = Url::parse(raw).map_err(|e| bad(&format!("is not a URL: {e}")))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("must not carry a user name or password"));
+    }
     if !matches!(url.scheme(), "http" | "https") {
         return Err(bad("must start with http:// or https://"));
     }
@@ -163,6 +207,14 @@ pub fn resolve(flags: &Flags, env: &Env) -> Result<Config> {
         .map_err(Error::Config)?;
     let region = pick(&flags.region, env, &["AWS_REGION", "AWS_DEFAULT_REGION"])
         .unwrap_or_else(|| "us-east-1".to_owned());
+    if !region
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(Error::Config(format!(
+            "region {region:?} is not a region name like us-east-1"
+        )));
+    }
     let endpoint = match pick(
         &flags.endpoint,
         env,
@@ -171,19 +223,11 @@ pub fn resolve(flags: &Flags, env: &Env) -> Result<Config> {
         Some(raw) => parse_endpoint(&raw)?,
         None => parse_endpoint(&format!("https://s3.{region}.amazonaws.com"))?,
     };
-    let path_style = flags.path_style || !is_aws(&endpoint);
-    let (Some(key), Some(secret)) = (
-        env.get("AWS_ACCESS_KEY_ID"),
-        env.get("AWS_SECRET_ACCESS_KEY"),
-    ) else {
-        return Err(Error::Config(
-            "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into(),
-        ));
-    };
-    let credentials = match env.get("AWS_SESSION_TOKEN") {
-        Some(token) => Credentials::new_with_token(key, secret, token),
-        None => Credentials::new(key, secret),
-    };
+    // A dotted bucket name breaks the TLS wildcard of a virtual host.
+    let path_style = flags.path_style || !is_aws(&endpoint) || bucket.contains('.');
+    let credentials = env.credentials().ok_or_else(|| {
+        Error::Config("no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into())
+    })?;
     let lock_dir = flags
         .lock_dir
         .clone()
@@ -304,6 +348,72 @@ mod tests {
             let error = resolve(&Flags::default(), &env(&vars)).unwrap_err();
             assert!(matches!(error, Error::Config(_)), "{missing}: {error}");
         }
+    }
+
+    #[test]
+    fn exported_general_endpoint_beats_a_specific_one_from_dotenv() {
+        let env = Env::new(
+            base()
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .chain([(
+                    "AWS_ENDPOINT_URL".to_owned(),
+                    "http://exported:1".to_owned(),
+                )]),
+            parse_dotenv("AWS_ENDPOINT_URL_S3=http://dotenv:2\n"),
+        );
+        let config = resolve(&Flags::default(), &env).unwrap();
+        assert_eq!(config.s3.endpoint.host_str(), Some("exported"));
+    }
+
+    #[test]
+    fn credentials_come_from_one_layer_only() {
+        let env = Env::new(
+            base().iter().map(|(k, v)| (k.to_string(), v.to_string())),
+            parse_dotenv("AWS_SESSION_TOKEN=stale\n"),
+        );
+        let config = resolve(&Flags::default(), &env).unwrap();
+        assert_eq!(config.s3.credentials.token(), None);
+    }
+
+    #[test]
+    fn session_token_is_signed_into_requests() {
+        let mut vars = base();
+        vars.push(("AWS_SESSION_TOKEN", "the-token"));
+        let config = resolve(&Flags::default(), &env(&vars)).unwrap();
+        assert_eq!(config.s3.credentials.token(), Some("the-token"));
+    }
+
+    #[test]
+    fn dotted_bucket_on_aws_uses_path_style() {
+        let mut vars = base();
+        vars.retain(|(k, _)| *k != "AWS_BUCKET_NAME");
+        vars.push(("AWS_BUCKET_NAME", "my.logs"));
+        assert!(
+            resolve(&Flags::default(), &env(&vars))
+                .unwrap()
+                .s3
+                .path_style
+        );
+    }
+
+    #[test]
+    fn endpoint_password_is_refused_and_never_echoed() {
+        let flags = Flags {
+            endpoint: Some("http://user:hunter2@h:1".into()),
+            ..Flags::default()
+        };
+        let error = resolve(&flags, &env(&base())).unwrap_err().to_string();
+        assert!(!error.contains("hunter2"), "{error}");
+    }
+
+    #[test]
+    fn region_must_look_like_a_region() {
+        let flags = Flags {
+            region: Some("x.evil.com:8/".into()),
+            ..Flags::default()
+        };
+        assert!(resolve(&flags, &env(&base())).is_err());
     }
 
     #[test]

@@ -76,6 +76,13 @@ pub enum Error {
         /// The last offset tried.
         offset: u64,
     },
+    /// The store kept answering 409 (a conflicting operation in flight).
+    Conflicted {
+        /// The key every attempt went to.
+        key: String,
+        /// How many PUTs were tried.
+        attempts: u32,
+    },
     /// The log already holds a record at the highest possible offset.
     LogFull,
     /// Truncate kept finding new records past the cut: another machine is
@@ -106,6 +113,7 @@ impl Error {
             | Error::Protocol { .. }
             | Error::S3 { .. }
             | Error::LogFull
+            | Error::Conflicted { .. }
             | Error::TruncateRaced { .. }
             | Error::Io { .. } => exit::FAILURE,
         }
@@ -154,6 +162,11 @@ impl fmt::Display for Error {
                 f,
                 "could not append: offsets up to {offset} were taken by other writers \
                  in {attempts} attempts; nothing was written, try again"
+            ),
+            Error::Conflicted { key, attempts } => write!(
+                f,
+                "PutObject {key}: HTTP 409 in all {attempts} attempts (a conflicting \
+                 operation kept running); nothing was written"
             ),
             Error::LogFull => write!(f, "the log is full: offset {} is taken", u64::MAX),
             Error::TruncateRaced { after } => write!(

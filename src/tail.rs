@@ -49,6 +49,11 @@ impl TailSearch {
             Some(record) => {
                 self.low = self.low.max(record);
                 self.step = self.step.saturating_mul(2).max(1);
+                // A record past the bound means the log grew during the
+                // search (a truncate and an append raced it): search on up.
+                if self.high.is_some_and(|high| record > high) {
+                    self.high = None;
+                }
             }
             None => self.high = Some(self.high.map_or(k, |high| high.min(k))),
         }
@@ -123,6 +128,16 @@ mod tests {
     fn known_record_as_floor_finds_a_tail_that_moved_on() {
         let records: Vec<u64> = (1..=5017).collect();
         assert_eq!(search(&records, 5000).0, 5017);
+    }
+
+    #[test]
+    fn record_past_a_known_bound_reopens_the_search() {
+        let mut search = TailSearch::from(0);
+        search.observe(10, None);
+        search.observe(2, Some(50));
+        assert_eq!(search.high, None);
+        assert_eq!(search.low, 50);
+        assert!(search.next_probe().unwrap() >= 50);
     }
 
     #[test]

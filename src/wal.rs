@@ -29,6 +29,10 @@ pub const MAX_APPEND_ATTEMPTS: u32 = 100;
 /// few foreign keys sorted before it.
 const PROBE_KEYS: usize = 16;
 
+/// How many times one append PUTs the same offset after a 409. A 409
+/// decides nothing, so it is worth retrying, but not forever.
+pub const MAX_CONFLICT_RETRIES: u32 = 8;
+
 /// How many rounds of delete-then-check truncate makes before it reports
 /// that other writers keep appending past the cut.
 const MAX_TRUNCATE_ROUNDS: u32 = 3;
@@ -83,6 +87,21 @@ fn deletion_batches(after: u64, tail: u64) -> impl Iterator<Item = Vec<u64>> {
         next -= size;
         Some(batch)
     })
+}
+
+/// A PUT without an answer may still have stored the record: say so, so
+/// that nobody appends it a second time blindly.
+fn maybe_stored(error: Error, offset: u64) -> Error {
+    match error {
+        Error::Transport { request, message } => Error::Transport {
+            request,
+            message: format!(
+                "{message}; the record may have been stored at offset {offset}: \
+                 check with `read {offset}` before appending it again"
+            ),
+        },
+        other => other,
+    }
 }
 
 /// The offset after `tail`; none after the highest.
@@ -239,23 +258,37 @@ impl<S: Store> Wal<S> {
     /// PUTs one record at `offset` or, when that is taken, past the new
     /// tail; returns the offset it was written at.
     fn put_record(&self, mut offset: u64, data: &[u8]) -> Result<u64> {
-        for attempt in 1..=MAX_APPEND_ATTEMPTS {
+        let (mut taken, mut conflicts) = (0, 0);
+        loop {
             let outcome = self
                 .store
-                .put_if_absent(&self.prefix.key(offset), record::encode(offset, data))?;
+                .put_if_absent(&self.prefix.key(offset), record::encode(offset, data))
+                .map_err(|e| maybe_stored(e, offset))?;
             match after_put(offset, outcome) {
                 None => return Ok(offset),
-                Some(Retry::FindTailAfter(taken)) => {
-                    jittered_pause(u64::from(attempt.min(10)));
-                    offset = next_offset(self.search_tail(taken)?)?;
+                Some(Retry::FindTailAfter(taken_offset)) => {
+                    taken += 1;
+                    if taken == MAX_APPEND_ATTEMPTS {
+                        return Err(Error::AppendGaveUp {
+                            attempts: taken,
+                            offset,
+                        });
+                    }
+                    jittered_pause(u64::from(taken.min(10)));
+                    offset = next_offset(self.search_tail(taken_offset)?)?;
                 }
-                Some(Retry::SameOffset(_)) => jittered_pause(10 << attempt.min(6)),
+                Some(Retry::SameOffset(_)) => {
+                    conflicts += 1;
+                    if conflicts == MAX_CONFLICT_RETRIES {
+                        return Err(Error::Conflicted {
+                            key: self.prefix.key(offset),
+                            attempts: conflicts,
+                        });
+                    }
+                    jittered_pause(10 << conflicts.min(6));
+                }
             }
         }
-        Err(Error::AppendGaveUp {
-            attempts: MAX_APPEND_ATTEMPTS,
-            offset,
-        })
     }
 
     /// The record at `offset`, verified.

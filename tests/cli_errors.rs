@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Server, TestLog};
+use common::{Run, Server, TestLog};
 
 fn log(name: &str) -> TestLog {
     TestLog::new(Server::s3s(), name)
@@ -51,7 +51,7 @@ fn missing_offset_is_a_usage_error() {
 #[test]
 fn bad_offsets_are_usage_errors() {
     let log = log("bad-offsets");
-    for bad in ["0", "abc", "1.5", "18446744073709551616", " 1"] {
+    for bad in ["0", "abc", "1.5", "18446744073709551616", " 1", "+1", ""] {
         log.run(&["read", bad])
             .fails(2, "offset must be a whole number");
     }
@@ -61,14 +61,9 @@ fn bad_offsets_are_usage_errors() {
 
 #[test]
 fn missing_bucket_setting_is_a_config_error() {
-    let run = log("no-bucket")
-        .command()
-        .env_remove("AWS_BUCKET_NAME")
-        .arg("recover")
-        .output();
-    let run = run.unwrap();
-    assert_eq!(run.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&run.stderr).contains("no bucket"));
+    let mut command = log("no-bucket").command();
+    command.env_remove("AWS_BUCKET_NAME").arg("recover");
+    Run::of(&mut command).fails(1, "no bucket");
 }
 
 #[test]
@@ -161,14 +156,11 @@ fn flags_beat_the_environment_and_dotenv_fills_gaps() {
 #[test]
 fn non_utf8_argument_is_a_usage_error() {
     use std::os::unix::ffi::OsStrExt;
-    let run = log("non-utf8")
-        .command()
+    let mut command = log("non-utf8").command();
+    command
         .arg("append")
-        .arg(std::ffi::OsStr::from_bytes(b"\xff"))
-        .output()
-        .unwrap();
-    assert_eq!(run.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&run.stderr).contains("append -"));
+        .arg(std::ffi::OsStr::from_bytes(b"\xff"));
+    Run::of(&mut command).fails(2, "pass binary data with `append -`");
 }
 
 #[test]

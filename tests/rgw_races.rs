@@ -10,17 +10,37 @@ mod common;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::thread;
+use std::time::Instant;
 
 use common::{Server, TestLog};
 
 const WRITERS: usize = 8;
 const APPENDS_EACH: usize = 50;
 
-/// What the writers' `--verbose` lines say about their PUTs.
+/// What the writers' `--verbose` lines say about their PUTs, and when each
+/// append process ran.
 #[derive(Debug, Default)]
 struct PutCounts {
     created: usize,
     taken: usize,
+    /// (writer, start, end) of every append process.
+    runs: Vec<(usize, Instant, Instant)>,
+}
+
+impl PutCounts {
+    /// How many pairs of append processes from different writers were
+    /// alive at the same time.
+    fn overlapping_pairs(&self) -> usize {
+        let mut pairs = 0;
+        for (i, a) in self.runs.iter().enumerate() {
+            for b in &self.runs[i + 1..] {
+                if a.0 != b.0 && a.1 < b.2 && b.1 < a.2 {
+                    pairs += 1;
+                }
+            }
+        }
+        pairs
+    }
 }
 
 /// Runs the writers, each with the lock folder `lock_dir_of(writer)`, and
@@ -36,7 +56,9 @@ fn race(log: &TestLog, lock_dir_of: impl Fn(usize) -> PathBuf) -> PutCounts {
                 let mut counts = PutCounts::default();
                 for n in 0..APPENDS_EACH {
                     let payload = format!("writer {writer} record {n}");
+                    let start = Instant::now();
                     let run = log.run(&["-v", "append", &payload]);
+                    counts.runs.push((writer, start, Instant::now()));
                     assert_eq!(run.code, 0, "{payload}: {}", run.stderr);
                     for line in run.stderr.lines().filter(|l| l.contains(" PutObject ")) {
                         match line.split(' ').nth(4) {
@@ -55,6 +77,7 @@ fn race(log: &TestLog, lock_dir_of: impl Fn(usize) -> PathBuf) -> PutCounts {
         let counts = handle.join().unwrap();
         total.created += counts.created;
         total.taken += counts.taken;
+        total.runs.extend(counts.runs);
     }
     total
 }
@@ -84,12 +107,15 @@ fn assert_dense_and_each_payload_once(log: &TestLog) {
 fn eight_machines_racing_keep_the_log_dense_and_every_record_once() {
     let log = TestLog::new(Server::rgw(), "race-machines");
     let counts = race(&log, |writer| log.workdir.join(format!("machine-{writer}")));
-    println!("separate locks: {counts:?}");
+    println!(
+        "separate locks: {} PUTs created, {} found their offset taken",
+        counts.created, counts.taken
+    );
     assert_dense_and_each_payload_once(&log);
     assert_eq!(counts.created, WRITERS * APPENDS_EACH);
     // Without a shared lock the writers really did collide, and the
     // conditional PUT turned every collision into a retry, not a loss.
-    assert!(counts.taken > 0, "the writers never raced: {counts:?}");
+    assert!(counts.taken > 0, "the writers never raced");
 }
 
 #[test]
@@ -97,11 +123,22 @@ fn eight_processes_sharing_a_lock_take_turns_without_collisions() {
     let log = TestLog::new(Server::rgw(), "race-local");
     let shared = log.workdir.join("shared-locks");
     let counts = race(&log, |_| shared.clone());
-    println!("shared lock: {counts:?}");
+    println!(
+        "shared lock: {} PUTs created, {} taken, {} overlapping process pairs",
+        counts.created,
+        counts.taken,
+        counts.overlapping_pairs()
+    );
     assert_dense_and_each_payload_once(&log);
-    // The lock, not the conditional PUT, did the serialising: not one PUT
-    // found its offset taken, so each append was exactly one PUT.
-    assert_eq!(counts.taken, 0, "{counts:?}");
+    // The processes ran at the same time (many pairs overlapped), yet not
+    // one PUT found its offset taken: the lock, not the conditional PUT,
+    // did the serialising, and each append was exactly one PUT.
+    assert!(
+        counts.overlapping_pairs() > 100,
+        "{}",
+        counts.overlapping_pairs()
+    );
+    assert_eq!(counts.taken, 0);
     assert_eq!(counts.created, WRITERS * APPENDS_EACH);
 }
 

@@ -89,7 +89,7 @@ fn truncate_zero_empties_the_log() {
 #[test]
 fn truncate_of_more_than_one_batch_deletes_every_record() {
     let log = log("truncate-batches");
-    common::fill_records(&log, 1205);
+    common::fill_on_disk(&log, 1..=1205);
     assert_eq!(
         log.run(&["truncate", "3"]).ok(),
         "Truncated WAL after offset 3\n"

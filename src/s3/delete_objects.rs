@@ -54,7 +54,9 @@ fn deleted(request: &Request, response: Response) -> Result<()> {
         return Err(response.into_error(request));
     }
     let mut failures: Vec<(String, String)> = Vec::new();
+    let mut answered = false;
     xml::for_each_leaf(&response.body, |path, text| match path {
+        ["DeleteResult"] => answered = true,
         ["DeleteResult", "Error", "Key"] => failures.push((text.to_owned(), String::new())),
         ["DeleteResult", "Error", "Code"] => {
             if let Some(last) = failures.last_mut() {
@@ -67,6 +69,12 @@ fn deleted(request: &Request, response: Response) -> Result<()> {
         request: request.describe(),
         message,
     })?;
+    if !answered {
+        return Err(Error::Protocol {
+            request: request.describe(),
+            message: "the answer is not a DeleteResult".into(),
+        });
+    }
     match failures.first() {
         None => Ok(()),
         Some((key, code)) => Err(Error::Protocol {
@@ -128,6 +136,14 @@ mod tests {
     fn empty_delete_result_is_success() {
         let request = signer().delete_objects(&keys());
         deleted(&request, answer(200, "<DeleteResult/>")).unwrap();
+    }
+
+    #[test]
+    fn an_answer_that_is_not_a_delete_result_is_an_error() {
+        let request = signer().delete_objects(&keys());
+        for body in ["", "<Error><Code>X</Code></Error>", "<html/>"] {
+            assert!(deleted(&request, answer(200, body)).is_err(), "{body:?}");
+        }
     }
 
     #[test]

@@ -25,7 +25,7 @@ impl Signer {
 fn object_body(request: &Request, response: Response) -> Result<Option<Vec<u8>>> {
     match response.status {
         200 => Ok(Some(response.body)),
-        404 if xml::parse_error(&response.body).code.as_deref() != Some("NoSuchBucket") => Ok(None),
+        404 if xml::parse_error(&response.body).code.as_deref() == Some("NoSuchKey") => Ok(None),
         _ => Err(response.into_error(request)),
     }
 }
@@ -70,6 +70,13 @@ mod tests {
             error.to_string(),
             "GetObject k: HTTP 404 NoSuchBucket: gone"
         );
+    }
+
+    #[test]
+    fn a_404_page_that_is_not_s3s_is_an_error() {
+        let request = signer().get_object("k");
+        assert!(object_body(&request, answer(404, b"<html>Not Found</html>")).is_err());
+        assert!(object_body(&request, answer(404, b"")).is_err());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use rusty_s3::S3Action;
 
-use super::{Client, PRESIGN_TTL, Request, Response, Signer};
+use super::{Client, PRESIGN_TTL, Request, Response, Signer, xml};
 use crate::error::Result;
 
 /// What a conditional PUT decided.
@@ -12,8 +12,9 @@ pub enum PutOutcome {
     Created,
     /// 412: an object already exists at the key; ours was not written.
     Exists,
-    /// 409: a conflicting operation was in flight; nothing was decided, so
-    /// the same key may be tried again.
+    /// 409 `ConditionalRequestConflict` or `OperationAborted`: a
+    /// conflicting operation was in flight; nothing was decided, so the
+    /// same key may be tried again.
     Conflict,
 }
 
@@ -40,7 +41,13 @@ fn put_outcome(request: &Request, response: Response) -> Result<PutOutcome> {
     match response.status {
         200..=299 => Ok(PutOutcome::Created),
         412 => Ok(PutOutcome::Exists),
-        409 => Ok(PutOutcome::Conflict),
+        409 if matches!(
+            xml::parse_error(&response.body).code.as_deref(),
+            Some("ConditionalRequestConflict" | "OperationAborted")
+        ) =>
+        {
+            Ok(PutOutcome::Conflict)
+        }
         _ => Err(response.into_error(request)),
     }
 }
@@ -61,10 +68,14 @@ mod tests {
     use crate::s3::tests::signer;
 
     fn answer(status: u16) -> Response {
+        coded(status, "")
+    }
+
+    fn coded(status: u16, code: &str) -> Response {
         Response {
             status,
             request_id: None,
-            body: Vec::new(),
+            body: format!("<Error><Code>{code}</Code></Error>").into_bytes(),
         }
     }
 
@@ -85,12 +96,19 @@ mod tests {
     }
 
     #[test]
-    fn status_409_means_nothing_was_decided() {
+    fn conditional_conflict_409_means_nothing_was_decided() {
         let request = signer().put_if_absent("k", Vec::new());
-        assert_eq!(
-            put_outcome(&request, answer(409)).unwrap(),
-            PutOutcome::Conflict
-        );
+        for code in ["ConditionalRequestConflict", "OperationAborted"] {
+            let outcome = put_outcome(&request, coded(409, code)).unwrap();
+            assert_eq!(outcome, PutOutcome::Conflict);
+        }
+    }
+
+    #[test]
+    fn other_409s_are_errors() {
+        let request = signer().put_if_absent("k", Vec::new());
+        assert!(put_outcome(&request, coded(409, "InvalidBucketState")).is_err());
+        assert!(put_outcome(&request, answer(409)).is_err());
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub struct Server {
     pub bucket: String,
     pub access_key: String,
     pub secret_key: String,
+    /// s3s-fs only: the folder whose subfolders are its buckets.
+    pub data_dir: Option<PathBuf>,
 }
 
 fn required(name: &str) -> String {
@@ -36,6 +38,7 @@ impl Server {
             bucket: required(&format!("S3WAL_TEST_{kind}_BUCKET")),
             access_key: required("S3WAL_TEST_ACCESS_KEY"),
             secret_key: required("S3WAL_TEST_SECRET_KEY"),
+            data_dir: std::env::var_os(format!("S3WAL_TEST_{kind}_DATA")).map(PathBuf::from),
         }
     }
 
@@ -59,6 +62,11 @@ pub struct Run {
 }
 
 impl Run {
+    /// Runs `command` to the end.
+    pub fn of(command: &mut Command) -> Run {
+        Run::from_output(command.output().unwrap())
+    }
+
     fn from_output(output: Output) -> Run {
         Run {
             code: output.status.code().expect("s3wal exited by a signal"),
@@ -127,9 +135,17 @@ pub struct TestLog {
 }
 
 impl TestLog {
-    pub fn new(server: Server, name: &str) -> TestLog {
+    /// A fresh log. On s3s-fs, whose listings walk the whole bucket
+    /// folder, each log also gets a bucket of its own.
+    pub fn new(mut server: Server, name: &str) -> TestLog {
         let workdir = scratch(name);
-        let prefix = format!("t/{}", workdir.file_name().unwrap().to_str().unwrap());
+        let unique = workdir.file_name().unwrap().to_str().unwrap().to_owned();
+        let prefix = format!("t/{unique}");
+        if let Some(data) = &server.data_dir {
+            let suffix = &unique[name.len() + 1..];
+            server.bucket = format!("b-{suffix}");
+            std::fs::create_dir_all(data.join(&server.bucket)).unwrap();
+        }
         let lock_dir = workdir.join("locks");
         TestLog {
             server,
@@ -299,13 +315,32 @@ impl TestLog {
     }
 }
 
-/// Stores records `1..=count` (data `r<offset>`) with plain PUTs: faster
-/// than appending, and independent of the tail logic under test.
-pub fn fill_records(log: &TestLog, count: u64) {
-    for n in 1..=count {
-        log.put_raw(
-            &key_name(n),
-            &s3wal::record::encode(n, format!("r{n}").as_bytes()),
-        );
+
+/// Writes records at `offsets` straight into s3s-fs's folder, which serves
+/// every file under it as an object: a 100 000-record log in seconds.
+pub fn fill_on_disk(log: &TestLog, offsets: impl IntoIterator<Item = u64>) {
+    let data = log.server.data_dir.as_ref().expect("an s3s-fs log");
+    let dir = data.join(&log.server.bucket).join(&log.prefix);
+    std::fs::create_dir_all(&dir).unwrap();
+    for n in offsets {
+        let body = s3wal::record::encode(n, format!("r{n}").as_bytes());
+        std::fs::write(dir.join(key_name(n)), body).unwrap();
     }
+}
+
+/// The request counts of a `--verbose` run, by S3 action, from its summary.
+pub fn request_counts(run: &Run) -> std::collections::BTreeMap<String, u64> {
+    let summary = run
+        .stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("[s3wal] requests: "))
+        .unwrap_or_else(|| panic!("no request summary in: {}", run.stderr));
+    let kinds = summary.split_once('(').unwrap().1.trim_end_matches(')');
+    kinds
+        .split_whitespace()
+        .map(|kind| {
+            let (action, count) = kind.split_once('=').unwrap();
+            (action.to_owned(), count.parse().unwrap())
+        })
+        .collect()
 }

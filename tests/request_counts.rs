@@ -1,0 +1,117 @@
+//! What each command costs in requests, pinned at several log sizes from
+//! the `--verbose` summary (the numbers the benchmark reports in time).
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{Server, TestLog, fill_on_disk, request_counts};
+
+fn counts(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
+    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
+
+/// A log of `n` records, written straight to s3s-fs's folder.
+fn log_of(n: u64, name: &str) -> TestLog {
+    let log = TestLog::new(Server::s3s(), name);
+    fill_on_disk(&log, 1..=n);
+    log
+}
+
+/// Upper bound for a cold tail search: about 2·log₂(N) probes.
+fn cold_budget(n: u64) -> u64 {
+    2 * u64::from(64 - n.leading_zeros()) + 2
+}
+
+#[test]
+fn first_append_to_an_empty_log_is_one_list_and_one_put() {
+    let log = TestLog::new(Server::s3s(), "empty-append");
+    let run = log.run(&["-v", "append", "x"]);
+    run.ok();
+    assert_eq!(
+        request_counts(&run),
+        counts(&[("ListObjectsV2", 1), ("PutObject", 1)])
+    );
+}
+
+#[test]
+fn steady_state_append_is_one_head_and_one_put_at_every_size() {
+    for n in [10, 1_000, 5_000] {
+        let log = log_of(n, "steady");
+        log.run(&["append", "warms the hint"]).ok();
+        let run = log.run(&["-v", "append", "steady"]);
+        assert_eq!(
+            run.ok(),
+            format!("Appended record at offset: {}, data: steady\n", n + 2)
+        );
+        assert_eq!(
+            request_counts(&run),
+            counts(&[("HeadObject", 1), ("PutObject", 1)]),
+            "n = {n}"
+        );
+    }
+}
+
+#[test]
+fn cold_tail_search_is_logarithmic_and_never_lists_the_whole_log() {
+    for n in [10, 1_000, 5_000] {
+        let log = log_of(n, "cold");
+        let run = log.run(&["-v", "recover"]);
+        assert_eq!(run.ok(), format!("Last offset: {n}\n"));
+        let counts = request_counts(&run);
+        let lists = counts["ListObjectsV2"];
+        assert_eq!(counts.len(), 1, "{counts:?}");
+        assert!(lists <= cold_budget(n), "n = {n}: {lists} LISTs");
+    }
+}
+
+#[test]
+fn warm_recover_is_at_most_two_requests() {
+    let log = log_of(1_000, "warm");
+    log.run(&["recover"]).ok();
+    let run = log.run(&["-v", "recover"]);
+    assert_eq!(run.ok(), "Last offset: 1000\n");
+    assert_eq!(
+        request_counts(&run),
+        counts(&[("HeadObject", 1), ("ListObjectsV2", 1)])
+    );
+}
+
+#[test]
+fn log_that_starts_late_is_found_as_cheaply() {
+    let log = TestLog::new(Server::s3s(), "late-start");
+    fill_on_disk(&log, 5_001..=5_100);
+    let run = log.run(&["-v", "recover"]);
+    assert_eq!(run.ok(), "Last offset: 5100\n");
+    assert!(request_counts(&run)["ListObjectsV2"] <= cold_budget(100));
+    assert_eq!(
+        log.run(&["append", "next"]).ok(),
+        "Appended record at offset: 5101, data: next\n"
+    );
+}
+
+#[test]
+fn batch_of_lines_costs_one_put_per_record() {
+    let log = log_of(1_000, "lines-cost");
+    log.run(&["recover"]).ok();
+    let input: String = (0..200).map(|i| format!("line {i}\n")).collect();
+    let run = log.run_with_stdin(&["-v", "append", "--lines"], input.as_bytes());
+    run.ok();
+    assert_eq!(
+        request_counts(&run),
+        counts(&[("HeadObject", 1), ("PutObject", 200)])
+    );
+}
+
+#[test]
+fn dump_reads_each_record_once_and_finds_its_ends_cheaply() {
+    let log = log_of(1_000, "dump-cost");
+    let run = log.run(&["-v", "dump"]);
+    assert_eq!(run.ok().lines().count(), 1_000);
+    let counts = request_counts(&run);
+    assert_eq!(counts["GetObject"], 1_000);
+    assert!(
+        counts["ListObjectsV2"] <= cold_budget(1_000) + 1,
+        "{counts:?}"
+    );
+}
