@@ -2,7 +2,7 @@
 CARGO ?= cargo
 STATIC_TARGET ?= x86_64-unknown-linux-gnu
 
-.PHONY: build demo test lint static clean
+.PHONY: build demo test lint static bench clean
 
 build:
 	$(CARGO) build --release --locked
@@ -25,6 +25,12 @@ static:
 	RUSTFLAGS="-C target-feature=+crt-static" \
 	  $(CARGO) build --release --locked --target $(STATIC_TARGET)
 	@ls -l target/$(STATIC_TARGET)/release/s3wal
+
+# Time, requests and memory against a local s3s-fs, side by side with curl
+# and aws CLI; prints a Markdown table (see README.md).
+bench: build static
+	S3WAL_SKIP_RGW=1 tests/servers/install.sh >/dev/null
+	python3 tests/bench/bench.py target/release/s3wal target/$(STATIC_TARGET)/release/s3wal
 
 clean:
 	$(CARGO) clean

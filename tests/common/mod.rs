@@ -315,7 +315,6 @@ impl TestLog {
     }
 }
 
-
 /// Writes records at `offsets` straight into s3s-fs's folder, which serves
 /// every file under it as an object: a 100 000-record log in seconds.
 pub fn fill_on_disk(log: &TestLog, offsets: impl IntoIterator<Item = u64>) {
