@@ -49,6 +49,13 @@ struct Args {
     /// ~/.local/state/s3wal/locks)
     #[argh(option)]
     lock_dir: Option<PathBuf>,
+    /// retries of a request that failed for a transient reason (default 8)
+    #[argh(option)]
+    retries: Option<u32>,
+    /// longest time one request may take, retries included, in seconds
+    /// (default 60)
+    #[argh(option)]
+    timeout: Option<u64>,
     /// print one line per S3 request to stderr, and a summary at exit
     #[argh(switch, short = 'v')]
     verbose: bool,
@@ -242,6 +249,8 @@ fn run(args: Args) -> Result<(), Error> {
         endpoint: args.endpoint,
         path_style: args.path_style,
         lock_dir: args.lock_dir,
+        retries: args.retries,
+        timeout: args.timeout,
     };
     let config = config::resolve(&flags, &Env::load(Path::new(".env"))?)?;
     let mut client = Client::new(&config.s3)?;

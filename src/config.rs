@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use rusty_s3::Credentials;
 use url::Url;
@@ -10,7 +11,7 @@ use url::Url;
 use crate::error::{Error, Result};
 use crate::lock::AppendLock;
 use crate::record::Prefix;
-use crate::s3::S3Config;
+use crate::s3::{RetryPolicy, S3Config};
 
 /// Settings given on the command line; `None` falls back to the environment.
 #[derive(Debug, Clone, Default)]
@@ -27,6 +28,10 @@ pub struct Flags {
     pub path_style: bool,
     /// `--lock-dir`
     pub lock_dir: Option<PathBuf>,
+    /// `--retries`
+    pub retries: Option<u32>,
+    /// `--timeout`, in seconds
+    pub timeout: Option<u64>,
 }
 
 /// Environment variables in two layers: the process's, then `./.env`'s.
@@ -199,6 +204,19 @@ fn parse_endpoint(raw: &str) -> Result<Url> {
     Ok(url)
 }
 
+fn retry_policy(flags: &Flags) -> Result<RetryPolicy> {
+    let default = RetryPolicy::default();
+    let timeout = match flags.timeout {
+        Some(0) => return Err(Error::Usage("--timeout must be at least 1 second".into())),
+        Some(seconds) => Duration::from_secs(seconds),
+        None => default.timeout,
+    };
+    Ok(RetryPolicy {
+        retries: flags.retries.unwrap_or(default.retries),
+        timeout,
+    })
+}
+
 /// Resolves the configuration: flags beat the environment.
 pub fn resolve(flags: &Flags, env: &Env) -> Result<Config> {
     let bucket = pick(&flags.bucket, env, &["AWS_BUCKET_NAME"])
@@ -241,6 +259,7 @@ pub fn resolve(flags: &Flags, env: &Env) -> Result<Config> {
             region,
             path_style,
             credentials,
+            retry: retry_policy(flags)?,
         },
         prefix,
         lock,

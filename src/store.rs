@@ -1,21 +1,23 @@
 //! The one interface between the log and the object store.
 //!
 //! The log needs five things from a store and nothing more: create an
-//! object only if it is absent, read one, tell whether one exists, list
-//! keys in order after a key, and delete a batch. Keeping the interface this narrow keeps the log
+//! object only if it is absent, read one, read one's metadata, list keys in
+//! order after a key, and delete a batch. Keeping the interface this narrow keeps the log
 //! logic in `wal.rs` free of HTTP and S3 details.
 
 use crate::error::Result;
-use crate::s3::{Client, ListPage, PageRequest, PutOutcome};
+use crate::s3::{Client, ListPage, ObjectHead, PageRequest, PutOutcome};
 
 /// What the log needs from an object store.
 pub trait Store {
-    /// Writes `body` at `key` unless an object is already there.
-    fn put_if_absent(&self, key: &str, body: Vec<u8>) -> Result<PutOutcome>;
+    /// Writes `body` at `key`, tagged with the append's `token`, unless an
+    /// object is already there.
+    fn put_if_absent(&self, key: &str, body: Vec<u8>, token: &str) -> Result<PutOutcome>;
     /// The body at `key`, or `None` if there is no object.
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
-    /// Whether an object exists at `key`, without reading it.
-    fn exists(&self, key: &str) -> Result<bool>;
+    /// What is known of the object at `key` without reading it, or `None`
+    /// if there is none.
+    fn head(&self, key: &str) -> Result<Option<ObjectHead>>;
     /// One page of keys in UTF-8 byte order.
     fn list_page(&self, page: &PageRequest<'_>) -> Result<ListPage>;
     /// Deletes 1 to [`crate::s3::MAX_KEYS_PER_DELETE`] keys; missing keys
@@ -24,15 +26,15 @@ pub trait Store {
 }
 
 impl Store for Client {
-    fn put_if_absent(&self, key: &str, body: Vec<u8>) -> Result<PutOutcome> {
-        Client::put_if_absent(self, key, body)
+    fn put_if_absent(&self, key: &str, body: Vec<u8>, token: &str) -> Result<PutOutcome> {
+        Client::put_if_absent(self, key, body, token)
     }
 
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.get_object(key)
     }
 
-    fn exists(&self, key: &str) -> Result<bool> {
+    fn head(&self, key: &str) -> Result<Option<ObjectHead>> {
         self.head_object(key)
     }
 

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::hint::TailHint;
 use crate::lock::AppendLock;
 use crate::record::{self, Prefix};
-use crate::s3::{MAX_KEYS_PER_DELETE, PageRequest, PutOutcome};
+use crate::s3::{MAX_KEYS_PER_DELETE, PageRequest, PutOutcome, random as retry_draw};
 use crate::store::Store;
 use crate::tail::TailSearch;
 
@@ -58,6 +58,9 @@ pub struct Wal<S> {
 /// What to do after a conditional PUT that did not create the record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Retry {
+    /// 412 to a PUT sent more than once: read the object's token to tell
+    /// our own unacknowledged write from another writer's record.
+    CheckToken(u64),
     /// 412: the offset is taken; look for the tail past it.
     FindTailAfter(u64),
     /// 409: nothing was decided; try the same offset after a pause.
@@ -68,9 +71,15 @@ enum Retry {
 fn after_put(offset: u64, outcome: PutOutcome) -> Option<Retry> {
     match outcome {
         PutOutcome::Created => None,
+        PutOutcome::ExistsAfterRetry => Some(Retry::CheckToken(offset)),
         PutOutcome::Exists => Some(Retry::FindTailAfter(offset)),
         PutOutcome::Conflict => Some(Retry::SameOffset(offset)),
     }
+}
+
+/// A fresh random token for one append.
+fn new_token() -> String {
+    format!("{:016x}{:016x}", retry_draw(), retry_draw())
 }
 
 /// The offsets after `after` up to `tail`, highest first, in requests of
@@ -111,9 +120,7 @@ fn next_offset(tail: u64) -> Result<u64> {
 
 /// A pause of up to `ceiling_ms`, random so that racing writers spread out.
 fn jittered_pause(ceiling_ms: u64) {
-    use std::hash::{BuildHasher, RandomState};
-    let random = RandomState::new().hash_one(std::time::SystemTime::now());
-    thread::sleep(Duration::from_millis(random % (ceiling_ms + 1)));
+    thread::sleep(Duration::from_millis(retry_draw() % (ceiling_ms + 1)));
 }
 
 impl<S: Store> Wal<S> {
@@ -177,7 +184,7 @@ impl<S: Store> Wal<S> {
     /// hinted record that is gone means the log was truncated since.
     fn confirmed_hint(&self) -> Result<u64> {
         match self.hint.load() {
-            Some(hinted) if hinted > 0 && self.store.exists(&self.prefix.key(hinted))? => {
+            Some(hinted) if hinted > 0 && self.store.head(&self.prefix.key(hinted))?.is_some() => {
                 Ok(hinted)
             }
             _ => Ok(0),
@@ -257,15 +264,30 @@ impl<S: Store> Wal<S> {
 
     /// PUTs one record at `offset` or, when that is taken, past the new
     /// tail; returns the offset it was written at.
+    ///
+    /// Every PUT of this record carries the same random token, so a PUT
+    /// that landed but whose answer was lost is recognised as ours on the
+    /// retry, instead of being written a second time at the next offset.
     fn put_record(&self, mut offset: u64, data: &[u8]) -> Result<u64> {
+        let token = new_token();
         let (mut taken, mut conflicts) = (0, 0);
         loop {
+            let key = self.prefix.key(offset);
             let outcome = self
                 .store
-                .put_if_absent(&self.prefix.key(offset), record::encode(offset, data))
+                .put_if_absent(&key, record::encode(offset, data), &token)
                 .map_err(|e| maybe_stored(e, offset))?;
-            match after_put(offset, outcome) {
+            let mut next = after_put(offset, outcome);
+            if next == Some(Retry::CheckToken(offset)) {
+                let head = self.store.head(&key)?;
+                if head.and_then(|h| h.token).as_deref() == Some(token.as_str()) {
+                    return Ok(offset);
+                }
+                next = Some(Retry::FindTailAfter(offset));
+            }
+            match next {
                 None => return Ok(offset),
+                Some(Retry::CheckToken(_)) => unreachable!("handled above"),
                 Some(Retry::FindTailAfter(taken_offset)) => {
                     taken += 1;
                     if taken == MAX_APPEND_ATTEMPTS {
@@ -347,6 +369,20 @@ mod tests {
     #[test]
     fn created_record_needs_no_retry() {
         assert_eq!(after_put(5, PutOutcome::Created), None);
+    }
+
+    #[test]
+    fn taken_offset_after_a_retry_checks_the_token_first() {
+        assert_eq!(
+            after_put(5, PutOutcome::ExistsAfterRetry),
+            Some(Retry::CheckToken(5))
+        );
+    }
+
+    #[test]
+    fn tokens_differ_between_appends() {
+        assert_ne!(new_token(), new_token());
+        assert_eq!(new_token().len(), 32);
     }
 
     #[test]

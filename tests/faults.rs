@@ -52,7 +52,7 @@ fn server_error_on_put_fails_with_the_s3_code_and_writes_nothing() {
         _ => Fault::Forward,
     });
     log.via(&proxy.endpoint)
-        .run(&["append", "x"])
+        .run(&["--retries", "0", "append", "x"])
         .fails(1, "HTTP 500 InternalError: injected");
     assert_eq!(log.offsets(), Vec::<u64>::new());
 }
@@ -72,7 +72,7 @@ fn interrupted_truncate_leaves_a_dense_log_that_a_rerun_finishes() {
         Fault::Forward
     });
     log.via(&proxy.endpoint)
-        .run(&["truncate", "3"])
+        .run(&["--retries", "0", "truncate", "3"])
         .fails(1, "HTTP 503 SlowDown: injected");
     // The first batch took the highest 1000 records; nothing below them.
     assert_eq!(log.offsets(), (1..=205).collect::<Vec<u64>>());

@@ -111,6 +111,7 @@ mod tests {
             status,
             request_id: None,
             body: body.as_bytes().to_vec(),
+            ..Response::default()
         }
     }
 

@@ -50,6 +50,7 @@ mod tests {
             status,
             request_id: None,
             body: body.to_vec(),
+            ..Response::default()
         }
     }
 

@@ -20,23 +20,32 @@ impl Signer {
     }
 }
 
-/// Whether the object exists. A HEAD answer has no body, so a missing
-/// bucket also reads as `false`; callers fall back to a listing, which
-/// reports it.
-fn exists(request: &Request, response: Response) -> Result<bool> {
+/// What a HEAD tells about an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectHead {
+    /// The append token the object was written with, if s3wal wrote it.
+    pub token: Option<String>,
+}
+
+/// The object's head, or `None` if it does not exist. A HEAD answer has no
+/// body, so a missing bucket also reads as `None`; callers fall back to a
+/// listing, which reports it.
+fn object_head(request: &Request, response: Response) -> Result<Option<ObjectHead>> {
     match response.status {
-        200 => Ok(true),
-        404 => Ok(false),
+        200 => Ok(Some(ObjectHead {
+            token: response.token,
+        })),
+        404 => Ok(None),
         _ => Err(response.into_error(request)),
     }
 }
 
 impl Client {
-    /// Whether an object exists at `key`.
-    pub fn head_object(&self, key: &str) -> Result<bool> {
+    /// The head of the object at `key`, or `None` if there is none.
+    pub fn head_object(&self, key: &str) -> Result<Option<ObjectHead>> {
         let request = self.signer.head_object(key);
         let response = self.send(&request)?;
-        exists(&request, response)
+        object_head(&request, response)
     }
 }
 
@@ -50,24 +59,30 @@ mod tests {
             status,
             request_id: None,
             body: Vec::new(),
+            ..Response::default()
         }
     }
 
     #[test]
-    fn status_200_means_the_key_exists() {
+    fn status_200_gives_the_head_with_its_token() {
         let request = signer().head_object("k");
-        assert!(exists(&request, answer(200)).unwrap());
+        let found = Response {
+            token: Some("t1".into()),
+            ..answer(200)
+        };
+        let head = object_head(&request, found).unwrap().unwrap();
+        assert_eq!(head.token.as_deref(), Some("t1"));
     }
 
     #[test]
-    fn status_404_means_it_does_not() {
+    fn status_404_means_no_object() {
         let request = signer().head_object("k");
-        assert!(!exists(&request, answer(404)).unwrap());
+        assert_eq!(object_head(&request, answer(404)).unwrap(), None);
     }
 
     #[test]
     fn status_403_is_an_error() {
         let request = signer().head_object("k");
-        assert!(exists(&request, answer(403)).is_err());
+        assert!(object_head(&request, answer(403)).is_err());
     }
 }

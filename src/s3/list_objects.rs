@@ -105,6 +105,7 @@ mod tests {
             status: 200,
             request_id: None,
             body: body.as_bytes().to_vec(),
+            ..Response::default()
         }
     }
 

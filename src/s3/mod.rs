@@ -10,6 +10,7 @@ mod get_object;
 mod head_object;
 mod list_objects;
 mod put_object;
+mod retry;
 mod xml;
 
 use std::time::{Duration, Instant};
@@ -20,12 +21,22 @@ use url::Url;
 use crate::error::{Error, Result};
 
 pub use delete_objects::MAX_KEYS_PER_DELETE;
+pub use head_object::ObjectHead;
 pub use list_objects::{ListPage, PageRequest};
 pub use put_object::PutOutcome;
+pub use retry::{RetryPolicy, draw as random};
 
 /// How long a presigned URL stays valid. Requests are signed right before
 /// they are sent; an hour leaves room for slow bodies and clock skew.
 const PRESIGN_TTL: Duration = Duration::from_secs(3600);
+
+/// The longest wait for a TCP connection to the store.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The user-metadata header that carries an append's token, so that a
+/// retried PUT can tell its own earlier, unacknowledged write from another
+/// writer's record.
+pub const TOKEN_HEADER: &str = "x-amz-meta-s3wal-token";
 
 /// The largest response body read into memory: one record of the largest
 /// size a single PUT can carry, 5 GiB, plus the record's framing.
@@ -44,6 +55,8 @@ pub struct S3Config {
     pub path_style: bool,
     /// Access key, secret key and optional session token.
     pub credentials: Credentials,
+    /// Retries and time limits of every request.
+    pub retry: RetryPolicy,
 }
 
 /// One HTTP exchange, as shown by `--verbose`: never the query string, so
@@ -83,11 +96,17 @@ impl Request {
 }
 
 /// The parts of an HTTP answer that s3wal looks at.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Response {
     status: u16,
     request_id: Option<String>,
+    /// The value of the `x-amz-meta-s3wal-token` header, if any.
+    token: Option<String>,
+    /// The server's `Date` header, for the clock check.
+    date: Option<String>,
     body: Vec<u8>,
+    /// How many times the request was sent to get this answer.
+    attempts: u32,
 }
 
 impl Response {
@@ -169,6 +188,7 @@ pub type Observer = Box<dyn Fn(&Exchange) + Send + Sync>;
 pub struct Client {
     signer: Signer,
     agent: ureq::Agent,
+    retry: RetryPolicy,
     observer: Option<Observer>,
 }
 
@@ -190,13 +210,13 @@ impl Client {
             // S3 answers wrong-region requests with a 301 worth showing.
             .max_redirects(0)
             .max_redirects_will_error(false)
-            .timeout_connect(Some(Duration::from_secs(10)))
-            .timeout_recv_response(Some(Duration::from_secs(60)))
+            .timeout_connect(Some(CONNECT_TIMEOUT.min(config.retry.timeout)))
             .build()
             .new_agent();
         Ok(Client {
             signer: Signer::new(config)?,
             agent,
+            retry: config.retry,
             observer: None,
         })
     }
@@ -212,9 +232,43 @@ impl Client {
         self.signer.bucket.name()
     }
 
+    /// Sends `request`, retrying transient failures within the policy,
+    /// and returns the last answer, whatever its status.
     fn send(&self, request: &Request) -> Result<Response> {
+        let deadline = Instant::now() + self.retry.timeout;
+        let mut retry = 0;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let outcome = self.exchange_observed(request, left);
+            let transient = match &outcome {
+                Ok(response) => retry::is_transient(response.status),
+                Err(_) => true,
+            };
+            retry += 1;
+            let pause = retry::wait_before(retry, retry::draw());
+            if !transient || retry > self.retry.retries || Instant::now() + pause >= deadline {
+                return outcome
+                    .map(|response| Response {
+                        attempts: retry,
+                        ..response
+                    })
+                    .map_err(|e| Error::Transport {
+                        request: request.describe(),
+                        message: redact_urls(&e.to_string()),
+                    });
+            }
+            std::thread::sleep(pause);
+        }
+    }
+
+    /// One exchange, limited to `left`, reported to the observer.
+    fn exchange_observed(
+        &self,
+        request: &Request,
+        left: Duration,
+    ) -> Result<Response, ureq::Error> {
         let started = Instant::now();
-        let outcome = self.exchange(request);
+        let outcome = self.exchange(request, left);
         if let Some(observer) = &self.observer {
             observer(&Exchange {
                 action: request.action,
@@ -224,31 +278,31 @@ impl Client {
                 elapsed: started.elapsed(),
             });
         }
-        outcome.map_err(|e| Error::Transport {
-            request: request.describe(),
-            message: redact_urls(&e.to_string()),
-        })
+        outcome
     }
 
-    fn exchange(&self, request: &Request) -> Result<Response, ureq::Error> {
+    fn exchange(&self, request: &Request, left: Duration) -> Result<Response, ureq::Error> {
         let url = request.url.as_str();
+        let limit = Some(left.max(Duration::from_millis(1)));
         let mut response = match request.method {
             Method::Get | Method::Head | Method::Delete => {
-                let mut builder = match request.method {
+                let builder = match request.method {
                     Method::Get => self.agent.get(url),
                     Method::Head => self.agent.head(url),
                     _ => self.agent.delete(url),
                 };
+                let mut builder = builder.config().timeout_global(limit).build();
                 for (name, value) in &request.headers {
                     builder = builder.header(*name, value);
                 }
                 builder.call()?
             }
             Method::Put | Method::Post => {
-                let mut builder = match request.method {
+                let builder = match request.method {
                     Method::Put => self.agent.put(url),
                     _ => self.agent.post(url),
                 };
+                let mut builder = builder.config().timeout_global(limit).build();
                 for (name, value) in &request.headers {
                     builder = builder.header(*name, value);
                 }
@@ -257,11 +311,18 @@ impl Client {
             }
         };
         let status = response.status().as_u16();
-        let request_id = response
-            .headers()
-            .get("x-amz-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let (request_id, token, date) = (
+            header("x-amz-request-id"),
+            header(TOKEN_HEADER),
+            header("date"),
+        );
         let body = if request.method == Method::Head {
             Vec::new()
         } else {
@@ -274,7 +335,10 @@ impl Client {
         Ok(Response {
             status,
             request_id,
+            token,
+            date,
             body,
+            attempts: 1,
         })
     }
 }
@@ -304,6 +368,7 @@ pub(crate) mod tests {
             region: "us-east-1".into(),
             path_style: true,
             credentials: Credentials::new("AKID", "SECRET"),
+            retry: RetryPolicy::default(),
         })
         .unwrap()
     }
@@ -322,6 +387,7 @@ pub(crate) mod tests {
             region: "eu-west-1".into(),
             path_style: false,
             credentials: Credentials::new("AKID", "SECRET"),
+            retry: RetryPolicy::default(),
         })
         .unwrap();
         let url = signer.get_object("wal/00000000000000000001").url;

@@ -2,7 +2,7 @@
 
 use rusty_s3::S3Action;
 
-use super::{Client, PRESIGN_TTL, Request, Response, Signer, xml};
+use super::{Client, PRESIGN_TTL, Request, Response, Signer, TOKEN_HEADER, xml};
 use crate::error::Result;
 
 /// What a conditional PUT decided.
@@ -12,6 +12,9 @@ pub enum PutOutcome {
     Created,
     /// 412: an object already exists at the key; ours was not written.
     Exists,
+    /// 412 to a PUT that was sent more than once: the object may be our own
+    /// earlier try, whose answer was lost. Its token tells.
+    ExistsAfterRetry,
     /// 409 `ConditionalRequestConflict` or `OperationAborted`: a
     /// conflicting operation was in flight; nothing was decided, so the
     /// same key may be tried again.
@@ -24,13 +27,19 @@ impl Signer {
     /// `If-None-Match` is sent unsigned: S3 honours it either way, and a
     /// store that ignores it is then told apart by a probe, not by a
     /// signature error.
-    pub(crate) fn put_if_absent(&self, key: &str, body: Vec<u8>) -> Request {
-        let action = self.bucket.put_object(Some(&self.credentials), key);
+    ///
+    /// `token` goes into signed user metadata ([`TOKEN_HEADER`]).
+    pub(crate) fn put_if_absent(&self, key: &str, body: Vec<u8>, token: &str) -> Request {
+        let mut action = self.bucket.put_object(Some(&self.credentials), key);
+        action.headers_mut().insert(TOKEN_HEADER, token);
         Request {
             action: "PutObject",
             method: rusty_s3::Method::Put,
             url: action.sign(PRESIGN_TTL),
-            headers: vec![("if-none-match", "*".to_owned())],
+            headers: vec![
+                ("if-none-match", "*".to_owned()),
+                (TOKEN_HEADER, token.to_owned()),
+            ],
             body,
             target: key.to_owned(),
         }
@@ -40,6 +49,7 @@ impl Signer {
 fn put_outcome(request: &Request, response: Response) -> Result<PutOutcome> {
     match response.status {
         200..=299 => Ok(PutOutcome::Created),
+        412 if response.attempts > 1 => Ok(PutOutcome::ExistsAfterRetry),
         412 => Ok(PutOutcome::Exists),
         409 if matches!(
             xml::parse_error(&response.body).code.as_deref(),
@@ -53,9 +63,10 @@ fn put_outcome(request: &Request, response: Response) -> Result<PutOutcome> {
 }
 
 impl Client {
-    /// Writes `body` at `key` unless an object is already there.
-    pub fn put_if_absent(&self, key: &str, body: Vec<u8>) -> Result<PutOutcome> {
-        let request = self.signer.put_if_absent(key, body);
+    /// Writes `body` at `key`, tagged with `token`, unless an object is
+    /// already there.
+    pub fn put_if_absent(&self, key: &str, body: Vec<u8>, token: &str) -> Result<PutOutcome> {
+        let request = self.signer.put_if_absent(key, body, token);
         let response = self.send(&request)?;
         put_outcome(&request, response)
     }
@@ -76,19 +87,23 @@ mod tests {
             status,
             request_id: None,
             body: format!("<Error><Code>{code}</Code></Error>").into_bytes(),
+            ..Response::default()
         }
     }
 
     #[test]
     fn conditional_put_carries_if_none_match_star() {
-        let request = signer().put_if_absent("wal/00000000000000000001", b"x".to_vec());
-        assert_eq!(request.headers, [("if-none-match", "*".to_owned())]);
+        let request = signer().put_if_absent("wal/00000000000000000001", b"x".to_vec(), "t1");
+        assert_eq!(request.headers[0], ("if-none-match", "*".to_owned()));
+        let signed = request.url.query().unwrap();
+        assert!(signed.contains("x-amz-meta-s3wal-token"), "{signed}");
+        assert!(!signed.contains("if-none-match"), "{signed}");
         assert_eq!(request.url.path(), "/bucket/wal/00000000000000000001");
     }
 
     #[test]
     fn status_412_means_the_key_is_taken() {
-        let request = signer().put_if_absent("k", Vec::new());
+        let request = signer().put_if_absent("k", Vec::new(), "t");
         assert_eq!(
             put_outcome(&request, answer(412)).unwrap(),
             PutOutcome::Exists
@@ -97,7 +112,7 @@ mod tests {
 
     #[test]
     fn conditional_conflict_409_means_nothing_was_decided() {
-        let request = signer().put_if_absent("k", Vec::new());
+        let request = signer().put_if_absent("k", Vec::new(), "t");
         for code in ["ConditionalRequestConflict", "OperationAborted"] {
             let outcome = put_outcome(&request, coded(409, code)).unwrap();
             assert_eq!(outcome, PutOutcome::Conflict);
@@ -106,14 +121,27 @@ mod tests {
 
     #[test]
     fn other_409s_are_errors() {
-        let request = signer().put_if_absent("k", Vec::new());
+        let request = signer().put_if_absent("k", Vec::new(), "t");
         assert!(put_outcome(&request, coded(409, "InvalidBucketState")).is_err());
         assert!(put_outcome(&request, answer(409)).is_err());
     }
 
     #[test]
+    fn status_412_after_a_retry_may_be_our_own_write() {
+        let request = signer().put_if_absent("k", Vec::new(), "t");
+        let retried = Response {
+            attempts: 2,
+            ..answer(412)
+        };
+        assert_eq!(
+            put_outcome(&request, retried).unwrap(),
+            PutOutcome::ExistsAfterRetry
+        );
+    }
+
+    #[test]
     fn status_200_means_created() {
-        let request = signer().put_if_absent("k", Vec::new());
+        let request = signer().put_if_absent("k", Vec::new(), "t");
         assert_eq!(
             put_outcome(&request, answer(200)).unwrap(),
             PutOutcome::Created
@@ -122,7 +150,7 @@ mod tests {
 
     #[test]
     fn other_statuses_are_errors() {
-        let request = signer().put_if_absent("k", Vec::new());
+        let request = signer().put_if_absent("k", Vec::new(), "t");
         let error = put_outcome(&request, answer(403)).unwrap_err();
         assert!(matches!(error, Error::S3 { status: 403, .. }));
     }

@@ -9,6 +9,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::Duration;
 
 /// What the proxy does with one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +18,18 @@ pub enum Fault {
     Forward,
     /// Answer `status` with an S3 error `code`, without forwarding.
     Answer(u16, &'static str),
+    /// Answer `status` with exactly this body, without forwarding.
+    Raw(u16, &'static [u8]),
+    /// Announce a longer body than is sent, then close: a truncated answer.
+    Truncated(u16, &'static [u8]),
+    /// Pass it to the server, then close without answering: a lost ack.
+    LoseAnswer,
+    /// Close the connection at once, without forwarding.
+    Reset,
+    /// Wait this long, then forward.
+    Delay(Duration),
+    /// Forward without this header, as a store that ignores it would.
+    Strip(&'static str),
 }
 
 /// The method and path (without query string) of a request.
@@ -69,7 +82,7 @@ impl FaultProxy {
 /// Reads one request, applies the rule, answers, and closes.
 fn handle(client: TcpStream, upstream: &str, rule: &Mutex<Rule>, log: &Mutex<Vec<Seen>>) {
     let mut reader = BufReader::new(client.try_clone().unwrap());
-    let mut head = Vec::new();
+    let mut head: Vec<String> = Vec::new();
     let mut content_length = 0usize;
     loop {
         let mut line = String::new();
@@ -108,25 +121,54 @@ fn handle(client: TcpStream, upstream: &str, rule: &Mutex<Rule>, log: &Mutex<Vec
 
     let mut client = client;
     match fault {
-        Fault::Forward => {
-            let mut server = TcpStream::connect(upstream).unwrap();
-            head.push("Connection: close\r\n".into());
-            head.push("\r\n".into());
-            server.write_all(head.concat().as_bytes()).unwrap();
-            server.write_all(&body).unwrap();
-            let mut answer = Vec::new();
-            server.read_to_end(&mut answer).unwrap();
-            let _ = client.write_all(&answer);
+        Fault::Forward => forward(&mut client, upstream, head, &body, true),
+        Fault::LoseAnswer => forward(&mut client, upstream, head, &body, false),
+        Fault::Delay(pause) => {
+            thread::sleep(pause);
+            forward(&mut client, upstream, head, &body, true);
+        }
+        Fault::Strip(name) => {
+            let prefix = format!("{}:", name.to_ascii_lowercase());
+            head.retain(|line| !line.to_ascii_lowercase().starts_with(&prefix));
+            forward(&mut client, upstream, head, &body, true);
         }
         Fault::Answer(status, code) => {
             let xml = format!("<Error><Code>{code}</Code><Message>injected</Message></Error>");
-            let answer = format!(
-                "HTTP/1.1 {status} Injected\r\nContent-Type: application/xml\r\n\
-                 Content-Length: {}\r\nConnection: close\r\n\r\n{xml}",
-                xml.len()
-            );
-            let _ = client.write_all(answer.as_bytes());
+            answer(&mut client, status, xml.as_bytes(), xml.len());
         }
+        Fault::Raw(status, body) => answer(&mut client, status, body, body.len()),
+        Fault::Truncated(status, body) => answer(&mut client, status, body, body.len() + 100),
+        Fault::Reset => {}
     }
     let _ = client.shutdown(Shutdown::Both);
+}
+
+/// Sends the request to the server and, if `deliver`, its answer back.
+fn forward(
+    client: &mut TcpStream,
+    upstream: &str,
+    mut head: Vec<String>,
+    body: &[u8],
+    deliver: bool,
+) {
+    let mut server = TcpStream::connect(upstream).unwrap();
+    head.push("Connection: close\r\n".into());
+    head.push("\r\n".into());
+    server.write_all(head.concat().as_bytes()).unwrap();
+    server.write_all(body).unwrap();
+    let mut answer = Vec::new();
+    server.read_to_end(&mut answer).unwrap();
+    if deliver {
+        let _ = client.write_all(&answer);
+    }
+}
+
+/// Writes an answer that claims `length` bytes of body.
+fn answer(client: &mut TcpStream, status: u16, body: &[u8], length: usize) {
+    let head = format!(
+        "HTTP/1.1 {status} Injected\r\nContent-Type: application/xml\r\n\
+         Content-Length: {length}\r\nConnection: close\r\n\r\n"
+    );
+    let _ = client.write_all(head.as_bytes());
+    let _ = client.write_all(body);
 }

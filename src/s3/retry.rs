@@ -1,0 +1,93 @@
+//! Which failed exchanges are worth another try, and how long to wait.
+//!
+//! Throttling and server errors (500, 502, 503 `SlowDown`, 504, 408, 429)
+//! and answers that never came are transient; 400, 403, 404 and the rest
+//! are answers and are not retried. Waits grow exponentially with full
+//! jitter, bounded by a number of retries and by a total time per request.
+
+use std::time::Duration;
+
+/// How hard one request tries before its failure is reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Tries after the first one.
+    pub retries: u32,
+    /// The longest one request may take, its retries and waits included;
+    /// also the limit of each single exchange, so a hung server cannot
+    /// hold s3wal forever.
+    pub timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> RetryPolicy {
+        RetryPolicy {
+            retries: 8,
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The first wait; each retry doubles it, up to [`MAX_WAIT`].
+const FIRST_WAIT: Duration = Duration::from_millis(100);
+/// The longest single wait between two tries.
+const MAX_WAIT: Duration = Duration::from_secs(15);
+
+/// Whether an answer with this status is transient.
+pub(crate) fn is_transient(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
+}
+
+/// The wait before retry number `retry` (from 1), given a random `draw`:
+/// anywhere from nothing to the exponential ceiling ("full jitter"), so
+/// that clients throttled together do not come back together.
+pub(crate) fn wait_before(retry: u32, draw: u64) -> Duration {
+    let ceiling = FIRST_WAIT
+        .saturating_mul(1 << retry.saturating_sub(1).min(16))
+        .min(MAX_WAIT);
+    let ceiling_ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(draw % (ceiling_ms + 1))
+}
+
+/// A random number, for jitter and tokens (std's per-process random hash
+/// keys, mixed with the time: no extra crate for something this small).
+pub fn draw() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttling_and_server_errors_are_transient() {
+        for status in [408, 429, 500, 502, 503, 504] {
+            assert!(is_transient(status), "{status}");
+        }
+    }
+
+    #[test]
+    fn answers_are_not_retried() {
+        for status in [200, 400, 403, 404, 409, 412, 501] {
+            assert!(!is_transient(status), "{status}");
+        }
+    }
+
+    #[test]
+    fn waits_double_from_100_ms_up_to_15_s() {
+        let most = |retry| wait_before(retry, u64::MAX - 1);
+        assert!(most(1) <= Duration::from_millis(100));
+        assert!(most(2) <= Duration::from_millis(200));
+        assert!(most(8) <= MAX_WAIT);
+        assert!(most(40) <= MAX_WAIT);
+        assert_eq!(wait_before(3, 0), Duration::ZERO);
+    }
+
+    #[test]
+    fn jitter_spreads_waits_below_the_ceiling() {
+        let waits: std::collections::HashSet<Duration> =
+            (0..50).map(|i| wait_before(4, i * 7919)).collect();
+        assert!(waits.len() > 10);
+        assert!(waits.iter().all(|w| *w <= Duration::from_millis(800)));
+    }
+}
