@@ -56,6 +56,10 @@ struct Args {
     /// (default 60)
     #[argh(option)]
     timeout: Option<u64>,
+    /// append even if the store ignores If-None-Match (see doctor):
+    /// concurrent appenders can then overwrite each other
+    #[argh(switch)]
+    allow_unsafe_store: bool,
     /// print one line per S3 request to stderr, and a summary at exit
     #[argh(switch, short = 'v')]
     verbose: bool,
@@ -75,6 +79,7 @@ enum Command {
     Last(LastArgs),
     Truncate(TruncateArgs),
     Dump(DumpArgs),
+    Doctor(DoctorArgs),
 }
 
 #[derive(FromArgs, Debug)]
@@ -159,6 +164,15 @@ struct DumpArgs {
     #[argh(switch)]
     raw: bool,
 }
+
+#[derive(FromArgs, Debug)]
+/// Check credentials, bucket, clock skew and If-None-Match support.
+#[argh(
+    subcommand,
+    name = "doctor",
+    example = "s3wal --bucket b --prefix wal doctor"
+)]
+struct DoctorArgs {}
 
 /// Runs the command line `args` (without the program name) and returns
 /// the exit code.
@@ -251,6 +265,7 @@ fn run(args: Args) -> Result<(), Error> {
         lock_dir: args.lock_dir,
         retries: args.retries,
         timeout: args.timeout,
+        allow_unsafe_store: args.allow_unsafe_store,
     };
     let config = config::resolve(&flags, &Env::load(Path::new(".env"))?)?;
     let mut client = Client::new(&config.s3)?;
@@ -259,7 +274,8 @@ fn run(args: Args) -> Result<(), Error> {
         let counts = Arc::clone(&counts);
         client = client.with_observer(move |exchange| log_exchange(exchange, &counts));
     }
-    let wal = Wal::new(client, config.prefix, config.lock);
+    let wal =
+        Wal::new(client, config.prefix, config.lock).allow_unsafe_store(config.allow_unsafe_store);
     let result = execute(&wal, command, offsets);
     if args.verbose {
         log_summary(&counts.lock().expect("no panics while counting"));
@@ -335,6 +351,17 @@ fn execute(wal: &Wal<Client>, command: Command, offsets: [Option<u64>; 2]) -> Re
         Command::Truncate(_) => {
             wal.truncate(offset)?;
             print_line(format!("Truncated WAL after offset {offset}").as_bytes())
+        }
+        Command::Doctor(_) => {
+            let findings = s3wal::doctor::diagnose(wal);
+            for finding in &findings {
+                let verdict = if finding.ok { "ok" } else { "PROBLEM" };
+                print_line(format!("{}: {verdict}: {}", finding.check, finding.detail).as_bytes())?;
+            }
+            match findings.iter().all(|f| f.ok) {
+                true => Ok(()),
+                false => Err(Error::Config("doctor found a problem".into())),
+            }
         }
         Command::Dump(dump) => {
             let Some((from, to)) = wal.clamp_range(offsets[0], offsets[1])? else {

@@ -32,6 +32,8 @@ pub struct Flags {
     pub retries: Option<u32>,
     /// `--timeout`, in seconds
     pub timeout: Option<u64>,
+    /// `--allow-unsafe-store`
+    pub allow_unsafe_store: bool,
 }
 
 /// Environment variables in two layers: the process's, then `./.env`'s.
@@ -152,6 +154,8 @@ pub struct Config {
     pub prefix: Prefix,
     /// The local lock for appends and truncates.
     pub lock: AppendLock,
+    /// Append even where the store ignores `If-None-Match`.
+    pub allow_unsafe_store: bool,
 }
 
 /// The first of `flag` and the environment variables `names` that is set.
@@ -263,6 +267,7 @@ pub fn resolve(flags: &Flags, env: &Env) -> Result<Config> {
         },
         prefix,
         lock,
+        allow_unsafe_store: flags.allow_unsafe_store,
     })
 }
 

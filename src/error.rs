@@ -83,6 +83,8 @@ pub enum Error {
         /// How many PUTs were tried.
         attempts: u32,
     },
+    /// The store ignores `If-None-Match: *`, so appending is refused.
+    UnsafeStore,
     /// The log already holds a record at the highest possible offset.
     LogFull,
     /// Truncate kept finding new records past the cut: another machine is
@@ -113,6 +115,7 @@ impl Error {
             | Error::Protocol { .. }
             | Error::S3 { .. }
             | Error::LogFull
+            | Error::UnsafeStore
             | Error::Conflicted { .. }
             | Error::TruncateRaced { .. }
             | Error::Io { .. } => exit::FAILURE,
@@ -167,6 +170,11 @@ impl fmt::Display for Error {
                 f,
                 "PutObject {key}: HTTP 409 in all {attempts} attempts (a conflicting \
                  operation kept running); nothing was written"
+            ),
+            Error::UnsafeStore => f.write_str(
+                "refusing to append: this store ignores If-None-Match (it overwrote a key \
+                 it was told not to), so concurrent appenders could overwrite each other's \
+                 records; see `s3wal doctor`, or pass --allow-unsafe-store to append anyway",
             ),
             Error::LogFull => write!(f, "the log is full: offset {} is taken", u64::MAX),
             Error::TruncateRaced { after } => write!(

@@ -24,9 +24,11 @@
 
 mod base64;
 pub mod config;
+pub mod doctor;
 pub mod error;
 pub mod hint;
 pub mod lock;
+pub mod probe;
 pub mod range;
 pub mod record;
 pub mod s3;
@@ -40,5 +42,6 @@ pub use wal::{Record, Wal};
 /// Opens the log that `config` describes.
 pub fn open(config: &config::Config) -> Result<Wal<s3::Client>> {
     let client = s3::Client::new(&config.s3)?;
-    Ok(Wal::new(client, config.prefix.clone(), config.lock.clone()))
+    Ok(Wal::new(client, config.prefix.clone(), config.lock.clone())
+        .allow_unsafe_store(config.allow_unsafe_store))
 }

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::hint::TailHint;
+use crate::probe::ProbeCache;
 
 /// Longest readable part of a lock file name; a hash keeps names unique.
 const MAX_READABLE_NAME: usize = 60;
@@ -59,6 +60,11 @@ impl AppendLock {
     /// The tail hint of the same log, kept beside the lock file.
     pub fn tail_hint(&self) -> TailHint {
         TailHint::at(self.path.with_extension("tail"))
+    }
+
+    /// The remembered store probe of the same log, beside the lock file.
+    pub fn probe_cache(&self) -> ProbeCache {
+        ProbeCache::at(self.path.with_extension("probe"))
     }
 
     /// Blocks until this process holds the lock.

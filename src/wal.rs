@@ -15,6 +15,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::hint::TailHint;
 use crate::lock::AppendLock;
+use crate::probe::{Conditional, ProbeCache};
 use crate::record::{self, Prefix};
 use crate::s3::{MAX_KEYS_PER_DELETE, PageRequest, PutOutcome, random as retry_draw};
 use crate::store::Store;
@@ -51,6 +52,8 @@ pub struct Record {
 pub struct Wal<S> {
     store: S,
     hint: TailHint,
+    probe: ProbeCache,
+    allow_unsafe_store: bool,
     prefix: Prefix,
     lock: AppendLock,
 }
@@ -129,9 +132,73 @@ impl<S: Store> Wal<S> {
     pub fn new(store: S, prefix: Prefix, lock: AppendLock) -> Wal<S> {
         Wal {
             hint: lock.tail_hint(),
+            probe: lock.probe_cache(),
+            allow_unsafe_store: false,
             store,
             prefix,
             lock,
+        }
+    }
+
+    /// Appends even on a store that ignores `If-None-Match: *`, where
+    /// concurrent appenders can overwrite each other. Off by default.
+    pub fn allow_unsafe_store(mut self, allow: bool) -> Wal<S> {
+        self.allow_unsafe_store = allow;
+        self
+    }
+
+    /// Checks whether the store honours `If-None-Match: *`: creates a
+    /// scratch key under the prefix (a foreign key to every reader), tries
+    /// to create it again, and deletes it. Remembers the answer for
+    /// [`append`](Self::append).
+    pub fn probe_conditional_put(&self) -> Result<Conditional> {
+        let key = format!("{}/.s3wal-probe-{}", self.prefix, new_token());
+        let first = self.create_once(&key, &new_token())?;
+        let second = self.create_once(&key, &new_token());
+        self.store.delete(std::slice::from_ref(&key))?;
+        let result = match (first, second?) {
+            (true, false) => Conditional::Enforced,
+            (true, true) => Conditional::Ignored,
+            (false, _) => {
+                return Err(Error::Protocol {
+                    request: format!("PutObject {key}"),
+                    message: "a fresh scratch key already existed".into(),
+                });
+            }
+        };
+        self.probe.store(result);
+        Ok(result)
+    }
+
+    /// PUTs `key` if absent: whether this PUT created it (recognising our
+    /// own write behind a lost answer by its token).
+    fn create_once(&self, key: &str, token: &str) -> Result<bool> {
+        match self
+            .store
+            .put_if_absent(key, b"s3wal probe".to_vec(), token)?
+        {
+            PutOutcome::Created => Ok(true),
+            PutOutcome::ExistsAfterRetry => Ok(self.is_ours(key, token)?),
+            PutOutcome::Exists | PutOutcome::Conflict => Ok(false),
+        }
+    }
+
+    /// Whether the object at `key` was written with `token`.
+    fn is_ours(&self, key: &str, token: &str) -> Result<bool> {
+        let head = self.store.head(key)?;
+        Ok(head.and_then(|h| h.token).as_deref() == Some(token))
+    }
+
+    /// Refuses to append on a store known to ignore `If-None-Match`,
+    /// probing it first if this machine has not yet.
+    fn ensure_conditional_puts(&self) -> Result<()> {
+        let result = match self.probe.load() {
+            Some(result) => result,
+            None => self.probe_conditional_put()?,
+        };
+        match result {
+            Conditional::Ignored if !self.allow_unsafe_store => Err(Error::UnsafeStore),
+            _ => Ok(()),
         }
     }
 
@@ -247,6 +314,7 @@ impl<S: Store> Wal<S> {
         if records.peek().is_none() {
             return Ok(0);
         }
+        self.ensure_conditional_puts()?;
         let mut tail = self.confirmed_hint()?;
         if tail == 0 {
             tail = self.search_tail(0)?;
@@ -279,8 +347,7 @@ impl<S: Store> Wal<S> {
                 .map_err(|e| maybe_stored(e, offset))?;
             let mut next = after_put(offset, outcome);
             if next == Some(Retry::CheckToken(offset)) {
-                let head = self.store.head(&key)?;
-                if head.and_then(|h| h.token).as_deref() == Some(token.as_str()) {
+                if self.is_ours(&key, &token)? {
                     return Ok(offset);
                 }
                 next = Some(Retry::FindTailAfter(offset));

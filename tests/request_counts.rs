@@ -26,6 +26,7 @@ fn cold_budget(n: u64) -> u64 {
 #[test]
 fn first_append_to_an_empty_log_is_one_list_and_one_put() {
     let log = TestLog::new(Server::s3s(), "empty-append");
+    log.run(&["doctor"]).ok();
     let run = log.run(&["-v", "append", "x"]);
     run.ok();
     assert_eq!(
@@ -93,6 +94,7 @@ fn log_that_starts_late_is_found_as_cheaply() {
 #[test]
 fn batch_of_lines_costs_one_put_per_record() {
     let log = log_of(1_000, "lines-cost");
+    log.run(&["doctor"]).ok();
     log.run(&["recover"]).ok();
     let input: String = (0..200).map(|i| format!("line {i}\n")).collect();
     let run = log.run_with_stdin(&["-v", "append", "--lines"], input.as_bytes());

@@ -11,6 +11,7 @@ mod head_object;
 mod list_objects;
 mod put_object;
 mod retry;
+mod server_clock;
 mod xml;
 
 use std::time::{Duration, Instant};

@@ -1,0 +1,131 @@
+//! `doctor`: can this machine use this log safely?
+//!
+//! Three checks, in the order a user would fix them: the credentials and
+//! the bucket (one listing), the clock (the listing's `Date`), and whether
+//! the store honours `If-None-Match: *` (two conditional PUTs of a scratch
+//! key, then a delete).
+
+use std::time::Duration;
+
+use crate::probe::Conditional;
+use crate::s3::Client;
+use crate::wal::Wal;
+
+/// How far the local clock may drift before doctor calls it a problem.
+/// S3 refuses signatures more than 15 minutes off.
+pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
+
+/// The outcome of one check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// What was checked.
+    pub check: &'static str,
+    /// Whether it passed.
+    pub ok: bool,
+    /// What was seen.
+    pub detail: String,
+}
+
+/// How far `local` is from `server`, as a finding.
+pub fn judge_clock(local: jiff::Timestamp, server: Option<jiff::Timestamp>) -> Finding {
+    let Some(server) = server else {
+        return Finding {
+            check: "clock",
+            ok: true,
+            detail: "the store sent no Date header; not checked".into(),
+        };
+    };
+    let skew_ms = (local.as_millisecond() - server.as_millisecond()).unsigned_abs();
+    let direction = if local > server { "ahead of" } else { "behind" };
+    let ok = skew_ms <= MAX_CLOCK_SKEW.as_millis() as u64;
+    Finding {
+        check: "clock",
+        ok,
+        detail: format!(
+            "{:.1} s {direction} the store's clock{}",
+            skew_ms as f64 / 1000.0,
+            if ok {
+                ""
+            } else {
+                "; S3 refuses requests signed over 15 minutes off"
+            }
+        ),
+    }
+}
+
+/// Runs every check against the log; stops after the first when the
+/// store cannot be reached at all.
+pub fn diagnose(wal: &Wal<Client>) -> Vec<Finding> {
+    let list_prefix = wal.prefix().list_prefix();
+    let bucket = wal.store().bucket().to_owned();
+    let server_time = match wal.store().server_time(&list_prefix) {
+        Ok(time) => time,
+        Err(error) => {
+            return vec![Finding {
+                check: "credentials and bucket",
+                ok: false,
+                detail: error.to_string(),
+            }];
+        }
+    };
+    let mut findings = vec![
+        Finding {
+            check: "credentials and bucket",
+            ok: true,
+            detail: format!("listed {bucket}/{list_prefix}"),
+        },
+        judge_clock(jiff::Timestamp::now(), server_time),
+    ];
+    findings.push(match wal.probe_conditional_put() {
+        Ok(Conditional::Enforced) => Finding {
+            check: "conditional PUT",
+            ok: true,
+            detail: "a second If-None-Match: * PUT of a scratch key got 412".into(),
+        },
+        Ok(Conditional::Ignored) => Finding {
+            check: "conditional PUT",
+            ok: false,
+            detail: "the store overwrote a scratch key despite If-None-Match: *; appends \
+                     are refused unless --allow-unsafe-store"
+                .into(),
+        },
+        Err(error) => Finding {
+            check: "conditional PUT",
+            ok: false,
+            detail: error.to_string(),
+        },
+    });
+    findings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seconds: i64) -> jiff::Timestamp {
+        jiff::Timestamp::from_second(seconds).unwrap()
+    }
+
+    #[test]
+    fn small_skew_is_fine() {
+        let finding = judge_clock(at(1_000_000), Some(at(1_000_002)));
+        assert!(finding.ok);
+        assert_eq!(finding.detail, "2.0 s behind the store's clock");
+    }
+
+    #[test]
+    fn skew_over_five_minutes_is_a_problem() {
+        let finding = judge_clock(at(1_000_400), Some(at(1_000_000)));
+        assert!(!finding.ok);
+        assert!(
+            finding.detail.starts_with("400.0 s ahead of"),
+            "{}",
+            finding.detail
+        );
+    }
+
+    #[test]
+    fn no_date_header_is_not_a_problem() {
+        assert!(judge_clock(at(0), None).ok);
+    }
+}

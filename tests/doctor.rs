@@ -1,0 +1,90 @@
+//! `doctor`, and the If-None-Match probe that guards every append.
+
+mod common;
+
+use common::proxy::{Fault, FaultProxy};
+use common::{Server, TestLog, request_counts};
+
+/// A log reached through a proxy that drops `If-None-Match`, as a store
+/// that silently overwrites would behave.
+fn unconditional_store(name: &str) -> (TestLog, FaultProxy) {
+    let log = TestLog::new(Server::s3s(), name);
+    let proxy = FaultProxy::start(&log.server.endpoint, |_, _| Fault::Strip("If-None-Match"));
+    (log.via(&proxy.endpoint), proxy)
+}
+
+#[test]
+fn doctor_passes_on_a_store_that_enforces_if_none_match() {
+    let out = TestLog::new(Server::s3s(), "doctor-ok")
+        .run(&["doctor"])
+        .ok();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[0].starts_with("credentials and bucket: ok"), "{out}");
+    assert!(lines[1].starts_with("clock: ok"), "{out}");
+    assert!(lines[2].starts_with("conditional PUT: ok"), "{out}");
+}
+
+#[test]
+fn doctor_passes_on_rgw() {
+    TestLog::new(Server::rgw(), "doctor-rgw")
+        .run(&["doctor"])
+        .ok();
+}
+
+#[test]
+fn doctor_reports_a_store_that_ignores_if_none_match() {
+    let (log, _proxy) = unconditional_store("doctor-unsafe");
+    let run = log.run(&["doctor"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.out()
+            .contains("conditional PUT: PROBLEM: the store overwrote"),
+        "{}",
+        run.out()
+    );
+}
+
+#[test]
+fn append_refuses_a_store_that_ignores_if_none_match() {
+    let (log, _proxy) = unconditional_store("append-unsafe");
+    log.run(&["append", "x"]).fails(1, "refusing to append");
+    assert_eq!(log.offsets(), Vec::<u64>::new());
+}
+
+#[test]
+fn explicit_override_appends_on_such_a_store() {
+    let (log, _proxy) = unconditional_store("append-override");
+    assert_eq!(
+        log.run(&["--allow-unsafe-store", "append", "x"]).ok(),
+        "Appended record at offset: 1, data: x\n"
+    );
+}
+
+#[test]
+fn doctor_reports_bad_credentials() {
+    let log = TestLog::new(Server::s3s(), "doctor-403");
+    let mut command = log.command();
+    command.env("AWS_SECRET_ACCESS_KEY", "wrong").arg("doctor");
+    let run = common::Run::of(&mut command);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.out().starts_with("credentials and bucket: PROBLEM:"),
+        "{}",
+        run.out()
+    );
+    assert!(run.out().contains("HTTP 403"), "{}", run.out());
+}
+
+#[test]
+fn the_probe_runs_once_per_machine_and_log() {
+    let log = TestLog::new(Server::s3s(), "probe-once");
+    let first = log.run(&["-v", "append", "a"]);
+    first.ok();
+    assert_eq!(request_counts(&first)["PutObject"], 3, "{}", first.stderr);
+    let second = log.run(&["-v", "append", "b"]);
+    second.ok();
+    assert_eq!(request_counts(&second)["PutObject"], 1, "{}", second.stderr);
+    // The scratch key is gone, and was never a record.
+    assert_eq!(log.keys().len(), 2);
+}
