@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -13,6 +13,7 @@ use argh::FromArgs;
 use s3wal::config::{self, Env, Flags};
 use s3wal::error::{Error, exit};
 use s3wal::s3::{Client, Exchange};
+use s3wal::verify::Problem;
 use s3wal::{Record, Wal};
 
 #[derive(FromArgs, Debug)]
@@ -80,6 +81,7 @@ enum Command {
     Truncate(TruncateArgs),
     Dump(DumpArgs),
     Doctor(DoctorArgs),
+    Verify(VerifyArgs),
 }
 
 #[derive(FromArgs, Debug)]
@@ -173,6 +175,23 @@ struct DumpArgs {
     example = "s3wal --bucket b --prefix wal doctor"
 )]
 struct DoctorArgs {}
+
+#[derive(FromArgs, Debug)]
+/// Read every record and report corrupt ones, holes and foreign keys.
+#[argh(
+    subcommand,
+    name = "verify",
+    example = "s3wal --bucket b --prefix wal verify",
+    example = "s3wal --bucket b --prefix wal verify --from 1000"
+)]
+struct VerifyArgs {
+    /// first offset to check (default: the log's first)
+    #[argh(option)]
+    from: Option<String>,
+    /// last offset to check (default: the log's last)
+    #[argh(option)]
+    to: Option<String>,
+}
 
 /// Runs the command line `args` (without the program name) and returns
 /// the exit code.
@@ -303,7 +322,9 @@ fn parse_offsets(command: &Command) -> Result<[Option<u64>; 2], Error> {
     Ok(match command {
         Command::Read(read) => [Some(parse_offset(&read.offset, 1)?), None],
         Command::Truncate(truncate) => [Some(parse_offset(&truncate.offset, 0)?), None],
-        Command::Dump(dump) => [optional(&dump.from, 1)?, optional(&dump.to, 1)?],
+        Command::Dump(DumpArgs { from, to, .. }) | Command::Verify(VerifyArgs { from, to }) => {
+            [optional(from, 1)?, optional(to, 1)?]
+        }
         _ => [None, None],
     })
 }
@@ -363,6 +384,7 @@ fn execute(wal: &Wal<Client>, command: Command, offsets: [Option<u64>; 2]) -> Re
                 false => Err(Error::Config("doctor found a problem".into())),
             }
         }
+        Command::Verify(_) => verify(wal, offsets),
         Command::Dump(dump) => {
             let Some((from, to)) = wal.clamp_range(offsets[0], offsets[1])? else {
                 return Ok(());
@@ -402,6 +424,54 @@ fn stdout_error(source: io::Error) -> Error {
     Error::Io {
         context: "cannot write to stdout".into(),
         source,
+    }
+}
+
+/// `verify`: one line per problem and a summary on stdout; progress on
+/// stderr when it is a terminal.
+fn verify(wal: &Wal<Client>, [from, to]: [Option<u64>; 2]) -> Result<(), Error> {
+    let show_progress = io::stderr().is_terminal();
+    let summary = wal.verify(
+        from,
+        to,
+        |problem| {
+            let line = match problem {
+                Problem::ForeignKey(key) => format!("Foreign key: {key}"),
+                Problem::Hole { first, last } if first == last => {
+                    format!("Hole: offset {first} missing")
+                }
+                Problem::Hole { first, last } => format!("Hole: offsets {first}..{last} missing"),
+                Problem::Corrupt { offset, problem } => {
+                    format!("Corrupt: offset {offset}: {problem}")
+                }
+            };
+            print_line(line.as_bytes())
+        },
+        |done, total| {
+            if show_progress && (done % 1000 == 0 || done == total) {
+                let _ = write!(io::stderr().lock(), "\r[s3wal] verified {done} of {total}");
+                if done == total {
+                    to_stderr(format_args!(""));
+                }
+            }
+        },
+    )?;
+    let covered = match summary.range {
+        Some((first, last)) => format!("records {first}..{last}"),
+        None => "no records".to_owned(),
+    };
+    print_line(
+        format!(
+            "Verified {covered}: {} valid, {} corrupt, {} missing, {} foreign keys",
+            summary.valid, summary.corrupt, summary.missing, summary.foreign
+        )
+        .as_bytes(),
+    )?;
+    match summary.is_clean() {
+        true => Ok(()),
+        false => Err(Error::VerifyFailed {
+            problems: summary.corrupt + summary.missing + summary.foreign,
+        }),
     }
 }
 

@@ -69,6 +69,11 @@ pub enum Error {
         /// Which check failed.
         problem: Corruption,
     },
+    /// `verify` found corrupt records, holes or foreign keys.
+    VerifyFailed {
+        /// How many problems it reported.
+        problems: u64,
+    },
     /// Every attempt to append found its offset taken.
     AppendGaveUp {
         /// How many conditional PUTs were tried.
@@ -108,7 +113,7 @@ impl Error {
         match self {
             Error::Usage(_) => exit::USAGE,
             Error::NotFound { .. } | Error::Empty => exit::NOT_FOUND,
-            Error::Corrupt { .. } => exit::INTEGRITY,
+            Error::Corrupt { .. } | Error::VerifyFailed { .. } => exit::INTEGRITY,
             Error::AppendGaveUp { .. } => exit::APPEND_GAVE_UP,
             Error::Config(_)
             | Error::Transport { .. }
@@ -160,6 +165,9 @@ impl fmt::Display for Error {
             Error::Empty => f.write_str("WAL is empty"),
             Error::Corrupt { offset, problem } => {
                 write!(f, "record at offset {offset} is corrupt: {problem}")
+            }
+            Error::VerifyFailed { problems } => {
+                write!(f, "verify found {problems} problem(s) in the log")
             }
             Error::AppendGaveUp { attempts, offset } => write!(
                 f,

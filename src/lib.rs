@@ -34,6 +34,7 @@ pub mod record;
 pub mod s3;
 pub mod store;
 mod tail;
+pub mod verify;
 pub mod wal;
 
 pub use error::{Error, Result};

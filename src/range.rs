@@ -18,13 +18,17 @@ pub const THREADS: usize = 8;
 const WINDOW: u64 = 4 * THREADS as u64;
 
 /// What the workers and the consumer share.
-struct Progress {
-    /// Index (from the range's start) of the next record to fetch.
+struct Progress<I> {
+    /// The offsets still to fetch.
+    offsets: I,
+    /// How many offsets have been taken for fetching.
     next_fetch: u64,
     /// Index of the next record to hand out.
     next_visit: u64,
     /// Fetched records not yet handed out, by index.
-    fetched: BTreeMap<u64, Result<Record>>,
+    fetched: BTreeMap<u64, (u64, Result<Record>)>,
+    /// Set when `offsets` has run out.
+    exhausted: bool,
     /// Set when the consumer stops early.
     stopped: bool,
 }
@@ -51,56 +55,78 @@ impl<S: Store + Sync> Wal<S> {
         to: u64,
         mut visit: impl FnMut(Record) -> Result<()>,
     ) -> Result<()> {
-        if from > to {
-            return Ok(());
-        }
-        let count = to - from + 1;
+        self.read_each(from..=to, |_, record| visit(record?))
+    }
+
+    /// Reads the record at each of `offsets` and calls `visit` with the
+    /// offset and what reading it gave, in the order of `offsets`. Stops at
+    /// the first error `visit` returns.
+    pub fn read_each(
+        &self,
+        offsets: impl Iterator<Item = u64> + Send,
+        mut visit: impl FnMut(u64, Result<Record>) -> Result<()>,
+    ) -> Result<()> {
         let progress = Mutex::new(Progress {
+            offsets,
             next_fetch: 0,
             next_visit: 0,
             fetched: BTreeMap::new(),
+            exhausted: false,
             stopped: false,
         });
         let changed = Condvar::new();
         let lock = || progress.lock().expect("no panics while holding the lock");
         thread::scope(|scope| {
-            for _ in 0..THREADS.min(count as usize) {
+            for _ in 0..THREADS {
                 scope.spawn(|| {
                     loop {
-                        let index = {
+                        let (index, offset) = {
                             let mut p = lock();
                             while !p.stopped
-                                && p.next_fetch < count
+                                && !p.exhausted
                                 && p.next_fetch >= p.next_visit + WINDOW
                             {
                                 p = changed.wait(p).expect("no panics while waiting");
                             }
-                            if p.stopped || p.next_fetch >= count {
+                            if p.stopped || p.exhausted {
                                 return;
                             }
+                            let Some(offset) = p.offsets.next() else {
+                                p.exhausted = true;
+                                changed.notify_all();
+                                return;
+                            };
                             p.next_fetch += 1;
-                            p.next_fetch - 1
+                            (p.next_fetch - 1, offset)
                         };
-                        let record = self.read(from + index);
-                        lock().fetched.insert(index, record);
+                        let record = self.read(offset);
+                        lock().fetched.insert(index, (offset, record));
                         changed.notify_all();
                     }
                 });
             }
-            let outcome = (0..count).try_for_each(|index| {
-                let record = {
+            let mut outcome = Ok(());
+            for index in 0.. {
+                let next = {
                     let mut p = lock();
                     loop {
-                        if let Some(record) = p.fetched.remove(&index) {
+                        if let Some(done) = p.fetched.remove(&index) {
                             p.next_visit = index + 1;
-                            break record;
+                            break Some(done);
+                        }
+                        if p.exhausted && index >= p.next_fetch {
+                            break None;
                         }
                         p = changed.wait(p).expect("no panics while waiting");
                     }
                 };
                 changed.notify_all();
-                visit(record?)
-            });
+                let Some((offset, record)) = next else { break };
+                outcome = visit(offset, record);
+                if outcome.is_err() {
+                    break;
+                }
+            }
             lock().stopped = true;
             changed.notify_all();
             outcome

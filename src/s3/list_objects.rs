@@ -65,7 +65,9 @@ fn list_page(request: &Request, response: Response) -> Result<ListPage> {
     }
     let mut page = ListPage::default();
     let mut truncated = false;
+    let mut answered = false;
     xml::for_each_leaf(&response.body, |path, text| match path {
+        ["ListBucketResult"] => answered = true,
         ["ListBucketResult", "Contents", "Key"] => page.keys.push(text.to_owned()),
         ["ListBucketResult", "IsTruncated"] => truncated = text == "true",
         ["ListBucketResult", "NextContinuationToken"] => page.continuation = Some(text.to_owned()),
@@ -75,6 +77,13 @@ fn list_page(request: &Request, response: Response) -> Result<ListPage> {
         request: request.describe(),
         message,
     })?;
+    if !answered {
+        // An empty or foreign 200 must not read as an empty log.
+        return Err(Error::Protocol {
+            request: request.describe(),
+            message: "the answer is not a ListBucketResult".into(),
+        });
+    }
     if !truncated {
         page.continuation = None;
     } else if page.continuation.as_deref().is_none_or(str::is_empty) {
@@ -171,6 +180,14 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(error, Error::Protocol { .. }), "{error}");
+    }
+
+    #[test]
+    fn empty_or_foreign_answer_is_not_an_empty_listing() {
+        for body in ["", "<Error/>", "<html><body>proxy</body></html>"] {
+            let error = list_page(&request(), answer(body)).unwrap_err();
+            assert!(matches!(error, Error::Protocol { .. }), "{body:?}: {error}");
+        }
     }
 
     #[test]
