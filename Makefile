@@ -2,7 +2,7 @@
 CARGO ?= cargo
 STATIC_TARGET ?= x86_64-unknown-linux-gnu
 
-.PHONY: build demo test lint static bench clean
+.PHONY: build demo test lint static bench fuzz clean
 
 build:
 	$(CARGO) build --release --locked
@@ -31,6 +31,16 @@ static:
 bench: build static
 	S3WAL_SKIP_RGW=1 tests/servers/install.sh >/dev/null
 	python3 tests/bench/bench.py target/release/s3wal target/$(STATIC_TARGET)/release/s3wal
+
+# Each cargo-fuzz target (record decoder, ListObjectsV2 and error XML) for
+# FUZZ_SECONDS, with the nightly toolchain; installs cargo-fuzz if missing.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS = record_decode list_xml error_xml
+fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	for target in $(FUZZ_TARGETS); do \
+	  $(CARGO) +nightly fuzz run $$target -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
 
 clean:
 	$(CARGO) clean

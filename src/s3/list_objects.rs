@@ -59,40 +59,43 @@ impl Signer {
     }
 }
 
+impl ListPage {
+    /// Reads a ListObjectsV2 answer. An empty or foreign document, or a
+    /// truncated listing without a continuation token, is an error: it
+    /// must never read as the end of the log.
+    pub fn parse(body: &[u8]) -> Result<ListPage, String> {
+        let mut page = ListPage::default();
+        let mut truncated = false;
+        let mut answered = false;
+        xml::for_each_leaf(body, |path, text| match path {
+            ["ListBucketResult"] => answered = true,
+            ["ListBucketResult", "Contents", "Key"] => page.keys.push(text.to_owned()),
+            ["ListBucketResult", "IsTruncated"] => truncated = text == "true",
+            ["ListBucketResult", "NextContinuationToken"] => {
+                page.continuation = Some(text.to_owned())
+            }
+            _ => {}
+        })?;
+        if !answered {
+            return Err("the answer is not a ListBucketResult".into());
+        }
+        if !truncated {
+            page.continuation = None;
+        } else if page.continuation.as_deref().is_none_or(str::is_empty) {
+            return Err("the listing is truncated but has no continuation token".into());
+        }
+        Ok(page)
+    }
+}
+
 fn list_page(request: &Request, response: Response) -> Result<ListPage> {
     if response.status != 200 {
         return Err(response.into_error(request));
     }
-    let mut page = ListPage::default();
-    let mut truncated = false;
-    let mut answered = false;
-    xml::for_each_leaf(&response.body, |path, text| match path {
-        ["ListBucketResult"] => answered = true,
-        ["ListBucketResult", "Contents", "Key"] => page.keys.push(text.to_owned()),
-        ["ListBucketResult", "IsTruncated"] => truncated = text == "true",
-        ["ListBucketResult", "NextContinuationToken"] => page.continuation = Some(text.to_owned()),
-        _ => {}
-    })
-    .map_err(|message| Error::Protocol {
+    ListPage::parse(&response.body).map_err(|message| Error::Protocol {
         request: request.describe(),
         message,
-    })?;
-    if !answered {
-        // An empty or foreign 200 must not read as an empty log.
-        return Err(Error::Protocol {
-            request: request.describe(),
-            message: "the answer is not a ListBucketResult".into(),
-        });
-    }
-    if !truncated {
-        page.continuation = None;
-    } else if page.continuation.as_deref().is_none_or(str::is_empty) {
-        return Err(Error::Protocol {
-            request: request.describe(),
-            message: "the listing is truncated but has no continuation token".into(),
-        });
-    }
-    Ok(page)
+    })
 }
 
 impl Client {

@@ -26,6 +26,7 @@ pub use head_object::ObjectHead;
 pub use list_objects::{ListPage, PageRequest};
 pub use put_object::PutOutcome;
 pub use retry::{RetryPolicy, draw as random};
+pub use xml::{ErrorBody, parse_error};
 
 /// How long a presigned URL stays valid. Requests are signed right before
 /// they are sent; an hour leaves room for slow bodies and clock skew.

@@ -64,15 +64,18 @@ fn path(names: &[String]) -> Vec<&str> {
 
 /// The fields of an S3 `<Error>` body that are worth showing.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct ErrorBody {
-    pub(crate) code: Option<String>,
-    pub(crate) message: Option<String>,
-    pub(crate) request_id: Option<String>,
+pub struct ErrorBody {
+    /// The error code, such as `NoSuchKey`.
+    pub code: Option<String>,
+    /// The human-readable message, when not empty.
+    pub message: Option<String>,
+    /// The request id, for the store's operators.
+    pub request_id: Option<String>,
 }
 
 /// Reads an S3 error body. Anything unreadable (HTML from a proxy, an
 /// empty body) gives empty fields: the HTTP status still tells the story.
-pub(crate) fn parse_error(body: &[u8]) -> ErrorBody {
+pub fn parse_error(body: &[u8]) -> ErrorBody {
     let mut error = ErrorBody::default();
     let parsed = for_each_leaf(body, |path, text| {
         let field = match path {
