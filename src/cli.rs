@@ -57,6 +57,10 @@ struct Args {
     /// (default 60)
     #[argh(option)]
     timeout: Option<u64>,
+    /// PEM bundle of the CAs to trust for an HTTPS endpoint, instead of the
+    /// system's (env AWS_CA_BUNDLE)
+    #[argh(option)]
+    ca_bundle: Option<PathBuf>,
     /// append even if the store ignores If-None-Match (see doctor):
     /// concurrent appenders can then overwrite each other
     #[argh(switch)]
@@ -285,6 +289,7 @@ fn run(args: Args) -> Result<(), Error> {
         retries: args.retries,
         timeout: args.timeout,
         allow_unsafe_store: args.allow_unsafe_store,
+        ca_bundle: args.ca_bundle,
     };
     let config = config::resolve(&flags, &Env::load(Path::new(".env"))?)?;
     let mut client = Client::new(&config.s3)?;

@@ -34,6 +34,8 @@ pub struct Flags {
     pub timeout: Option<u64>,
     /// `--allow-unsafe-store`
     pub allow_unsafe_store: bool,
+    /// `--ca-bundle`
+    pub ca_bundle: Option<PathBuf>,
 }
 
 /// Environment variables in two layers: the process's, then `./.env`'s.
@@ -264,6 +266,11 @@ pub fn resolve(flags: &Flags, env: &Env) -> Result<Config> {
             path_style,
             credentials,
             retry: retry_policy(flags)?,
+            ca_bundle: flags
+                .ca_bundle
+                .clone()
+                .or_else(|| env.get("AWS_CA_BUNDLE").map(PathBuf::from)),
+            ssl_cert_file: env.get("SSL_CERT_FILE").map(PathBuf::from),
         },
         prefix,
         lock,

@@ -12,11 +12,15 @@ mod list_objects;
 mod put_object;
 mod retry;
 mod server_clock;
+mod tls;
 mod xml;
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rusty_s3::{Bucket, Credentials, Map, Method, UrlStyle};
+use ureq::tls::{RootCerts, TlsConfig};
 use url::Url;
 
 use crate::error::{Error, Result};
@@ -59,6 +63,11 @@ pub struct S3Config {
     pub credentials: Credentials,
     /// Retries and time limits of every request.
     pub retry: RetryPolicy,
+    /// A PEM bundle to trust alone for HTTPS (`--ca-bundle`).
+    pub ca_bundle: Option<PathBuf>,
+    /// The system bundle's path if the environment names it
+    /// (`SSL_CERT_FILE`); otherwise the usual places are searched.
+    pub ssl_cert_file: Option<PathBuf>,
 }
 
 /// One HTTP exchange, as shown by `--verbose`: never the query string, so
@@ -205,7 +214,15 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// A client for the bucket of `config`.
     pub fn new(config: &S3Config) -> Result<Client> {
+        // Roots are read only for HTTPS; an HTTP endpoint trusts nothing.
+        let roots = match config.endpoint.scheme() {
+            "https" => {
+                tls::root_certs(config.ca_bundle.as_deref(), config.ssl_cert_file.as_deref())?
+            }
+            _ => RootCerts::Specific(Arc::new(Vec::new())),
+        };
         let agent = ureq::Agent::config_builder()
+            .tls_config(TlsConfig::builder().root_certs(roots).build())
             // Error statuses are answers to map (412, 404), not failures.
             .http_status_as_error(false)
             // A redirect would resend a presigned request to another host;
@@ -371,6 +388,8 @@ pub(crate) mod tests {
             path_style: true,
             credentials: Credentials::new("AKID", "SECRET"),
             retry: RetryPolicy::default(),
+            ca_bundle: None,
+            ssl_cert_file: None,
         })
         .unwrap()
     }
@@ -390,6 +409,8 @@ pub(crate) mod tests {
             path_style: false,
             credentials: Credentials::new("AKID", "SECRET"),
             retry: RetryPolicy::default(),
+            ca_bundle: None,
+            ssl_cert_file: None,
         })
         .unwrap();
         let url = signer.get_object("wal/00000000000000000001").url;

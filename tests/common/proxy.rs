@@ -55,19 +55,48 @@ impl FaultProxy {
         upstream: &str,
         rule: impl FnMut(&str, &str) -> Fault + Send + 'static,
     ) -> FaultProxy {
+        FaultProxy::serve(upstream, None, rule)
+    }
+
+    /// A proxy that speaks HTTPS with `tls` to s3wal, as
+    /// `https://localhost:PORT`, and forwards every request.
+    pub fn start_tls(upstream: &str, tls: Arc<rustls::ServerConfig>) -> FaultProxy {
+        FaultProxy::serve(upstream, Some(tls), |_, _| Fault::Forward)
+    }
+
+    fn serve(
+        upstream: &str,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        rule: impl FnMut(&str, &str) -> Fault + Send + 'static,
+    ) -> FaultProxy {
         let upstream = upstream
             .trim_start_matches("http://")
             .trim_end_matches('/')
             .to_owned();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let port = listener.local_addr().unwrap().port();
+        let endpoint = match tls {
+            Some(_) => format!("https://localhost:{port}"),
+            None => format!("http://127.0.0.1:{port}"),
+        };
         let seen = Arc::new(Mutex::new(Vec::new()));
         let rule: Arc<Mutex<Rule>> = Arc::new(Mutex::new(Box::new(rule)));
         let log = Arc::clone(&seen);
         thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 let (upstream, rule, log) = (upstream.clone(), Arc::clone(&rule), Arc::clone(&log));
-                thread::spawn(move || handle(client, &upstream, &rule, &log));
+                let tls = tls.clone();
+                thread::spawn(move || match tls {
+                    Some(config) => {
+                        let connection = rustls::ServerConnection::new(config).unwrap();
+                        let stream = rustls::StreamOwned::new(connection, client);
+                        handle(stream, &upstream, &rule, &log);
+                    }
+                    None => {
+                        handle(&client, &upstream, &rule, &log);
+                        let _ = client.shutdown(Shutdown::Both);
+                    }
+                });
             }
         });
         FaultProxy { endpoint, seen }
@@ -80,8 +109,8 @@ impl FaultProxy {
 }
 
 /// Reads one request, applies the rule, answers, and closes.
-fn handle(client: TcpStream, upstream: &str, rule: &Mutex<Rule>, log: &Mutex<Vec<Seen>>) {
-    let mut reader = BufReader::new(client.try_clone().unwrap());
+fn handle(client: impl Read + Write, upstream: &str, rule: &Mutex<Rule>, log: &Mutex<Vec<Seen>>) {
+    let mut reader = BufReader::new(client);
     let mut head: Vec<String> = Vec::new();
     let mut content_length = 0usize;
     loop {
@@ -119,33 +148,33 @@ fn handle(client: TcpStream, upstream: &str, rule: &Mutex<Rule>, log: &Mutex<Vec
         fault,
     });
 
-    let mut client = client;
+    let client = reader.get_mut();
     match fault {
-        Fault::Forward => forward(&mut client, upstream, head, &body, true),
-        Fault::LoseAnswer => forward(&mut client, upstream, head, &body, false),
+        Fault::Forward => forward(client, upstream, head, &body, true),
+        Fault::LoseAnswer => forward(client, upstream, head, &body, false),
         Fault::Delay(pause) => {
             thread::sleep(pause);
-            forward(&mut client, upstream, head, &body, true);
+            forward(client, upstream, head, &body, true);
         }
         Fault::Strip(name) => {
             let prefix = format!("{}:", name.to_ascii_lowercase());
             head.retain(|line| !line.to_ascii_lowercase().starts_with(&prefix));
-            forward(&mut client, upstream, head, &body, true);
+            forward(client, upstream, head, &body, true);
         }
         Fault::Answer(status, code) => {
             let xml = format!("<Error><Code>{code}</Code><Message>injected</Message></Error>");
-            answer(&mut client, status, xml.as_bytes(), xml.len());
+            answer(client, status, xml.as_bytes(), xml.len());
         }
-        Fault::Raw(status, body) => answer(&mut client, status, body, body.len()),
-        Fault::Truncated(status, body) => answer(&mut client, status, body, body.len() + 100),
+        Fault::Raw(status, body) => answer(client, status, body, body.len()),
+        Fault::Truncated(status, body) => answer(client, status, body, body.len() + 100),
         Fault::Reset => {}
     }
-    let _ = client.shutdown(Shutdown::Both);
+    let _ = client.flush();
 }
 
 /// Sends the request to the server and, if `deliver`, its answer back.
 fn forward(
-    client: &mut TcpStream,
+    client: &mut impl Write,
     upstream: &str,
     mut head: Vec<String>,
     body: &[u8],
@@ -164,7 +193,7 @@ fn forward(
 }
 
 /// Writes an answer that claims `length` bytes of body.
-fn answer(client: &mut TcpStream, status: u16, body: &[u8], length: usize) {
+fn answer(client: &mut impl Write, status: u16, body: &[u8], length: usize) {
     let head = format!(
         "HTTP/1.1 {status} Injected\r\nContent-Type: application/xml\r\n\
          Content-Length: {length}\r\nConnection: close\r\n\r\n"

@@ -32,6 +32,8 @@ fi
 
 # curl probes readiness and signs requests (--aws-sigv4); python3 picks free ports.
 if missing curl; then apt_install curl; fi
+# openssl makes the private CA of the HTTPS tests.
+if missing openssl; then apt_install openssl; fi
 if missing python3; then apt_install python3; fi
 
 echo "s3s-fs: $TOOLS/bin/s3s-fs"

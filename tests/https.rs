@@ -1,0 +1,177 @@
+//! HTTPS for real: a private CA made with openssl, a TLS front before the
+//! local server, and s3wal trusting that CA only through the bundle.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use common::proxy::FaultProxy;
+use common::{Run, Server, TestLog};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+/// Runs openssl in `dir`, which must succeed.
+fn openssl(dir: &Path, args: &[&str]) {
+    let output = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A CA named `name` in `dir`, and a certificate it signed for localhost.
+/// Returns the CA's PEM path and the server's TLS configuration.
+fn private_ca(dir: &Path, name: &str) -> (PathBuf, Arc<rustls::ServerConfig>) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let ca_subject = format!("/CN={name}");
+    let (ca_key, ca_pem) = (format!("{name}.key"), format!("{name}.pem"));
+    openssl(
+        dir,
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                &ca_key,
+                "-out",
+                &ca_pem,
+                "-days",
+                "2",
+                "-subj",
+                &ca_subject,
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=localhost",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            &ca_pem,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ],
+    );
+    let certificates: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(dir.join("server.pem"))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certificates, key)
+    .unwrap();
+    (dir.join(ca_pem), Arc::new(config))
+}
+
+/// A log reached over HTTPS through a TLS front signed by a private CA.
+fn https_log(name: &str) -> (TestLog, PathBuf, FaultProxy) {
+    let log = TestLog::new(Server::s3s(), name);
+    let (ca, tls) = private_ca(&log.workdir, "s3wal-test-ca");
+    let front = FaultProxy::start_tls(&log.server.endpoint, tls);
+    (log.via(&front.endpoint), ca, front)
+}
+
+#[test]
+fn https_endpoint_works_with_the_private_ca_bundle() {
+    let (log, ca, _front) = https_log("https-bundle");
+    let ca = ca.to_str().unwrap();
+    assert_eq!(
+        log.run(&["--ca-bundle", ca, "append", "over TLS"]).ok(),
+        "Appended record at offset: 1, data: over TLS\n"
+    );
+    assert_eq!(
+        log.run(&["--ca-bundle", ca, "read", "1"]).ok(),
+        "Offset: 1, Data: over TLS\n"
+    );
+}
+
+#[test]
+fn aws_ca_bundle_names_the_bundle_too() {
+    let (log, ca, _front) = https_log("https-env");
+    let mut command = log.command();
+    command.env("AWS_CA_BUNDLE", &ca).arg("recover");
+    assert_eq!(Run::of(&mut command).ok(), "Last offset: 0\n");
+}
+
+#[test]
+fn without_the_bundle_the_private_ca_is_not_trusted() {
+    let (log, _ca, _front) = https_log("https-untrusted");
+    log.run(&["--retries", "0", "recover"])
+        .fails(1, "ListObjectsV2");
+}
+
+#[test]
+fn a_bundle_of_another_ca_is_not_enough() {
+    let (log, _ca, _front) = https_log("https-other-ca");
+    let other = log.workdir.join("other");
+    std::fs::create_dir(&other).unwrap();
+    let (other_ca, _) = private_ca(&other, "another-ca");
+    log.run(&[
+        "--ca-bundle",
+        other_ca.to_str().unwrap(),
+        "--retries",
+        "0",
+        "recover",
+    ])
+    .fails(1, "ListObjectsV2");
+}
+
+#[test]
+fn a_bundle_without_certificates_is_refused() {
+    let (log, _ca, _front) = https_log("https-empty-bundle");
+    let empty = log.workdir.join("empty.pem");
+    std::fs::write(&empty, "nothing here\n").unwrap();
+    log.run(&["--ca-bundle", empty.to_str().unwrap(), "recover"])
+        .fails(1, "holds no PEM certificate");
+}
