@@ -20,9 +20,11 @@ lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 
-# A statically linked, stripped, size-optimised release binary.
+# A statically linked, stripped, size-optimised release binary. Not
+# position-independent: that saves 100 KB of relocations (ASLR of the
+# binary's own code is the price).
 static:
-	RUSTFLAGS="-C target-feature=+crt-static" \
+	RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
 	  $(CARGO) build --release --locked --target $(STATIC_TARGET)
 	@ls -l target/$(STATIC_TARGET)/release/s3wal
 
