@@ -14,6 +14,7 @@ use s3wal::config::{self, Env, Flags};
 use s3wal::error::{Error, exit};
 use s3wal::s3::{Client, Exchange};
 use s3wal::verify::Problem;
+use s3wal::wal::Stat;
 use s3wal::{Record, Wal};
 
 #[derive(FromArgs, Debug)]
@@ -31,6 +32,10 @@ use s3wal::{Record, Wal};
     error_code(5, "append gave up: other writers kept taking the next offset")
 )]
 struct Args {
+    /// profile of ~/.aws/credentials and ~/.aws/config to use (env
+    /// AWS_PROFILE)
+    #[argh(option)]
+    profile: Option<String>,
     /// bucket holding the log (env AWS_BUCKET_NAME)
     #[argh(option)]
     bucket: Option<String>,
@@ -86,6 +91,8 @@ enum Command {
     Dump(DumpArgs),
     Doctor(DoctorArgs),
     Verify(VerifyArgs),
+    Stat(StatArgs),
+    Trim(TrimArgs),
 }
 
 #[derive(FromArgs, Debug)]
@@ -197,6 +204,28 @@ struct VerifyArgs {
     to: Option<String>,
 }
 
+#[derive(FromArgs, Debug)]
+/// Print the first and last offsets and the record count.
+#[argh(
+    subcommand,
+    name = "stat",
+    example = "s3wal --bucket b --prefix wal stat"
+)]
+struct StatArgs {}
+
+#[derive(FromArgs, Debug)]
+/// Delete every record before an offset (retention); the log then starts there.
+#[argh(
+    subcommand,
+    name = "trim",
+    example = "s3wal --bucket b --prefix wal trim 1000"
+)]
+struct TrimArgs {
+    /// the first offset to keep; every record before it is deleted
+    #[argh(positional)]
+    offset: String,
+}
+
 /// Runs the command line `args` (without the program name) and returns
 /// the exit code.
 pub fn main(args: Vec<OsString>) -> u8 {
@@ -290,6 +319,7 @@ fn run(args: Args) -> Result<(), Error> {
         timeout: args.timeout,
         allow_unsafe_store: args.allow_unsafe_store,
         ca_bundle: args.ca_bundle,
+        profile: args.profile,
     };
     let config = config::resolve(&flags, &Env::load(Path::new(".env"))?)?;
     let mut client = Client::new(&config.s3)?;
@@ -327,6 +357,7 @@ fn parse_offsets(command: &Command) -> Result<[Option<u64>; 2], Error> {
     Ok(match command {
         Command::Read(read) => [Some(parse_offset(&read.offset, 1)?), None],
         Command::Truncate(truncate) => [Some(parse_offset(&truncate.offset, 0)?), None],
+        Command::Trim(trim) => [Some(parse_offset(&trim.offset, 1)?), None],
         Command::Dump(DumpArgs { from, to, .. }) | Command::Verify(VerifyArgs { from, to }) => {
             [optional(from, 1)?, optional(to, 1)?]
         }
@@ -390,6 +421,24 @@ fn execute(wal: &Wal<Client>, command: Command, offsets: [Option<u64>; 2]) -> Re
             }
         }
         Command::Verify(_) => verify(wal, offsets),
+        Command::Stat(_) => {
+            let stat = wal.stat()?.unwrap_or(Stat {
+                first: 0,
+                last: 0,
+                records: 0,
+            });
+            print_line(
+                format!(
+                    "First offset: {}, Last offset: {}, Records: {}",
+                    stat.first, stat.last, stat.records
+                )
+                .as_bytes(),
+            )
+        }
+        Command::Trim(_) => {
+            wal.trim(offset)?;
+            print_line(format!("Trimmed WAL before offset {offset}").as_bytes())
+        }
         Command::Dump(dump) => {
             let Some((from, to)) = wal.clamp_range(offsets[0], offsets[1])? else {
                 return Ok(());

@@ -10,6 +10,7 @@ use url::Url;
 
 use crate::error::{Error, Result};
 use crate::lock::AppendLock;
+use crate::profile::{self, Profile};
 use crate::record::Prefix;
 use crate::s3::{RetryPolicy, S3Config};
 
@@ -36,6 +37,8 @@ pub struct Flags {
     pub allow_unsafe_store: bool,
     /// `--ca-bundle`
     pub ca_bundle: Option<PathBuf>,
+    /// `--profile`
+    pub profile: Option<String>,
 }
 
 /// Environment variables in two layers: the process's, then `./.env`'s.
@@ -113,6 +116,20 @@ impl Env {
             None => Credentials::new(key, secret),
         })
     }
+}
+
+/// Credentials from one source, whose settings for key, secret and token
+/// are named `names`; `None` unless it has both key and secret.
+fn credentials_from<'a>(
+    get: impl Fn(&str) -> Option<&'a str>,
+    names: [&str; 3],
+) -> Option<Credentials> {
+    let get = |name| get(name).filter(|v: &&str| !v.is_empty());
+    let (key, secret) = (get(names[0])?, get(names[1])?);
+    Some(match get(names[2]) {
+        Some(token) => Credentials::new_with_token(key, secret, token),
+        None => Credentials::new(key, secret),
+    })
 }
 
 /// The `KEY=value` pairs of a `.env` file: `#` comments, an optional
@@ -223,13 +240,44 @@ fn retry_policy(flags: &Flags) -> Result<RetryPolicy> {
     })
 }
 
-/// Resolves the configuration: flags beat the environment.
+/// The profile that `--profile`, else `AWS_PROFILE`, else `default`
+/// names, from the files `AWS_SHARED_CREDENTIALS_FILE` and `AWS_CONFIG_FILE`
+/// name (default `~/.aws/credentials` and `~/.aws/config`).
+fn named_profile(flags: &Flags, env: &Env) -> Result<Profile> {
+    let named = flags
+        .profile
+        .clone()
+        .or_else(|| env.get("AWS_PROFILE").map(str::to_owned));
+    let home = env.get("HOME").map(PathBuf::from);
+    let file = |variable: &str, default: &str| {
+        env.get(variable)
+            .map(PathBuf::from)
+            .or_else(|| home.as_ref().map(|home| home.join(".aws").join(default)))
+    };
+    match (
+        file("AWS_SHARED_CREDENTIALS_FILE", "credentials"),
+        file("AWS_CONFIG_FILE", "config"),
+    ) {
+        (Some(credentials), Some(config)) => profile::load(
+            named.as_deref().unwrap_or("default"),
+            &credentials,
+            &config,
+            named.is_some(),
+        ),
+        _ => Ok(Profile::default()),
+    }
+}
+
+/// Resolves the configuration, with aws CLI's precedence: flags, then
+/// the environment (over `.env`), then the profile.
 pub fn resolve(flags: &Flags, env: &Env) -> Result<Config> {
+    let profile = named_profile(flags, env)?;
     let bucket = pick(&flags.bucket, env, &["AWS_BUCKET_NAME"])
         .ok_or_else(|| Error::Config("no bucket: pass --bucket or set AWS_BUCKET_NAME".into()))?;
     let prefix = Prefix::new(&pick(&flags.prefix, env, &["AWS_PREFIX"]).unwrap_or_default())
         .map_err(Error::Config)?;
     let region = pick(&flags.region, env, &["AWS_REGION", "AWS_DEFAULT_REGION"])
+        .or_else(|| profile.get("region").map(str::to_owned))
         .unwrap_or_else(|| "us-east-1".to_owned());
     if !region
         .bytes()
@@ -243,14 +291,35 @@ pub fn resolve(flags: &Flags, env: &Env) -> Result<Config> {
         &flags.endpoint,
         env,
         &["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"],
-    ) {
+    )
+    .or_else(|| profile.get("endpoint_url").map(str::to_owned))
+    {
         Some(raw) => parse_endpoint(&raw)?,
         None => parse_endpoint(&format!("https://s3.{region}.amazonaws.com"))?,
     };
     // A dotted bucket name breaks the TLS wildcard of a virtual host.
     let path_style = flags.path_style || !is_aws(&endpoint) || bucket.contains('.');
-    let credentials = env.credentials().ok_or_else(|| {
-        Error::Config("no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into())
+    let from_profile = || {
+        credentials_from(
+            |name| profile.get(name),
+            [
+                "aws_access_key_id",
+                "aws_secret_access_key",
+                "aws_session_token",
+            ],
+        )
+    };
+    // `--profile` is a flag, so its credentials beat the environment's;
+    // `AWS_PROFILE` is not, so exported keys beat it, as in aws CLI.
+    let credentials = match flags.profile {
+        Some(_) => from_profile().or_else(|| env.credentials()),
+        None => env.credentials().or_else(from_profile),
+    }
+    .ok_or_else(|| {
+        Error::Config(
+            "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or use a profile"
+                .into(),
+        )
     })?;
     let lock_dir = flags
         .lock_dir
@@ -269,7 +338,8 @@ pub fn resolve(flags: &Flags, env: &Env) -> Result<Config> {
             ca_bundle: flags
                 .ca_bundle
                 .clone()
-                .or_else(|| env.get("AWS_CA_BUNDLE").map(PathBuf::from)),
+                .or_else(|| env.get("AWS_CA_BUNDLE").map(PathBuf::from))
+                .or_else(|| profile.get("ca_bundle").map(PathBuf::from)),
             ssl_cert_file: env.get("SSL_CERT_FILE").map(PathBuf::from),
         },
         prefix,

@@ -88,6 +88,13 @@ pub enum Error {
         /// How many PUTs were tried.
         attempts: u32,
     },
+    /// A trim would have deleted the last record.
+    TrimPastTail {
+        /// The first offset the trim was asked to keep.
+        keep_from: u64,
+        /// The log's last offset.
+        tail: u64,
+    },
     /// The store ignores `If-None-Match: *`, so appending is refused.
     UnsafeStore,
     /// The log already holds a record at the highest possible offset.
@@ -111,7 +118,7 @@ impl Error {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Usage(_) => exit::USAGE,
+            Error::Usage(_) | Error::TrimPastTail { .. } => exit::USAGE,
             Error::NotFound { .. } | Error::Empty => exit::NOT_FOUND,
             Error::Corrupt { .. } | Error::VerifyFailed { .. } => exit::INTEGRITY,
             Error::AppendGaveUp { .. } => exit::APPEND_GAVE_UP,
@@ -178,6 +185,11 @@ impl fmt::Display for Error {
                 f,
                 "PutObject {key}: HTTP 409 in all {attempts} attempts (a conflicting \
                  operation kept running); nothing was written"
+            ),
+            Error::TrimPastTail { keep_from, tail } => write!(
+                f,
+                "cannot trim before offset {keep_from}: the last record is {tail}, and trim \
+                 keeps it so that offsets keep going up (truncate empties a log)"
             ),
             Error::UnsafeStore => f.write_str(
                 "refusing to append: this store ignores If-None-Match (it overwrote a key \

@@ -47,6 +47,18 @@ pub struct Record {
     pub data: Vec<u8>,
 }
 
+/// The ends of a log, from [`Wal::stat`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    /// The first record's offset (above 1 after a [`Wal::trim`]).
+    pub first: u64,
+    /// The last record's offset.
+    pub last: u64,
+    /// How many records lie between them, both included: s3wal keeps its
+    /// logs dense, and `verify` checks that they are.
+    pub records: u64,
+}
+
 /// A write-ahead log under one prefix of one bucket.
 #[derive(Debug)]
 pub struct Wal<S> {
@@ -400,6 +412,48 @@ impl<S: Store> Wal<S> {
             0 => Err(Error::Empty),
             tail => self.read(tail),
         }
+    }
+
+    /// The first and last offsets and the record count, `None` for an
+    /// empty log: one LIST for the first, the tail search for the last,
+    /// never a listing of the whole log.
+    pub fn stat(&self) -> Result<Option<Stat>> {
+        let Some(first) = self.first()? else {
+            return Ok(None);
+        };
+        let last = self.recover()?;
+        Ok(Some(Stat {
+            first,
+            last,
+            records: last.saturating_sub(first) + 1,
+        }))
+    }
+
+    /// Deletes every record before offset `keep_from` (retention), so the
+    /// log then starts there, and returns how many keys it deleted.
+    ///
+    /// Deletes from the lowest offset up, so an interrupted trim leaves a
+    /// dense log that merely starts later than asked. Refuses to delete
+    /// the last record: the tail is what keeps offsets going up.
+    pub fn trim(&self, keep_from: u64) -> Result<u64> {
+        let _held = self.lock.acquire()?;
+        let tail = self.recover()?;
+        if keep_from > tail {
+            return Err(Error::TrimPastTail { keep_from, tail });
+        }
+        let Some(first) = self.first()? else {
+            return Ok(0);
+        };
+        let mut deleted = 0;
+        let mut next = first;
+        while next < keep_from {
+            let end = keep_from.min(next.saturating_add(MAX_KEYS_PER_DELETE as u64));
+            let keys: Vec<String> = (next..end).map(|o| self.prefix.key(o)).collect();
+            self.store.delete(&keys)?;
+            deleted += end - next;
+            next = end;
+        }
+        Ok(deleted)
     }
 
     /// Deletes every record after offset `after` and returns how many keys

@@ -177,6 +177,8 @@ class Bench:
             self.row(f"cold tail at N = {n:,}", f"{cold} requests", kinds, "<= 40 at 100 000")
             warm, kinds = self.requests(["recover"], prefix, cold_dir, bucket)
             self.row(f"warm tail at N = {n:,}", f"{warm} requests", kinds, "<= 2")
+            # The first append of a machine also probes If-None-Match once.
+            self.run(["append", "first"], prefix, cold_dir, bucket=bucket)
             steady, kinds = self.requests(["append", "steady"], prefix, cold_dir, bucket)
             self.row(f"steady-state append at N = {n:,}", f"{steady} requests", kinds, "1 PUT + <= 1 HEAD")
 

@@ -166,6 +166,8 @@ impl TestLog {
         }
         command
             .current_dir(&self.workdir)
+            // No profile of this machine's ~/.aws leaks into a test.
+            .env("HOME", &self.workdir)
             .env("AWS_ENDPOINT_URL", &self.server.endpoint)
             .env("AWS_BUCKET_NAME", &self.server.bucket)
             .env("AWS_PREFIX", &self.prefix)

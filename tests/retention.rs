@@ -1,0 +1,77 @@
+//! `trim` (retention) and `stat`, and every command on a log that no
+//! longer starts at 1.
+
+mod common;
+
+use common::{Server, TestLog, fill_on_disk};
+
+fn trimmed_log(name: &str) -> TestLog {
+    let log = TestLog::new(Server::s3s(), name);
+    fill_on_disk(&log, 1..=30);
+    assert_eq!(
+        log.run(&["trim", "11"]).ok(),
+        "Trimmed WAL before offset 11\n"
+    );
+    log
+}
+
+#[test]
+fn trim_deletes_every_record_before_the_offset() {
+    let log = trimmed_log("trim");
+    let mut offsets = log.offsets();
+    offsets.sort_unstable();
+    assert_eq!(offsets, (11..=30).collect::<Vec<_>>());
+}
+
+#[test]
+fn stat_reports_both_ends_and_the_count() {
+    let log = trimmed_log("stat");
+    assert_eq!(
+        log.run(&["stat"]).ok(),
+        "First offset: 11, Last offset: 30, Records: 20\n"
+    );
+}
+
+#[test]
+fn stat_of_an_empty_log_is_zeros() {
+    let log = TestLog::new(Server::s3s(), "stat-empty");
+    assert_eq!(
+        log.run(&["stat"]).ok(),
+        "First offset: 0, Last offset: 0, Records: 0\n"
+    );
+}
+
+#[test]
+fn trim_never_deletes_the_last_record() {
+    let log = trimmed_log("trim-past-tail");
+    log.run(&["trim", "31"]).fails(2, "the last record is 30");
+    assert_eq!(log.offsets().len(), 20);
+}
+
+#[test]
+fn trimmed_log_keeps_working_for_every_command() {
+    let log = trimmed_log("trimmed-commands");
+    let fresh = TestLog {
+        lock_dir: log.workdir.join("cold-locks"),
+        ..log.clone()
+    };
+    assert_eq!(fresh.run(&["recover"]).ok(), "Last offset: 30\n");
+    assert_eq!(
+        fresh.run(&["last"]).ok(),
+        "Last record: offset=30, data=r30\n"
+    );
+    assert_eq!(
+        fresh.run(&["append", "next"]).ok(),
+        "Appended record at offset: 31, data: next\n"
+    );
+    let dump = fresh.run(&["dump"]).ok();
+    assert_eq!(dump.lines().next(), Some("Offset: 11, Data: r11"));
+    assert_eq!(dump.lines().count(), 21);
+    assert_eq!(
+        fresh.run(&["verify"]).ok(),
+        "Verified records 11..31: 21 valid, 0 corrupt, 0 missing, 0 foreign keys\n"
+    );
+    fresh
+        .run(&["read", "10"])
+        .fails(3, "no record at offset 10");
+}
