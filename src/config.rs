@@ -196,6 +196,28 @@ pub fn default_lock_dir(env: &Env) -> PathBuf {
     }
 }
 
+/// The proxy for `endpoint`, as curl and aws CLI choose it: `HTTPS_PROXY`
+/// for an HTTPS endpoint, `HTTP_PROXY` for plain HTTP, `ALL_PROXY` for
+/// either (lower-case names too), unless `NO_PROXY` names the host.
+pub fn proxy_for(endpoint: &Url, env: &Env) -> Option<String> {
+    let names: &[&str] = match endpoint.scheme() {
+        "https" => &["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"],
+        _ => &["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"],
+    };
+    let proxy = env.first_of(names)?;
+    let host = endpoint
+        .host_str()?
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let bypass = env.first_of(&["NO_PROXY", "no_proxy"]).unwrap_or_default();
+    let bypassed = bypass.split(',').map(str::trim).any(|entry| {
+        let entry = entry.trim_start_matches("*.").trim_start_matches('.');
+        entry == "*"
+            || (!entry.is_empty() && (host == entry || host.ends_with(&format!(".{entry}"))))
+    });
+    (!bypassed).then(|| proxy.to_owned())
+}
+
 /// Whether `endpoint` is AWS's own, which addresses buckets by host name.
 fn is_aws(endpoint: &Url) -> bool {
     endpoint
@@ -297,6 +319,7 @@ pub fn resolve(flags: &Flags, env: &Env) -> Result<Config> {
         Some(raw) => parse_endpoint(&raw)?,
         None => parse_endpoint(&format!("https://s3.{region}.amazonaws.com"))?,
     };
+    let proxy = proxy_for(&endpoint, env);
     // A dotted bucket name breaks the TLS wildcard of a virtual host.
     let path_style = flags.path_style || !is_aws(&endpoint) || bucket.contains('.');
     let from_profile = || {
@@ -341,6 +364,7 @@ pub fn resolve(flags: &Flags, env: &Env) -> Result<Config> {
                 .or_else(|| env.get("AWS_CA_BUNDLE").map(PathBuf::from))
                 .or_else(|| profile.get("ca_bundle").map(PathBuf::from)),
             ssl_cert_file: env.get("SSL_CERT_FILE").map(PathBuf::from),
+            proxy,
         },
         prefix,
         lock,
@@ -515,6 +539,38 @@ mod tests {
             ..Flags::default()
         };
         assert!(resolve(&flags, &env(&base())).is_err());
+    }
+
+    #[test]
+    fn proxy_is_chosen_by_the_endpoint_scheme() {
+        let env = env(&[
+            ("HTTPS_PROXY", "http://tls-proxy:3128"),
+            ("HTTP_PROXY", "http://plain:3128"),
+        ]);
+        let https: Url = "https://s3.example.com".parse().unwrap();
+        let http: Url = "http://minio.local:9000".parse().unwrap();
+        assert_eq!(
+            proxy_for(&https, &env).as_deref(),
+            Some("http://tls-proxy:3128")
+        );
+        assert_eq!(proxy_for(&http, &env).as_deref(), Some("http://plain:3128"));
+    }
+
+    #[test]
+    fn no_proxy_names_hosts_and_domains_that_go_direct() {
+        let with = |no_proxy: &str, url: &str| {
+            let env = env(&[("ALL_PROXY", "http://p:1"), ("NO_PROXY", no_proxy)]);
+            proxy_for(&url.parse().unwrap(), &env)
+        };
+        assert_eq!(
+            with("localhost, .internal", "http://ceph.internal:8080"),
+            None
+        );
+        assert_eq!(with("*.internal", "http://a.b.internal"), None);
+        assert_eq!(with("127.0.0.1", "http://127.0.0.1:9000"), None);
+        assert_eq!(with("*", "https://anything"), None);
+        assert!(with("internal", "http://notinternal").is_some());
+        assert!(with("", "http://h").is_some());
     }
 
     #[test]

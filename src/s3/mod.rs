@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rusty_s3::{Bucket, Credentials, Map, Method, UrlStyle};
+use ureq::Proxy;
 use ureq::tls::{RootCerts, TlsConfig};
 use url::Url;
 
@@ -68,6 +69,8 @@ pub struct S3Config {
     /// The system bundle's path if the environment names it
     /// (`SSL_CERT_FILE`); otherwise the usual places are searched.
     pub ssl_cert_file: Option<PathBuf>,
+    /// The HTTP proxy to go through, if any (`HTTPS_PROXY` and friends).
+    pub proxy: Option<String>,
 }
 
 /// One HTTP exchange, as shown by `--verbose`: never the query string, so
@@ -221,7 +224,18 @@ impl Client {
             }
             _ => RootCerts::Specific(Arc::new(Vec::new())),
         };
+        // s3wal decides on the proxy itself (with `.env` and NO_PROXY), so
+        // ureq's own reading of the environment is replaced, not added to.
+        let proxy = match &config.proxy {
+            Some(url) => Some(Proxy::new(url).map_err(|_| {
+                Error::Config(
+                    "the proxy URL (HTTPS_PROXY, HTTP_PROXY or ALL_PROXY) is not valid".into(),
+                )
+            })?),
+            None => None,
+        };
         let agent = ureq::Agent::config_builder()
+            .proxy(proxy)
             .tls_config(TlsConfig::builder().root_certs(roots).build())
             // Error statuses are answers to map (412, 404), not failures.
             .http_status_as_error(false)
@@ -390,6 +404,7 @@ pub(crate) mod tests {
             retry: RetryPolicy::default(),
             ca_bundle: None,
             ssl_cert_file: None,
+            proxy: None,
         })
         .unwrap()
     }
@@ -411,6 +426,7 @@ pub(crate) mod tests {
             retry: RetryPolicy::default(),
             ca_bundle: None,
             ssl_cert_file: None,
+            proxy: None,
         })
         .unwrap();
         let url = signer.get_object("wal/00000000000000000001").url;

@@ -160,7 +160,8 @@ impl TestLog {
     pub fn command(&self) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_s3wal"));
         for (name, _) in std::env::vars() {
-            if name.starts_with("AWS_") || name == "S3WAL_LOCK_DIR" {
+            let proxy = name.to_ascii_uppercase().ends_with("_PROXY");
+            if name.starts_with("AWS_") || name == "S3WAL_LOCK_DIR" || proxy {
                 command.env_remove(name);
             }
         }

@@ -111,36 +111,46 @@ impl FaultProxy {
 /// Reads one request, applies the rule, answers, and closes.
 fn handle(client: impl Read + Write, upstream: &str, rule: &Mutex<Rule>, log: &Mutex<Vec<Seen>>) {
     let mut reader = BufReader::new(client);
-    let mut head: Vec<String> = Vec::new();
-    let mut content_length = 0usize;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        if line == "\r\n" {
-            break;
-        }
-        let lower = line.to_ascii_lowercase();
-        if let Some(value) = lower.strip_prefix("content-length:") {
-            content_length = value.trim().parse().unwrap();
-        }
-        if !lower.starts_with("connection:") {
-            head.push(line);
-        }
-    }
-    let mut body = vec![0; content_length];
-    reader.read_exact(&mut body).unwrap();
-
+    let Some((head, body)) = read_request(&mut reader) else {
+        return;
+    };
     let mut request_line = head[0].split(' ');
-    let method = request_line.next().unwrap().to_owned();
-    let path = request_line
+    let mut method = request_line.next().unwrap().to_owned();
+    let mut path = request_line
         .next()
         .unwrap()
         .split('?')
         .next()
         .unwrap()
         .to_owned();
+    let (mut head, body) = if method == "CONNECT" {
+        // A client behind HTTP_PROXY tunnels even plain HTTP: open the
+        // tunnel, and take the request that comes through it. The tunnel
+        // always leads to `upstream`, the one server under test.
+        log.lock().unwrap().push(Seen {
+            method: method.clone(),
+            path: path.clone(),
+            fault: Fault::Forward,
+        });
+        let _ = reader
+            .get_mut()
+            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+        let Some((head, body)) = read_request(&mut reader) else {
+            return;
+        };
+        let mut request_line = head[0].split(' ');
+        method = request_line.next().unwrap().to_owned();
+        path = request_line
+            .next()
+            .unwrap()
+            .split('?')
+            .next()
+            .unwrap()
+            .to_owned();
+        (head, body)
+    } else {
+        (head, body)
+    };
     let fault = (rule.lock().unwrap())(&method, &path);
     log.lock().unwrap().push(Seen {
         method,
@@ -170,6 +180,31 @@ fn handle(client: impl Read + Write, upstream: &str, rule: &Mutex<Rule>, log: &M
         Fault::Reset => {}
     }
     let _ = client.flush();
+}
+
+/// Reads one request: its head lines (without `Connection`) and its body.
+fn read_request(reader: &mut BufReader<impl Read + Write>) -> Option<(Vec<String>, Vec<u8>)> {
+    let mut head: Vec<String> = Vec::new();
+    let mut content_length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return None;
+        }
+        if line == "\r\n" {
+            break;
+        }
+        let lower = line.to_ascii_lowercase();
+        if let Some(value) = lower.strip_prefix("content-length:") {
+            content_length = value.trim().parse().unwrap();
+        }
+        if !lower.starts_with("connection:") && !lower.starts_with("proxy-connection:") {
+            head.push(line);
+        }
+    }
+    let mut body = vec![0; content_length];
+    reader.read_exact(&mut body).ok()?;
+    Some((head, body))
 }
 
 /// Sends the request to the server and, if `deliver`, its answer back.
