@@ -1,9 +1,10 @@
-//! Standard base64 with padding, for the few headers S3 wants it in.
+//! Standard base64 with padding: the `Content-MD5` header S3 wants, and
+//! binary data in `--json` output.
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// Encodes `bytes` as standard, padded base64.
-pub(crate) fn encode(bytes: &[u8]) -> String {
+pub fn encode(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
         let b = [

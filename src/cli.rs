@@ -10,11 +10,11 @@ use std::sync::{Arc, Mutex};
 
 use argh::FromArgs;
 
+use crate::output::{self, Output};
 use s3wal::config::{self, Env, Flags};
 use s3wal::error::{Error, exit};
 use s3wal::s3::{Client, Exchange};
-use s3wal::verify::Problem;
-use s3wal::wal::Stat;
+
 use s3wal::{Record, Wal};
 
 #[derive(FromArgs, Debug)]
@@ -76,6 +76,10 @@ struct Args {
     /// print the version and exit
     #[argh(switch)]
     version: bool,
+    /// print one JSON object per line on stdout, and errors as JSON on
+    /// stderr
+    #[argh(switch)]
+    json: bool,
     #[argh(subcommand)]
     command: Option<Command>,
 }
@@ -229,32 +233,44 @@ struct TrimArgs {
 /// Runs the command line `args` (without the program name) and returns
 /// the exit code.
 pub fn main(args: Vec<OsString>) -> u8 {
+    // Guessed before parsing, so that usage errors come out as JSON too.
+    let mut json = args.iter().any(|arg| arg == "--json");
+    let fail = |error: Error, json: bool| {
+        to_stderr(format_args!("{}", output::error_line(&error, json)));
+        error.exit_code()
+    };
     let Ok(args) = args
         .into_iter()
         .map(OsString::into_string)
         .collect::<Result<Vec<_>, _>>()
     else {
-        to_stderr(format_args!(
-            "s3wal: an argument is not valid UTF-8; pass binary data with `append -`"
-        ));
-        return exit::USAGE;
+        return fail(
+            Error::Usage("an argument is not valid UTF-8; pass binary data with `append -`".into()),
+            json,
+        );
     };
     let args = stdin_marker_as_positional(&args);
     let parsed = match Args::from_args(&["s3wal"], &args) {
         Ok(parsed) => parsed,
-        Err(early) => return early_exit(&early),
+        Err(early) if early.status.is_ok() => return print_help(&early.output),
+        Err(early) => {
+            let message = one_line(&early.output);
+            let message = message.trim_end_matches('.');
+            return fail(Error::Usage(format!("{message} (see s3wal --help)")), json);
+        }
     };
-    if parsed.version {
-        return match print_line(format!("s3wal {}", env!("CARGO_PKG_VERSION")).as_bytes()) {
-            Ok(()) => exit::OK,
-            Err(_) => exit::FAILURE,
-        };
-    }
-    match run(parsed) {
+    json = parsed.json;
+    let mut out = Output::new(json);
+    let result = match parsed.version {
+        true => out.version(env!("CARGO_PKG_VERSION")),
+        false => run(parsed, &mut out),
+    };
+    match result.and_then(|()| out.flush()) {
         Ok(()) => exit::OK,
         Err(error) => {
-            to_stderr(format_args!("s3wal: {}", one_line(&error.to_string())));
-            error.exit_code()
+            // What was printed before the error still goes out first.
+            let _ = out.flush();
+            fail(error, json)
         }
     }
 }
@@ -272,24 +288,16 @@ fn stdin_marker_as_positional(args: &[String]) -> Vec<&str> {
     out
 }
 
-/// Help goes to stdout with exit 0; a usage error becomes one line on
-/// stderr with exit 2.
-fn early_exit(early: &argh::EarlyExit) -> u8 {
-    if early.status.is_ok() {
-        let mut stdout = io::stdout().lock();
-        return match stdout
-            .write_all(early.output.as_bytes())
-            .and_then(|()| stdout.flush())
-        {
-            Ok(()) => exit::OK,
-            Err(_) => exit::FAILURE,
-        };
+/// `--help`: to stdout, exit 0.
+fn print_help(help: &str) -> u8 {
+    let mut stdout = io::stdout().lock();
+    match stdout
+        .write_all(help.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => exit::OK,
+        Err(_) => exit::FAILURE,
     }
-    to_stderr(format_args!(
-        "s3wal: {} (see s3wal --help)",
-        one_line(&early.output).trim_end_matches('.')
-    ));
-    exit::USAGE
 }
 
 /// Writes one line to stderr, ignoring failure: a closed stderr must not
@@ -303,7 +311,7 @@ fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn run(args: Args) -> Result<(), Error> {
+fn run(args: Args, out: &mut Output) -> Result<(), Error> {
     let Some(command) = args.command else {
         return Err(Error::Usage("no command given (see s3wal --help)".into()));
     };
@@ -330,7 +338,7 @@ fn run(args: Args) -> Result<(), Error> {
     }
     let wal =
         Wal::new(client, config.prefix, config.lock).allow_unsafe_store(config.allow_unsafe_store);
-    let result = execute(&wal, command, offsets);
+    let result = execute(&wal, command, offsets, out);
     if args.verbose {
         log_summary(&counts.lock().expect("no panics while counting"));
     }
@@ -372,14 +380,19 @@ fn stdin_error(source: io::Error) -> Error {
     }
 }
 
-fn execute(wal: &Wal<Client>, command: Command, offsets: [Option<u64>; 2]) -> Result<(), Error> {
+fn execute(
+    wal: &Wal<Client>,
+    command: Command,
+    offsets: [Option<u64>; 2],
+    out: &mut Output,
+) -> Result<(), Error> {
     let offset = offsets[0].unwrap_or_default();
     match command {
-        Command::Recover(_) => print_line(format!("Last offset: {}", wal.recover()?).as_bytes()),
+        Command::Recover(_) => out.last_offset(wal.recover()?),
         Command::Append(AppendArgs {
             lines: true,
             data: None,
-        }) => append_lines(wal),
+        }) => append_lines(wal, out),
         Command::Append(AppendArgs {
             lines: false,
             data: Some(data),
@@ -392,115 +405,59 @@ fn execute(wal: &Wal<Client>, command: Command, offsets: [Option<u64>; 2]) -> Re
                 data.into_bytes()
             };
             let offset = wal.append(&data)?;
-            print_record_line("Appended record at offset: ", offset, ", data: ", &data)
+            out.appended(offset, &data)
         }
         Command::Append(_) => Err(Error::Usage(
             "append takes either data (or - for stdin) or --lines".into(),
         )),
         Command::Read(_) => {
             let Record { offset, data } = wal.read(offset)?;
-            print_record_line("Offset: ", offset, ", Data: ", &data)
+            out.read(offset, &data)
         }
         Command::Last(_) => {
             let Record { offset, data } = wal.last()?;
-            print_record_line("Last record: offset=", offset, ", data=", &data)
+            out.last(offset, &data)
         }
         Command::Truncate(_) => {
             wal.truncate(offset)?;
-            print_line(format!("Truncated WAL after offset {offset}").as_bytes())
+            out.truncated(offset)
         }
+        Command::Trim(_) => {
+            wal.trim(offset)?;
+            out.trimmed(offset)
+        }
+        Command::Stat(_) => out.stat(wal.stat()?),
         Command::Doctor(_) => {
             let findings = s3wal::doctor::diagnose(wal);
             for finding in &findings {
-                let verdict = if finding.ok { "ok" } else { "PROBLEM" };
-                print_line(format!("{}: {verdict}: {}", finding.check, finding.detail).as_bytes())?;
+                out.finding(finding)?;
             }
             match findings.iter().all(|f| f.ok) {
                 true => Ok(()),
                 false => Err(Error::Config("doctor found a problem".into())),
             }
         }
-        Command::Verify(_) => verify(wal, offsets),
-        Command::Stat(_) => {
-            let stat = wal.stat()?.unwrap_or(Stat {
-                first: 0,
-                last: 0,
-                records: 0,
-            });
-            print_line(
-                format!(
-                    "First offset: {}, Last offset: {}, Records: {}",
-                    stat.first, stat.last, stat.records
-                )
-                .as_bytes(),
-            )
-        }
-        Command::Trim(_) => {
-            wal.trim(offset)?;
-            print_line(format!("Trimmed WAL before offset {offset}").as_bytes())
-        }
+        Command::Verify(_) => verify(wal, offsets, out),
         Command::Dump(dump) => {
             let Some((from, to)) = wal.clamp_range(offsets[0], offsets[1])? else {
                 return Ok(());
             };
-            let mut out = io::BufWriter::new(io::stdout().lock());
-            wal.read_range(from, to, |Record { offset, data }| {
-                if !dump.raw {
-                    write!(out, "Offset: {offset}, Data: ").map_err(stdout_error)?;
-                }
-                out.write_all(&data)
-                    .and_then(|()| out.write_all(b"\n"))
-                    .map_err(stdout_error)
-            })?;
-            out.flush().map_err(stdout_error)
+            wal.read_range(from, to, |Record { offset, data }| match dump.raw {
+                true => out.raw(offset, &data),
+                false => out.read(offset, &data),
+            })
         }
-    }
-}
-
-/// `<before><offset><between><data>`: the seed's record lines, with the
-/// data written as raw bytes, exactly as stored.
-fn print_record_line(before: &str, offset: u64, between: &str, data: &[u8]) -> Result<(), Error> {
-    let mut line = format!("{before}{offset}{between}").into_bytes();
-    line.extend_from_slice(data);
-    print_line(&line)
-}
-
-fn print_line(line: &[u8]) -> Result<(), Error> {
-    let mut stdout = io::stdout().lock();
-    stdout
-        .write_all(line)
-        .and_then(|()| stdout.write_all(b"\n"))
-        .and_then(|()| stdout.flush())
-        .map_err(stdout_error)
-}
-
-fn stdout_error(source: io::Error) -> Error {
-    Error::Io {
-        context: "cannot write to stdout".into(),
-        source,
     }
 }
 
 /// `verify`: one line per problem and a summary on stdout; progress on
 /// stderr when it is a terminal.
-fn verify(wal: &Wal<Client>, [from, to]: [Option<u64>; 2]) -> Result<(), Error> {
+fn verify(wal: &Wal<Client>, [from, to]: [Option<u64>; 2], out: &mut Output) -> Result<(), Error> {
     let show_progress = io::stderr().is_terminal();
     let summary = wal.verify(
         from,
         to,
-        |problem| {
-            let line = match problem {
-                Problem::ForeignKey(key) => format!("Foreign key: {key}"),
-                Problem::Hole { first, last } if first == last => {
-                    format!("Hole: offset {first} missing")
-                }
-                Problem::Hole { first, last } => format!("Hole: offsets {first}..{last} missing"),
-                Problem::Corrupt { offset, problem } => {
-                    format!("Corrupt: offset {offset}: {problem}")
-                }
-            };
-            print_line(line.as_bytes())
-        },
+        |problem| out.problem(problem),
         |done, total| {
             if show_progress && (done % 1000 == 0 || done == total) {
                 let _ = write!(io::stderr().lock(), "\r[s3wal] verified {done} of {total}");
@@ -510,17 +467,7 @@ fn verify(wal: &Wal<Client>, [from, to]: [Option<u64>; 2]) -> Result<(), Error> 
             }
         },
     )?;
-    let covered = match summary.range {
-        Some((first, last)) => format!("records {first}..{last}"),
-        None => "no records".to_owned(),
-    };
-    print_line(
-        format!(
-            "Verified {covered}: {} valid, {} corrupt, {} missing, {} foreign keys",
-            summary.valid, summary.corrupt, summary.missing, summary.foreign
-        )
-        .as_bytes(),
-    )?;
+    out.verified(&summary)?;
     match summary.is_clean() {
         true => Ok(()),
         false => Err(Error::VerifyFailed {
@@ -531,14 +478,15 @@ fn verify(wal: &Wal<Client>, [from, to]: [Option<u64>; 2]) -> Result<(), Error> 
 
 /// `append --lines`: each line of stdin, without its `\n`, is one record,
 /// printed with the seed's line as soon as it is stored.
-fn append_lines(wal: &Wal<Client>) -> Result<(), Error> {
+fn append_lines(wal: &Wal<Client>, out: &mut Output) -> Result<(), Error> {
     let mut read_error = None;
     let lines = io::stdin()
         .lock()
         .split(b'\n')
         .map_while(|line| line.map_err(|e| read_error = Some(e)).ok());
     wal.append_each(lines, |offset, data| {
-        print_record_line("Appended record at offset: ", offset, ", data: ", data)
+        out.appended(offset, data)?;
+        out.flush()
     })?;
     read_error.map_or(Ok(()), |e| Err(stdin_error(e)))
 }

@@ -134,6 +134,28 @@ impl Error {
         }
     }
 
+    /// A stable name for the kind of error, for `--json` output.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Usage(_) => "usage",
+            Error::Config(_) => "config",
+            Error::Transport { .. } => "transport",
+            Error::Protocol { .. } => "protocol",
+            Error::S3 { .. } => "s3",
+            Error::NotFound { .. } => "not_found",
+            Error::Empty => "empty",
+            Error::Corrupt { .. } => "corrupt",
+            Error::VerifyFailed { .. } => "verify_failed",
+            Error::AppendGaveUp { .. } => "append_gave_up",
+            Error::Conflicted { .. } => "conflicted",
+            Error::TrimPastTail { .. } => "trim_past_tail",
+            Error::UnsafeStore => "unsafe_store",
+            Error::LogFull => "log_full",
+            Error::TruncateRaced { .. } => "truncate_raced",
+            Error::Io { .. } => "io",
+        }
+    }
+
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Error {
         Error::Io {
             context: context.into(),

@@ -22,7 +22,7 @@
 //! assert_eq!(record::decode(1, &body).unwrap(), b"Record #1");
 //! ```
 
-mod base64;
+pub mod base64;
 pub mod config;
 pub mod doctor;
 pub mod error;

@@ -1,6 +1,7 @@
 //! The `s3wal` command: a thin wrapper over the CLI module.
 
 mod cli;
+mod output;
 
 fn main() -> std::process::ExitCode {
     one_malloc_arena();

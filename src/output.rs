@@ -1,0 +1,269 @@
+//! What the CLI prints: the seed's text lines, or with `--json` one JSON
+//! object per line, for scripts.
+//!
+//! Text output is exactly the seed's; data goes out as the raw bytes
+//! stored. In JSON, data that is UTF-8 is `"data"`, anything else
+//! `"data_base64"`, so no byte is ever lost or mangled.
+
+use std::fmt::Write as _;
+use std::io::{self, BufWriter, StdoutLock, Write};
+
+use s3wal::Error;
+use s3wal::doctor::Finding;
+use s3wal::verify::{Problem, Summary};
+use s3wal::wal::Stat;
+
+/// Where the results go, and in which form.
+pub struct Output {
+    json: bool,
+    out: BufWriter<StdoutLock<'static>>,
+}
+
+/// A JSON string literal of `text`.
+pub fn json_string(text: &str) -> String {
+    let mut quoted = String::with_capacity(text.len() + 2);
+    quoted.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            '\n' => quoted.push_str("\\n"),
+            '\r' => quoted.push_str("\\r"),
+            '\t' => quoted.push_str("\\t"),
+            c if c.is_control() => {
+                let _ = write!(quoted, "\\u{:04x}", u32::from(c));
+            }
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    quoted
+}
+
+/// `"data":"…"` for UTF-8 data, else `"data_base64":"…"`.
+fn json_data(data: &[u8]) -> String {
+    match std::str::from_utf8(data) {
+        Ok(text) => format!("\"data\":{}", json_string(text)),
+        Err(_) => format!("\"data_base64\":\"{}\"", s3wal::base64::encode(data)),
+    }
+}
+
+fn stdout_error(source: io::Error) -> Error {
+    Error::Io {
+        context: "cannot write to stdout".into(),
+        source,
+    }
+}
+
+impl Output {
+    /// Text, or JSON lines with `json`.
+    pub fn new(json: bool) -> Output {
+        Output {
+            json,
+            out: BufWriter::new(io::stdout().lock()),
+        }
+    }
+
+    fn line(&mut self, line: &[u8]) -> Result<(), Error> {
+        self.out
+            .write_all(line)
+            .and_then(|()| self.out.write_all(b"\n"))
+            .map_err(stdout_error)
+    }
+
+    /// `text` as a line, or the JSON object `{fields}`.
+    fn either(&mut self, text: String, fields: String) -> Result<(), Error> {
+        match self.json {
+            true => self.line(format!("{{{fields}}}").as_bytes()),
+            false => self.line(text.as_bytes()),
+        }
+    }
+
+    /// A seed record line, `<before><offset><between><data>`, or its JSON.
+    fn record(
+        &mut self,
+        before: &str,
+        offset: u64,
+        between: &str,
+        data: &[u8],
+    ) -> Result<(), Error> {
+        if self.json {
+            return self.line(format!("{{\"offset\":{offset},{}}}", json_data(data)).as_bytes());
+        }
+        let mut line = format!("{before}{offset}{between}").into_bytes();
+        line.extend_from_slice(data);
+        self.line(&line)
+    }
+
+    /// Sends what is buffered; called at the end, and while following.
+    pub fn flush(&mut self) -> Result<(), Error> {
+        self.out.flush().map_err(stdout_error)
+    }
+
+    /// `s3wal <version>`
+    pub fn version(&mut self, version: &str) -> Result<(), Error> {
+        self.either(
+            format!("s3wal {version}"),
+            format!("\"version\":{}", json_string(version)),
+        )
+    }
+
+    /// `Last offset: N`
+    pub fn last_offset(&mut self, offset: u64) -> Result<(), Error> {
+        self.either(
+            format!("Last offset: {offset}"),
+            format!("\"last_offset\":{offset}"),
+        )
+    }
+
+    /// `Appended record at offset: N, data: <data>`
+    pub fn appended(&mut self, offset: u64, data: &[u8]) -> Result<(), Error> {
+        self.record("Appended record at offset: ", offset, ", data: ", data)
+    }
+
+    /// `Offset: N, Data: <data>`, from `read` and `dump`.
+    pub fn read(&mut self, offset: u64, data: &[u8]) -> Result<(), Error> {
+        self.record("Offset: ", offset, ", Data: ", data)
+    }
+
+    /// Just the data and a newline, for `dump --raw` (JSON as `read`).
+    pub fn raw(&mut self, offset: u64, data: &[u8]) -> Result<(), Error> {
+        match self.json {
+            true => self.read(offset, data),
+            false => self.line(data),
+        }
+    }
+
+    /// `Last record: offset=N, data=<data>`
+    pub fn last(&mut self, offset: u64, data: &[u8]) -> Result<(), Error> {
+        self.record("Last record: offset=", offset, ", data=", data)
+    }
+
+    /// `Truncated WAL after offset N`
+    pub fn truncated(&mut self, after: u64) -> Result<(), Error> {
+        self.either(
+            format!("Truncated WAL after offset {after}"),
+            format!("\"truncated_after\":{after}"),
+        )
+    }
+
+    /// `Trimmed WAL before offset N`
+    pub fn trimmed(&mut self, before: u64) -> Result<(), Error> {
+        self.either(
+            format!("Trimmed WAL before offset {before}"),
+            format!("\"trimmed_before\":{before}"),
+        )
+    }
+
+    /// `First offset: F, Last offset: L, Records: N` (zeros when empty).
+    pub fn stat(&mut self, stat: Option<Stat>) -> Result<(), Error> {
+        let (first, last, records) = stat.map_or((0, 0, 0), |s| (s.first, s.last, s.records));
+        self.either(
+            format!("First offset: {first}, Last offset: {last}, Records: {records}"),
+            format!("\"first\":{first},\"last\":{last},\"records\":{records}"),
+        )
+    }
+
+    /// `<check>: ok: <detail>` or `<check>: PROBLEM: <detail>`
+    pub fn finding(&mut self, finding: &Finding) -> Result<(), Error> {
+        let verdict = if finding.ok { "ok" } else { "PROBLEM" };
+        self.either(
+            format!("{}: {verdict}: {}", finding.check, finding.detail),
+            format!(
+                "\"check\":{},\"ok\":{},\"detail\":{}",
+                json_string(finding.check),
+                finding.ok,
+                json_string(&finding.detail)
+            ),
+        )
+    }
+
+    /// One problem `verify` found.
+    pub fn problem(&mut self, problem: &Problem) -> Result<(), Error> {
+        let (text, fields) = match problem {
+            Problem::ForeignKey(key) => (
+                format!("Foreign key: {key}"),
+                format!("\"problem\":\"foreign_key\",\"key\":{}", json_string(key)),
+            ),
+            Problem::Hole { first, last } => (
+                match first == last {
+                    true => format!("Hole: offset {first} missing"),
+                    false => format!("Hole: offsets {first}..{last} missing"),
+                },
+                format!("\"problem\":\"hole\",\"first\":{first},\"last\":{last}"),
+            ),
+            Problem::Corrupt { offset, problem } => (
+                format!("Corrupt: offset {offset}: {problem}"),
+                format!(
+                    "\"problem\":\"corrupt\",\"offset\":{offset},\"detail\":{}",
+                    json_string(&problem.to_string())
+                ),
+            ),
+        };
+        self.either(text, fields)
+    }
+
+    /// The summary line of `verify`.
+    pub fn verified(&mut self, summary: &Summary) -> Result<(), Error> {
+        let covered = match summary.range {
+            Some((first, last)) => format!("records {first}..{last}"),
+            None => "no records".to_owned(),
+        };
+        let (first, last) = summary.range.unwrap_or((0, 0));
+        self.either(
+            format!(
+                "Verified {covered}: {} valid, {} corrupt, {} missing, {} foreign keys",
+                summary.valid, summary.corrupt, summary.missing, summary.foreign
+            ),
+            format!(
+                "\"verified\":true,\"first\":{first},\"last\":{last},\"valid\":{},\"corrupt\":{},\
+                 \"missing\":{},\"foreign\":{}",
+                summary.valid, summary.corrupt, summary.missing, summary.foreign
+            ),
+        )
+    }
+}
+
+/// The one line an error prints on stderr: `s3wal: <message>`, or with
+/// `json` the object `{"code":…,"exit":…,"message":…}`.
+pub fn error_line(error: &Error, json: bool) -> String {
+    let message = error
+        .to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    match json {
+        true => format!(
+            "{{\"code\":{},\"exit\":{},\"message\":{}}}",
+            json_string(error.code()),
+            error.exit_code(),
+            json_string(&message)
+        ),
+        false => format!("s3wal: {message}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_strings_escape_quotes_backslashes_and_controls() {
+        assert_eq!(json_string("a\"b\\c\nd\u{1}"), "\"a\\\"b\\\\c\\nd\\u0001\"");
+    }
+
+    #[test]
+    fn utf8_data_is_a_string_and_other_bytes_are_base64() {
+        assert_eq!(json_data(b"Record #1"), "\"data\":\"Record #1\"");
+        assert_eq!(json_data(b"\xff\x00"), "\"data_base64\":\"/wA=\"");
+    }
+
+    #[test]
+    fn errors_in_json_carry_a_code_and_the_exit_code() {
+        let line = error_line(&Error::NotFound { offset: 4 }, true);
+        assert_eq!(
+            line,
+            "{\"code\":\"not_found\",\"exit\":3,\"message\":\"no record at offset 4\"}"
+        );
+    }
+}

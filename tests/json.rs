@@ -1,0 +1,126 @@
+//! `--json`: one JSON object per line on stdout for every command, errors
+//! as one JSON object on stderr, exit codes unchanged.
+
+mod common;
+
+use common::{Server, TestLog, fill_on_disk};
+
+fn log(name: &str) -> TestLog {
+    TestLog::new(Server::s3s(), name)
+}
+
+#[test]
+fn append_read_last_recover_print_json_objects() {
+    let log = log("json-basic");
+    assert_eq!(
+        log.run(&["--json", "append", "Record #1"]).ok(),
+        "{\"offset\":1,\"data\":\"Record #1\"}\n"
+    );
+    assert_eq!(
+        log.run(&["--json", "read", "1"]).ok(),
+        "{\"offset\":1,\"data\":\"Record #1\"}\n"
+    );
+    assert_eq!(
+        log.run(&["--json", "last"]).ok(),
+        "{\"offset\":1,\"data\":\"Record #1\"}\n"
+    );
+    assert_eq!(
+        log.run(&["--json", "recover"]).ok(),
+        "{\"last_offset\":1}\n"
+    );
+}
+
+#[test]
+fn data_that_is_not_utf8_goes_in_data_base64() {
+    let log = log("json-binary");
+    log.run_with_stdin(&["append", "-"], b"\xff\x00\xfe").ok();
+    assert_eq!(
+        log.run(&["--json", "read", "1"]).ok(),
+        "{\"offset\":1,\"data_base64\":\"/wD+\"}\n"
+    );
+}
+
+#[test]
+fn text_with_quotes_and_newlines_is_escaped() {
+    let log = log("json-escape");
+    log.run(&["append", "say \"hi\"\n\ttab"]).ok();
+    assert_eq!(
+        log.run(&["--json", "read", "1"]).ok(),
+        "{\"offset\":1,\"data\":\"say \\\"hi\\\"\\n\\ttab\"}\n"
+    );
+}
+
+#[test]
+fn dump_prints_one_object_per_record() {
+    let log = log("json-dump");
+    fill_on_disk(&log, 1..=3);
+    assert_eq!(
+        log.run(&["--json", "dump"]).ok(),
+        "{\"offset\":1,\"data\":\"r1\"}\n{\"offset\":2,\"data\":\"r2\"}\n{\"offset\":3,\"data\":\"r3\"}\n"
+    );
+}
+
+#[test]
+fn truncate_trim_and_stat_print_json() {
+    let log = log("json-retention");
+    fill_on_disk(&log, 1..=5);
+    assert_eq!(
+        log.run(&["--json", "trim", "2"]).ok(),
+        "{\"trimmed_before\":2}\n"
+    );
+    assert_eq!(
+        log.run(&["--json", "truncate", "4"]).ok(),
+        "{\"truncated_after\":4}\n"
+    );
+    assert_eq!(
+        log.run(&["--json", "stat"]).ok(),
+        "{\"first\":2,\"last\":4,\"records\":3}\n"
+    );
+}
+
+#[test]
+fn verify_and_doctor_print_json() {
+    let log = log("json-verify");
+    fill_on_disk(&log, [1, 3]);
+    let run = log.run(&["--json", "verify"]);
+    assert_eq!(run.code, 4);
+    assert_eq!(
+        run.out(),
+        "{\"problem\":\"hole\",\"first\":2,\"last\":2}\n\
+         {\"verified\":true,\"first\":1,\"last\":3,\"valid\":2,\"corrupt\":0,\"missing\":1,\"foreign\":0}\n"
+    );
+    let doctor = log.run(&["--json", "doctor"]).ok();
+    assert_eq!(doctor.lines().count(), 3);
+    assert!(
+        doctor.starts_with("{\"check\":\"credentials and bucket\",\"ok\":true,"),
+        "{doctor}"
+    );
+}
+
+#[test]
+fn errors_are_one_json_object_on_stderr_with_the_same_exit_code() {
+    let log = log("json-errors");
+    let run = log.run(&["--json", "read", "9"]);
+    assert_eq!(run.code, 3);
+    assert!(run.stdout.is_empty());
+    assert_eq!(
+        run.stderr,
+        "{\"code\":\"not_found\",\"exit\":3,\"message\":\"no record at offset 9\"}\n"
+    );
+    let usage = log.run(&["--json", "read", "x"]);
+    assert_eq!(usage.code, 2);
+    assert!(
+        usage.stderr.starts_with("{\"code\":\"usage\",\"exit\":2,"),
+        "{}",
+        usage.stderr
+    );
+}
+
+#[test]
+fn version_prints_json() {
+    let run = log("json-version").run(&["--json", "--version"]);
+    assert_eq!(
+        run.ok(),
+        format!("{{\"version\":\"{}\"}}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
