@@ -19,6 +19,7 @@ test:
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets --locked -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --locked
 
 # A statically linked, stripped, size-optimised release binary. Not
 # position-independent: that saves 100 KB of relocations (ASLR of the

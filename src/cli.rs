@@ -168,7 +168,8 @@ struct TruncateArgs {
     subcommand,
     name = "dump",
     example = "s3wal --bucket b --prefix wal dump --from 100 --to 200",
-    example = "s3wal --bucket b --prefix wal dump --raw > records.txt"
+    example = "s3wal --bucket b --prefix wal dump --raw > records.txt",
+    example = "s3wal --bucket b --prefix wal dump --follow --from 100"
 )]
 struct DumpArgs {
     /// first offset to print (default: the log's first)
@@ -180,6 +181,10 @@ struct DumpArgs {
     /// print only each record's data, one per line
     #[argh(switch)]
     raw: bool,
+    /// after the last record, keep waiting for new ones, like tail -f,
+    /// until interrupted
+    #[argh(switch)]
+    follow: bool,
 }
 
 #[derive(FromArgs, Debug)]
@@ -438,6 +443,22 @@ fn execute(
             }
         }
         Command::Verify(_) => verify(wal, offsets, out),
+        Command::Dump(dump) if dump.follow => {
+            if offsets[1].is_some() {
+                return Err(Error::Usage("dump --follow takes no --to".into()));
+            }
+            let from = match offsets[0] {
+                Some(from) => from,
+                None => wal.first()?.unwrap_or(1),
+            };
+            wal.follow(from, |Record { offset, data }| {
+                match dump.raw {
+                    true => out.raw(offset, &data)?,
+                    false => out.read(offset, &data)?,
+                }
+                out.flush()
+            })
+        }
         Command::Dump(dump) => {
             let Some((from, to)) = wal.clamp_range(offsets[0], offsets[1])? else {
                 return Ok(());

@@ -7,10 +7,17 @@
 use std::collections::BTreeMap;
 use std::sync::{Condvar, Mutex};
 use std::thread;
+use std::time::Duration;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::wal::{Record, Wal};
+
+/// The first pause of `follow` on an idle log; it doubles up to
+/// [`FOLLOW_MAX_WAIT`] and starts over when a record comes.
+pub const FOLLOW_FIRST_WAIT: Duration = Duration::from_millis(100);
+/// The longest pause between two polls of `follow`.
+pub const FOLLOW_MAX_WAIT: Duration = Duration::from_secs(5);
 
 /// Concurrent GETs while reading a range.
 pub const THREADS: usize = 8;
@@ -131,5 +138,25 @@ impl<S: Store + Sync> Wal<S> {
             changed.notify_all();
             outcome
         })
+    }
+
+    /// Reads the records from `from` on, in order, then waits for new ones
+    /// like `tail -f`: one HEAD of the next offset per poll, pausing from
+    /// 0.1 s up to 5 s while the log is idle. Returns only with an error,
+    /// including one from `visit`, which is how a caller stops it.
+    pub fn follow(&self, from: u64, mut visit: impl FnMut(Record) -> Result<()>) -> Result<()> {
+        let mut next = from;
+        let mut wait = FOLLOW_FIRST_WAIT;
+        loop {
+            if self.store().head(&self.prefix().key(next))?.is_some() {
+                let tail = self.recover()?;
+                self.read_range(next, tail, &mut visit)?;
+                next = tail.checked_add(1).ok_or(Error::LogFull)?;
+                wait = FOLLOW_FIRST_WAIT;
+            } else {
+                thread::sleep(wait);
+                wait = (wait * 2).min(FOLLOW_MAX_WAIT);
+            }
+        }
     }
 }

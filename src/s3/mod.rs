@@ -2,7 +2,7 @@
 //!
 //! Each S3 action has its own file with two pure halves, so both are
 //! testable without a server: a builder on [`Signer`] that turns arguments
-//! into a signed [`Request`], and a function that maps a [`Response`] to a
+//! into a signed `Request`, and a function that maps a `Response` to a
 //! result. [`Client`] only joins them with one keep-alive `ureq::Agent`.
 
 mod delete_objects;

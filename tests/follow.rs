@@ -1,0 +1,53 @@
+//! `dump --follow`: the records there are, then new ones as they come.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use common::{Server, TestLog, fill_on_disk};
+
+#[test]
+fn follow_prints_existing_records_then_new_ones() {
+    let log = TestLog::new(Server::s3s(), "follow");
+    fill_on_disk(&log, 1..=2);
+    let mut child = log
+        .command()
+        .args(["dump", "--follow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (lines, received) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if lines.send(line.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    let next = || received.recv_timeout(Duration::from_secs(15)).unwrap();
+    assert_eq!(next(), "Offset: 1, Data: r1");
+    assert_eq!(next(), "Offset: 2, Data: r2");
+    log.run(&["append", "third"]).ok();
+    assert_eq!(next(), "Offset: 3, Data: third");
+    log.run(&["append", "fourth"]).ok();
+    assert_eq!(next(), "Offset: 4, Data: fourth");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "follow stopped by itself"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn follow_with_to_is_a_usage_error() {
+    let log = TestLog::new(Server::s3s(), "follow-to");
+    log.run(&["dump", "--follow", "--to", "5"])
+        .fails(2, "--follow takes no --to");
+}
