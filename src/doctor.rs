@@ -26,8 +26,9 @@ pub struct Finding {
     pub detail: String,
 }
 
-/// How far `local` is from `server`, as a finding.
-pub fn judge_clock(local: jiff::Timestamp, server: Option<jiff::Timestamp>) -> Finding {
+/// How far `local` is from `server` (seconds since the Unix epoch), as a
+/// finding.
+pub fn judge_clock(local: i64, server: Option<i64>) -> Finding {
     let Some(server) = server else {
         return Finding {
             check: "clock",
@@ -35,15 +36,14 @@ pub fn judge_clock(local: jiff::Timestamp, server: Option<jiff::Timestamp>) -> F
             detail: "the store sent no Date header; not checked".into(),
         };
     };
-    let skew_ms = (local.as_millisecond() - server.as_millisecond()).unsigned_abs();
+    let skew = (local - server).unsigned_abs();
     let direction = if local > server { "ahead of" } else { "behind" };
-    let ok = skew_ms <= MAX_CLOCK_SKEW.as_millis() as u64;
+    let ok = skew <= MAX_CLOCK_SKEW.as_secs();
     Finding {
         check: "clock",
         ok,
         detail: format!(
-            "{:.1} s {direction} the store's clock{}",
-            skew_ms as f64 / 1000.0,
+            "{skew} s {direction} the store's clock (to the second){}",
             if ok {
                 ""
             } else {
@@ -51,6 +51,12 @@ pub fn judge_clock(local: jiff::Timestamp, server: Option<jiff::Timestamp>) -> F
             }
         ),
     }
+}
+
+/// The local clock, in seconds since the Unix epoch.
+fn unix_now() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Runs every check against the log; stops after the first when the
@@ -74,7 +80,7 @@ pub fn diagnose(wal: &Wal<Client>) -> Vec<Finding> {
             ok: true,
             detail: format!("listed {bucket}/{list_prefix}"),
         },
-        judge_clock(jiff::Timestamp::now(), server_time),
+        judge_clock(unix_now(), server_time),
     ];
     findings.push(match wal.probe_conditional_put() {
         Ok(Conditional::Enforced) => Finding {
@@ -102,15 +108,18 @@ pub fn diagnose(wal: &Wal<Client>) -> Vec<Finding> {
 mod tests {
     use super::*;
 
-    fn at(seconds: i64) -> jiff::Timestamp {
-        jiff::Timestamp::from_second(seconds).unwrap()
+    fn at(seconds: i64) -> i64 {
+        seconds
     }
 
     #[test]
     fn small_skew_is_fine() {
         let finding = judge_clock(at(1_000_000), Some(at(1_000_002)));
         assert!(finding.ok);
-        assert_eq!(finding.detail, "2.0 s behind the store's clock");
+        assert_eq!(
+            finding.detail,
+            "2 s behind the store's clock (to the second)"
+        );
     }
 
     #[test]
@@ -118,7 +127,7 @@ mod tests {
         let finding = judge_clock(at(1_000_400), Some(at(1_000_000)));
         assert!(!finding.ok);
         assert!(
-            finding.detail.starts_with("400.0 s ahead of"),
+            finding.detail.starts_with("400 s ahead of"),
             "{}",
             finding.detail
         );
