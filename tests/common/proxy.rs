@@ -111,46 +111,28 @@ impl FaultProxy {
 /// Reads one request, applies the rule, answers, and closes.
 fn handle(client: impl Read + Write, upstream: &str, rule: &Mutex<Rule>, log: &Mutex<Vec<Seen>>) {
     let mut reader = BufReader::new(client);
-    let Some((head, body)) = read_request(&mut reader) else {
+    let Some((mut head, mut body)) = read_request(&mut reader) else {
         return;
     };
-    let mut request_line = head[0].split(' ');
-    let mut method = request_line.next().unwrap().to_owned();
-    let mut path = request_line
-        .next()
-        .unwrap()
-        .split('?')
-        .next()
-        .unwrap()
-        .to_owned();
-    let (mut head, body) = if method == "CONNECT" {
+    let (mut method, mut path) = method_and_path(&head);
+    if method == "CONNECT" {
         // A client behind HTTP_PROXY tunnels even plain HTTP: open the
         // tunnel, and take the request that comes through it. The tunnel
         // always leads to `upstream`, the one server under test.
         log.lock().unwrap().push(Seen {
-            method: method.clone(),
-            path: path.clone(),
+            method,
+            path,
             fault: Fault::Forward,
         });
         let _ = reader
             .get_mut()
             .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
-        let Some((head, body)) = read_request(&mut reader) else {
+        let Some(tunnelled) = read_request(&mut reader) else {
             return;
         };
-        let mut request_line = head[0].split(' ');
-        method = request_line.next().unwrap().to_owned();
-        path = request_line
-            .next()
-            .unwrap()
-            .split('?')
-            .next()
-            .unwrap()
-            .to_owned();
-        (head, body)
-    } else {
-        (head, body)
-    };
+        (head, body) = tunnelled;
+        (method, path) = method_and_path(&head);
+    }
     let fault = (rule.lock().unwrap())(&method, &path);
     log.lock().unwrap().push(Seen {
         method,
@@ -180,6 +162,17 @@ fn handle(client: impl Read + Write, upstream: &str, rule: &Mutex<Rule>, log: &M
         Fault::Reset => {}
     }
     let _ = client.flush();
+}
+
+/// The method and the path without query string, from the request line.
+fn method_and_path(head: &[String]) -> (String, String) {
+    let mut request_line = head[0].split(' ');
+    let method = request_line.next().unwrap_or_default().to_owned();
+    let target = request_line.next().unwrap_or_default();
+    (
+        method,
+        target.split('?').next().unwrap_or_default().to_owned(),
+    )
 }
 
 /// Reads one request: its head lines (without `Connection`) and its body.
