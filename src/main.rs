@@ -10,10 +10,10 @@ fn main() -> std::process::ExitCode {
 
 /// glibc gives every thread a malloc arena of its own. `dump` hands each
 /// record from the worker that fetched it to the thread that prints it,
-/// and the arenas then keep what was freed: RSS crept from 6 to 25 MiB
-/// over 10 000 records. One arena keeps it flat (measured in `make
-/// bench`); the work waits on the network, so sharing the lock costs
-/// nothing.
+/// and the arenas then keep what was freed: RSS crept from 6 to over
+/// 9 MiB within 3 000 records, and on. One arena keeps it flat at about
+/// 6 MiB (measured by `make bench`); the work waits on the network, so
+/// sharing the allocator's lock costs nothing.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn one_malloc_arena() {
     const M_ARENA_MAX: i32 = -8;
