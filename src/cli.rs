@@ -362,8 +362,9 @@ fn parse_offset(raw: &str, min: u64) -> Result<u64, Error> {
     }
 }
 
-/// The offsets a command names, checked before any request is made:
-/// `[offset]` for read and truncate, `[from, to]` for dump.
+/// The offsets a command names, checked with the rest of its arguments
+/// before any configuration is read or request made: `[offset]` for read,
+/// truncate and trim, `[from, to]` for dump and verify.
 fn parse_offsets(command: &Command) -> Result<[Option<u64>; 2], Error> {
     let optional =
         |raw: &Option<String>, min| raw.as_deref().map(|r| parse_offset(r, min)).transpose();
@@ -371,8 +372,18 @@ fn parse_offsets(command: &Command) -> Result<[Option<u64>; 2], Error> {
         Command::Read(read) => [Some(parse_offset(&read.offset, 1)?), None],
         Command::Truncate(truncate) => [Some(parse_offset(&truncate.offset, 0)?), None],
         Command::Trim(trim) => [Some(parse_offset(&trim.offset, 1)?), None],
+        Command::Dump(DumpArgs {
+            follow: true,
+            to: Some(_),
+            ..
+        }) => return Err(Error::Usage("dump --follow takes no --to".into())),
         Command::Dump(DumpArgs { from, to, .. }) | Command::Verify(VerifyArgs { from, to }) => {
             [optional(from, 1)?, optional(to, 1)?]
+        }
+        Command::Append(AppendArgs { lines, data }) if *lines == data.is_some() => {
+            return Err(Error::Usage(
+                "append takes either data (or - for stdin) or --lines".into(),
+            ));
         }
         _ => [None, None],
     })
@@ -444,12 +455,13 @@ fn execute(
         }
         Command::Verify(_) => verify(wal, offsets, out),
         Command::Dump(dump) if dump.follow => {
-            if offsets[1].is_some() {
-                return Err(Error::Usage("dump --follow takes no --to".into()));
-            }
-            let from = match offsets[0] {
-                Some(from) => from,
-                None => wal.first()?.unwrap_or(1),
+            // Like plain dump, start no earlier than the first record: a
+            // trimmed log never gets its low offsets back.
+            let first = wal.first()?;
+            let from = match (offsets[0], first) {
+                (Some(from), Some(first)) => from.max(first),
+                (Some(from), None) => from,
+                (None, first) => first.unwrap_or(1),
             };
             wal.follow(from, |Record { offset, data }| {
                 match dump.raw {

@@ -334,8 +334,12 @@ pub fn resolve(flags: &Flags, env: &Env) -> Result<Config> {
     };
     // `--profile` is a flag, so its credentials beat the environment's;
     // `AWS_PROFILE` is not, so exported keys beat it, as in aws CLI.
-    let credentials = match flags.profile {
-        Some(_) => from_profile().or_else(|| env.credentials()),
+    let credentials = match &flags.profile {
+        Some(name) => Some(from_profile().ok_or_else(|| {
+            Error::Config(format!(
+                "profile {name:?} has no aws_access_key_id and aws_secret_access_key"
+            ))
+        })?),
         None => env.credentials().or_else(from_profile),
     }
     .ok_or_else(|| {

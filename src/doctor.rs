@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use crate::error::Error;
 use crate::probe::Conditional;
 use crate::s3::Client;
 use crate::wal::Wal;
@@ -66,6 +67,15 @@ pub fn diagnose(wal: &Wal<Client>) -> Vec<Finding> {
     let bucket = wal.store().bucket().to_owned();
     let server_time = match wal.store().server_time(&list_prefix) {
         Ok(time) => time,
+        // Signed too far from the store's time: the clock is the problem,
+        // and the credentials cannot be judged until it is fixed.
+        Err(error @ Error::S3 { .. }) if error.to_string().contains("RequestTimeTooSkewed") => {
+            return vec![Finding {
+                check: "clock",
+                ok: false,
+                detail: format!("the store refused the request's time: {error}"),
+            }];
+        }
         Err(error) => {
             return vec![Finding {
                 check: "credentials and bucket",

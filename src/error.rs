@@ -206,7 +206,8 @@ impl fmt::Display for Error {
             Error::Conflicted { key, attempts } => write!(
                 f,
                 "PutObject {key}: HTTP 409 in all {attempts} attempts (a conflicting \
-                 operation kept running); nothing was written"
+                 operation kept running); the record may have been stored there: check \
+                 with `read` before appending it again"
             ),
             Error::TrimPastTail { keep_from, tail } => write!(
                 f,

@@ -82,11 +82,14 @@ enum Retry {
     SameOffset(u64),
 }
 
-/// The decision after a PUT at `offset`, or `None` when it created the record.
-fn after_put(offset: u64, outcome: PutOutcome) -> Option<Retry> {
+/// The decision after a PUT at `offset`, or `None` when it created the
+/// record. `uncertain` says an earlier PUT of this record at this offset
+/// may have landed unseen (a 409 answered it while it was in flight).
+fn after_put(offset: u64, outcome: PutOutcome, uncertain: bool) -> Option<Retry> {
     match outcome {
         PutOutcome::Created => None,
         PutOutcome::ExistsAfterRetry => Some(Retry::CheckToken(offset)),
+        PutOutcome::Exists if uncertain => Some(Retry::CheckToken(offset)),
         PutOutcome::Exists => Some(Retry::FindTailAfter(offset)),
         PutOutcome::Conflict => Some(Retry::SameOffset(offset)),
     }
@@ -167,7 +170,9 @@ impl<S: Store> Wal<S> {
         let key = format!("{}/.s3wal-probe-{}", self.prefix, new_token());
         let first = self.create_once(&key, &new_token())?;
         let second = self.create_once(&key, &new_token());
-        self.store.delete(std::slice::from_ref(&key))?;
+        // Best effort: credentials allowed to append but not to delete
+        // leave one foreign key behind, which every reader ignores.
+        let _ = self.store.delete(std::slice::from_ref(&key));
         let result = match (first, second?) {
             (true, false) => Conditional::Enforced,
             (true, true) => Conditional::Ignored,
@@ -351,19 +356,24 @@ impl<S: Store> Wal<S> {
     fn put_record(&self, mut offset: u64, data: &[u8]) -> Result<u64> {
         let token = new_token();
         let (mut taken, mut conflicts) = (0, 0);
+        let mut uncertain = false;
         loop {
             let key = self.prefix.key(offset);
             let outcome = self
                 .store
                 .put_if_absent(&key, record::encode(offset, data), &token)
                 .map_err(|e| maybe_stored(e, offset))?;
-            let mut next = after_put(offset, outcome);
+            let mut next = after_put(offset, outcome, uncertain);
             if next == Some(Retry::CheckToken(offset)) {
-                if self.is_ours(&key, &token)? {
+                if self
+                    .is_ours(&key, &token)
+                    .map_err(|e| maybe_stored(e, offset))?
+                {
                     return Ok(offset);
                 }
                 next = Some(Retry::FindTailAfter(offset));
             }
+            uncertain = next == Some(Retry::SameOffset(offset));
             match next {
                 None => return Ok(offset),
                 Some(Retry::CheckToken(_)) => unreachable!("handled above"),
@@ -479,7 +489,13 @@ impl<S: Store> Wal<S> {
             }
             tail = self.search_tail(after)?;
         }
-        Err(Error::TruncateRaced { after })
+        match tail <= after {
+            true => {
+                self.hint.store(tail);
+                Ok(deleted)
+            }
+            false => Err(Error::TruncateRaced { after }),
+        }
     }
 }
 
@@ -489,13 +505,13 @@ mod tests {
 
     #[test]
     fn created_record_needs_no_retry() {
-        assert_eq!(after_put(5, PutOutcome::Created), None);
+        assert_eq!(after_put(5, PutOutcome::Created, false), None);
     }
 
     #[test]
     fn taken_offset_after_a_retry_checks_the_token_first() {
         assert_eq!(
-            after_put(5, PutOutcome::ExistsAfterRetry),
+            after_put(5, PutOutcome::ExistsAfterRetry, false),
             Some(Retry::CheckToken(5))
         );
     }
@@ -507,9 +523,17 @@ mod tests {
     }
 
     #[test]
+    fn taken_offset_after_a_conflict_checks_the_token_first() {
+        assert_eq!(
+            after_put(5, PutOutcome::Exists, true),
+            Some(Retry::CheckToken(5))
+        );
+    }
+
+    #[test]
     fn taken_offset_looks_for_the_tail_past_it() {
         assert_eq!(
-            after_put(5, PutOutcome::Exists),
+            after_put(5, PutOutcome::Exists, false),
             Some(Retry::FindTailAfter(5))
         );
     }
@@ -517,7 +541,7 @@ mod tests {
     #[test]
     fn conflict_retries_the_same_offset() {
         assert_eq!(
-            after_put(5, PutOutcome::Conflict),
+            after_put(5, PutOutcome::Conflict, false),
             Some(Retry::SameOffset(5))
         );
     }

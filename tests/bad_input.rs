@@ -80,6 +80,9 @@ catalogue! {
     verify_from_not_a_number: 2, "whole number", |log| log.run(&["verify", "--from", "x"]);
     append_without_data: 2, "either data", |log| log.run(&["append"]);
     append_data_and_lines: 2, "either data", |log| log.run(&["append", "--lines", "x"]);
+    bad_arguments_are_usage_errors_before_configuration: 2, "either data", |log| {
+        with_env(&log, &[("AWS_BUCKET_NAME", None)], &["append"])
+    };
     zero_timeout: 2, "--timeout", |log| log.run(&["--timeout", "0", "recover"]);
     retries_not_a_number: 2, "retries", |log| log.run(&["--retries", "many", "recover"]);
     non_utf8_argument: 2, "append -", |log| {

@@ -88,3 +88,18 @@ fn the_probe_runs_once_per_machine_and_log() {
     // The scratch key is gone, and was never a record.
     assert_eq!(log.keys().len(), 2);
 }
+
+#[test]
+fn credentials_that_cannot_delete_can_still_append() {
+    let log = TestLog::new(Server::s3s(), "no-delete");
+    let proxy = FaultProxy::start(&log.server.endpoint, |method, _| match method {
+        "POST" => Fault::Answer(403, "AccessDenied"),
+        _ => Fault::Forward,
+    });
+    let appender = log.via(&proxy.endpoint);
+    appender.run(&["append", "a"]).ok();
+    appender.run(&["append", "b"]).ok();
+    // The probe ran once; its scratch key stayed, a foreign key to readers.
+    assert_eq!(log.offsets(), [1, 2]);
+    assert_eq!(log.keys().len(), 3);
+}

@@ -89,3 +89,26 @@ fn interrupted_truncate_leaves_a_dense_log_that_a_rerun_finishes() {
     log.run(&["truncate", "3"]).ok();
     assert_eq!(log.offsets(), [1, 2, 3]);
 }
+
+#[test]
+fn lost_answer_then_409_then_412_is_recognised_as_our_own_record() {
+    let log = TestLog::new(Server::s3s(), "lost-then-409");
+    let mut record_puts = 0;
+    let proxy = FaultProxy::start(&log.server.endpoint, move |method, path| {
+        if method != "PUT" || is_probe(path) {
+            return Fault::Forward;
+        }
+        record_puts += 1;
+        match record_puts {
+            1 => Fault::LoseAnswer,
+            2 => Fault::Answer(409, "ConditionalRequestConflict"),
+            _ => Fault::Forward,
+        }
+    });
+    let run = log.via(&proxy.endpoint).run(&["append", "exactly once"]);
+    assert_eq!(
+        run.ok(),
+        "Appended record at offset: 1, data: exactly once\n"
+    );
+    assert_eq!(log.offsets(), [1]);
+}

@@ -51,3 +51,21 @@ fn follow_with_to_is_a_usage_error() {
     log.run(&["dump", "--follow", "--to", "5"])
         .fails(2, "--follow takes no --to");
 }
+
+#[test]
+fn follow_from_before_a_trimmed_start_begins_at_the_first_record() {
+    let log = TestLog::new(Server::s3s(), "follow-trimmed");
+    fill_on_disk(&log, 5..=6);
+    let mut child = log
+        .command()
+        .args(["dump", "--follow", "--from", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "Offset: 5, Data: r5");
+    assert_eq!(lines.next().unwrap().unwrap(), "Offset: 6, Data: r6");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

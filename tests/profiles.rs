@@ -110,3 +110,11 @@ fn exported_credentials_beat_aws_profile() {
     command.env("AWS_PROFILE", "onprem").arg("recover");
     assert_eq!(Run::of(&mut command).ok(), "Last offset: 0\n");
 }
+
+#[test]
+fn a_named_profile_without_keys_is_an_error_not_a_fallback() {
+    let log = TestLog::new(Server::s3s(), "profile-no-keys");
+    write_aws_files(&log, "[profile empty]\nregion = us-east-1\n", "");
+    log.run(&["--profile", "empty", "recover"])
+        .fails(1, "profile \"empty\" has no aws_access_key_id");
+}

@@ -36,7 +36,11 @@ pub(crate) fn parse_http_date(date: &str) -> Option<i64> {
         return None;
     };
     let (day, year): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
-    let valid = (1..=31).contains(&day) && hour < 24 && minute < 60 && second <= 60;
+    let valid = (1..=31).contains(&day)
+        && (1970..=9999).contains(&year)
+        && hour < 24
+        && minute < 60
+        && second <= 60;
     valid.then(|| days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
 }
 
