@@ -405,13 +405,11 @@ fn execute(
     let offset = offsets[0].unwrap_or_default();
     match command {
         Command::Recover(_) => out.last_offset(wal.recover()?),
+        // `parse_offsets` has already refused data together with --lines,
+        // and neither.
+        Command::Append(AppendArgs { data: None, .. }) => append_lines(wal, out),
         Command::Append(AppendArgs {
-            lines: true,
-            data: None,
-        }) => append_lines(wal, out),
-        Command::Append(AppendArgs {
-            lines: false,
-            data: Some(data),
+            data: Some(data), ..
         }) => {
             let data = if data == "-" {
                 let mut data = Vec::new();
@@ -423,9 +421,6 @@ fn execute(
             let offset = wal.append(&data)?;
             out.appended(offset, &data)
         }
-        Command::Append(_) => Err(Error::Usage(
-            "append takes either data (or - for stdin) or --lines".into(),
-        )),
         Command::Read(_) => {
             let Record { offset, data } = wal.read(offset)?;
             out.read(offset, &data)

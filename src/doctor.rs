@@ -7,7 +7,6 @@
 
 use std::time::Duration;
 
-use crate::error::Error;
 use crate::probe::Conditional;
 use crate::s3::Client;
 use crate::wal::Wal;
@@ -69,7 +68,7 @@ pub fn diagnose(wal: &Wal<Client>) -> Vec<Finding> {
         Ok(time) => time,
         // Signed too far from the store's time: the clock is the problem,
         // and the credentials cannot be judged until it is fixed.
-        Err(error @ Error::S3 { .. }) if error.to_string().contains("RequestTimeTooSkewed") => {
+        Err(error) if error.s3_code() == Some("RequestTimeTooSkewed") => {
             return vec![Finding {
                 check: "clock",
                 ok: false,

@@ -156,6 +156,14 @@ impl Error {
         }
     }
 
+    /// The S3 error code of an error answer, such as `AccessDenied`.
+    pub fn s3_code(&self) -> Option<&str> {
+        match self {
+            Error::S3 { code, .. } => code.as_deref(),
+            _ => None,
+        }
+    }
+
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Error {
         Error::Io {
             context: context.into(),
