@@ -4,13 +4,15 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::io::{self, BufRead, IsTerminal, Read, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use argh::FromArgs;
 
+use crate::append::{self, Source, Stored};
 use crate::output::{self, Output};
+use crate::signals;
 use s3wal::config::{self, Env, Flags};
 use s3wal::error::{Error, exit};
 use s3wal::s3::{Client, Exchange};
@@ -241,8 +243,12 @@ pub fn main(args: Vec<OsString>) -> u8 {
     // Guessed before parsing, so that usage errors come out as JSON too.
     let mut json = args.iter().any(|arg| arg == "--json");
     let fail = |error: Error, json: bool| {
-        to_stderr(format_args!("{}", output::error_line(&error, json)));
-        error.exit_code()
+        let exit = error.exit_code();
+        to_stderr(format_args!(
+            "{}",
+            output::error_line(&error, exit, None, json)
+        ));
+        exit
     };
     let Ok(args) = args
         .into_iter()
@@ -265,19 +271,40 @@ pub fn main(args: Vec<OsString>) -> u8 {
         }
     };
     json = parsed.json;
+    // An append defers SIGINT, SIGTERM and SIGHUP from here until its
+    // outcome is printed; a signal that came meanwhile then ends it.
+    let _deferral =
+        matches!(parsed.command, Some(Command::Append(_))).then(signals::Deferral::start);
     let mut out = Output::new(json);
+    let mut stored = Stored::default();
     let result = match parsed.version {
         true => out.version(env!("CARGO_PKG_VERSION")),
-        false => run(parsed, &mut out),
+        false => run(parsed, &mut out, &mut stored),
     };
-    match result.and_then(|()| out.flush()) {
-        Ok(()) => exit::OK,
-        Err(error) => {
-            // What was printed before the error still goes out first.
-            let _ = out.flush();
-            fail(error, json)
-        }
+    let Err(error) = result.and_then(|()| out.flush()) else {
+        return exit::OK;
+    };
+    // What was printed before the error still goes out first.
+    let _ = out.flush();
+    if stored.is_empty() && is_closed_stdout(&error) {
+        // `s3wal dump | head -1`: the reader has all it wanted.
+        return exit::OK;
     }
+    let exit = match stored.is_empty() && !matches!(error, Error::MaybeStored { .. }) {
+        true => error.exit_code(),
+        false => exit::STORED_THEN_FAILED,
+    };
+    let stored = (!stored.is_empty()).then(|| stored.to_string());
+    to_stderr(format_args!(
+        "{}",
+        output::error_line(&error, exit, stored.as_deref(), json)
+    ));
+    exit
+}
+
+/// Whether `error` is a write to a stdout whose reader has gone.
+fn is_closed_stdout(error: &Error) -> bool {
+    matches!(error, Error::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe)
 }
 
 /// argh takes every argument that starts with `-` for an option; a lone
@@ -316,7 +343,7 @@ fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn run(args: Args, out: &mut Output) -> Result<(), Error> {
+fn run(args: Args, out: &mut Output, stored: &mut Stored) -> Result<(), Error> {
     let Some(command) = args.command else {
         return Err(Error::Usage("no command given (see s3wal --help)".into()));
     };
@@ -343,7 +370,21 @@ fn run(args: Args, out: &mut Output) -> Result<(), Error> {
     }
     let wal =
         Wal::new(client, config.prefix, config.lock).allow_unsafe_store(config.allow_unsafe_store);
-    let result = execute(&wal, command, offsets, out);
+    let result = match command {
+        Command::Append(AppendArgs { lines: true, .. }) => {
+            append::run(&wal, Source::Lines, out, stored)
+        }
+        Command::Append(AppendArgs {
+            data: Some(data), ..
+        }) => {
+            let source = match data.as_str() {
+                "-" => Source::Stdin,
+                _ => Source::Argument(data),
+            };
+            append::run(&wal, source, out, stored)
+        }
+        command => execute(&wal, command, offsets, out),
+    };
     if args.verbose {
         log_summary(&counts.lock().expect("no panics while counting"));
     }
@@ -389,13 +430,6 @@ fn parse_offsets(command: &Command) -> Result<[Option<u64>; 2], Error> {
     })
 }
 
-fn stdin_error(source: io::Error) -> Error {
-    Error::Io {
-        context: "cannot read stdin".into(),
-        source,
-    }
-}
-
 fn execute(
     wal: &Wal<Client>,
     command: Command,
@@ -405,22 +439,8 @@ fn execute(
     let offset = offsets[0].unwrap_or_default();
     match command {
         Command::Recover(_) => out.last_offset(wal.recover()?),
-        // `parse_offsets` has already refused data together with --lines,
-        // and neither.
-        Command::Append(AppendArgs { data: None, .. }) => append_lines(wal, out),
-        Command::Append(AppendArgs {
-            data: Some(data), ..
-        }) => {
-            let data = if data == "-" {
-                let mut data = Vec::new();
-                io::stdin().read_to_end(&mut data).map_err(stdin_error)?;
-                data
-            } else {
-                data.into_bytes()
-            };
-            let offset = wal.append(&data)?;
-            out.appended(offset, &data)
-        }
+        // `run` has taken every append.
+        Command::Append(_) => Ok(()),
         Command::Read(_) => {
             let Record { offset, data } = wal.read(offset)?;
             out.read(offset, &data)
@@ -502,21 +522,6 @@ fn verify(wal: &Wal<Client>, [from, to]: [Option<u64>; 2], out: &mut Output) -> 
             problems: summary.corrupt + summary.missing + summary.foreign,
         }),
     }
-}
-
-/// `append --lines`: each line of stdin, without its `\n`, is one record,
-/// printed with the seed's line as soon as it is stored.
-fn append_lines(wal: &Wal<Client>, out: &mut Output) -> Result<(), Error> {
-    let mut read_error = None;
-    let lines = io::stdin()
-        .lock()
-        .split(b'\n')
-        .map_while(|line| line.map_err(|e| read_error = Some(e)).ok());
-    wal.append_each(lines, |offset, data| {
-        out.appended(offset, data)?;
-        out.flush()
-    })?;
-    read_error.map_or(Ok(()), |e| Err(stdin_error(e)))
 }
 
 /// `--verbose`: one line per request, never the query string.

@@ -19,6 +19,9 @@ pub mod exit {
     pub const INTEGRITY: u8 = 4;
     /// An append lost the race for a free offset more often than allowed.
     pub const APPEND_GAVE_UP: u8 = 5;
+    /// An append stored records (or may have) and then failed: stderr
+    /// names their offsets, so they must not be appended again blindly.
+    pub const STORED_THEN_FAILED: u8 = 6;
 }
 
 /// Everything that can go wrong in s3wal.
@@ -105,6 +108,23 @@ pub enum Error {
         /// The offset truncate keeps.
         after: u64,
     },
+    /// A PUT got no answer, so the record may or may not be stored.
+    MaybeStored {
+        /// Where the record may be.
+        offset: u64,
+        /// Why no answer came.
+        source: Box<Error>,
+    },
+    /// A signal asked s3wal to stop.
+    Interrupted {
+        /// `SIGINT`, `SIGTERM` or `SIGHUP`.
+        signal: &'static str,
+    },
+    /// A record's data is longer than one S3 PUT can carry.
+    RecordTooLarge {
+        /// The most data a record can hold, in bytes.
+        max: u64,
+    },
     /// A local file (lock, `.env`, stdin) could not be used.
     Io {
         /// What was being done, with the path.
@@ -118,7 +138,9 @@ impl Error {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Usage(_) | Error::TrimPastTail { .. } => exit::USAGE,
+            Error::Usage(_) | Error::TrimPastTail { .. } | Error::RecordTooLarge { .. } => {
+                exit::USAGE
+            }
             Error::NotFound { .. } | Error::Empty => exit::NOT_FOUND,
             Error::Corrupt { .. } | Error::VerifyFailed { .. } => exit::INTEGRITY,
             Error::AppendGaveUp { .. } => exit::APPEND_GAVE_UP,
@@ -129,6 +151,8 @@ impl Error {
             | Error::LogFull
             | Error::UnsafeStore
             | Error::Conflicted { .. }
+            | Error::MaybeStored { .. }
+            | Error::Interrupted { .. }
             | Error::TruncateRaced { .. }
             | Error::Io { .. } => exit::FAILURE,
         }
@@ -152,6 +176,9 @@ impl Error {
             Error::UnsafeStore => "unsafe_store",
             Error::LogFull => "log_full",
             Error::TruncateRaced { .. } => "truncate_raced",
+            Error::MaybeStored { .. } => "maybe_stored",
+            Error::RecordTooLarge { .. } => "record_too_large",
+            Error::Interrupted { .. } => "interrupted",
             Error::Io { .. } => "io",
         }
     }
@@ -233,6 +260,17 @@ impl fmt::Display for Error {
                 "truncate after offset {after}: other writers kept appending past it; \
                  stop them and run truncate again"
             ),
+            Error::MaybeStored { offset, source } => write!(
+                f,
+                "{source}; the record may have been stored at offset {offset}: check with \
+                 `read {offset}` before appending it again"
+            ),
+            Error::Interrupted { signal } => write!(f, "interrupted by {signal}"),
+            Error::RecordTooLarge { max } => write!(
+                f,
+                "the record is too large: one S3 PUT carries at most 5 GiB, so a record's \
+                 data is at most {max} bytes"
+            ),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
         }
     }
@@ -242,6 +280,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } => Some(source),
+            Error::MaybeStored { source, .. } => Some(source.as_ref()),
             _ => None,
         }
     }

@@ -1,7 +1,9 @@
 //! The `s3wal` command: a thin wrapper over the CLI module.
 
+mod append;
 mod cli;
 mod output;
+mod signals;
 
 fn main() -> std::process::ExitCode {
     one_malloc_arena();
@@ -16,14 +18,10 @@ fn main() -> std::process::ExitCode {
 /// sharing the allocator's lock costs nothing.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn one_malloc_arena() {
-    const M_ARENA_MAX: i32 = -8;
-    unsafe extern "C" {
-        fn mallopt(param: i32, value: i32) -> i32;
-    }
     // SAFETY: mallopt only sets an allocator tunable; this runs before any
     // other thread exists.
     unsafe {
-        mallopt(M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
 

@@ -121,6 +121,15 @@ impl Output {
         self.record("Appended record at offset: ", offset, ", data: ", data)
     }
 
+    /// `Appended record at offset: N, bytes: <size>`, for data read from
+    /// stdin, which may be anything up to 5 GiB and is not echoed back.
+    pub fn appended_bytes(&mut self, offset: u64, bytes: u64) -> Result<(), Error> {
+        self.either(
+            format!("Appended record at offset: {offset}, bytes: {bytes}"),
+            format!("\"offset\":{offset},\"bytes\":{bytes}"),
+        )
+    }
+
     /// `Offset: N, Data: <data>`, from `read` and `dump`.
     pub fn read(&mut self, offset: u64, data: &[u8]) -> Result<(), Error> {
         self.record("Offset: ", offset, ", Data: ", data)
@@ -225,19 +234,23 @@ impl Output {
 }
 
 /// The one line an error prints on stderr: `s3wal: <message>`, or with
-/// `json` the object `{"code":…,"exit":…,"message":…}`.
-pub fn error_line(error: &Error, json: bool) -> String {
-    let message = error
-        .to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+/// `json` the object `{"code":…,"exit":…,"message":…}`; `stored` names
+/// what an append stored before the error, and adds `"stored":"…"`.
+pub fn error_line(error: &Error, exit: u8, stored: Option<&str>, json: bool) -> String {
+    let mut message = error.to_string();
+    if let Some(stored) = stored {
+        let _ = write!(
+            message,
+            "; {stored} already stored: do not append again what was stored"
+        );
+    }
+    let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
     match json {
         true => format!(
-            "{{\"code\":{},\"exit\":{},\"message\":{}}}",
+            "{{\"code\":{},\"exit\":{exit},\"message\":{}{}}}",
             json_string(error.code()),
-            error.exit_code(),
-            json_string(&message)
+            json_string(&message),
+            stored.map_or_else(String::new, |s| format!(",\"stored\":{}", json_string(s)))
         ),
         false => format!("s3wal: {message}"),
     }
@@ -260,7 +273,7 @@ mod tests {
 
     #[test]
     fn errors_in_json_carry_a_code_and_the_exit_code() {
-        let line = error_line(&Error::NotFound { offset: 4 }, true);
+        let line = error_line(&Error::NotFound { offset: 4 }, 3, None, true);
         assert_eq!(
             line,
             "{\"code\":\"not_found\",\"exit\":3,\"message\":\"no record at offset 4\"}"

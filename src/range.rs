@@ -1,8 +1,9 @@
 //! Reading a range of records in order with a bounded pool of threads.
 //!
 //! Records are fetched by `THREADS` workers but handed out strictly in
-//! offset order; workers never run more than `WINDOW` records ahead of the
-//! consumer, so memory stays flat however long the range is.
+//! offset order; workers never run more than `WINDOW` records, nor about
+//! `BYTE_BUDGET` bytes, ahead of the consumer, so memory stays flat however
+//! long the range is and however big its records are.
 
 use std::collections::BTreeMap;
 use std::sync::{Condvar, Mutex};
@@ -23,6 +24,12 @@ pub const FOLLOW_MAX_WAIT: Duration = Duration::from_secs(5);
 pub const THREADS: usize = 8;
 /// Records fetched ahead of the one being handed out.
 const WINDOW: u64 = 4 * THREADS as u64;
+/// Bytes of records fetched, or being fetched, ahead of the consumer. A
+/// record's size is known only once it is read, so a fetch is started when
+/// the budget has room for one more record as big as the biggest seen so
+/// far; the record the consumer waits for is always fetched, so records
+/// bigger than the budget still go through, one at a time.
+const BYTE_BUDGET: u64 = 64 * 1024 * 1024;
 
 /// What the workers and the consumer share.
 struct Progress<I> {
@@ -38,6 +45,28 @@ struct Progress<I> {
     exhausted: bool,
     /// Set when the consumer stops early.
     stopped: bool,
+    /// Data bytes of the records in `fetched`.
+    buffered: u64,
+    /// Fetches under way.
+    in_flight: u64,
+    /// The biggest record read so far, `None` before the first.
+    biggest: Option<u64>,
+}
+
+impl<I> Progress<I> {
+    /// Whether a worker may start fetching the next record: it is the one
+    /// the consumer waits for, or the window and the byte budget have room
+    /// for it.
+    fn may_fetch(&self) -> bool {
+        if self.next_fetch == self.next_visit {
+            return true;
+        }
+        let Some(biggest) = self.biggest else {
+            return false;
+        };
+        self.next_fetch < self.next_visit + WINDOW
+            && self.buffered + (self.in_flight + 1) * biggest <= BYTE_BUDGET
+    }
 }
 
 impl<S: Store + Sync> Wal<S> {
@@ -80,6 +109,9 @@ impl<S: Store + Sync> Wal<S> {
             fetched: BTreeMap::new(),
             exhausted: false,
             stopped: false,
+            buffered: 0,
+            in_flight: 0,
+            biggest: None,
         });
         let changed = Condvar::new();
         let lock = || progress.lock().expect("no panics while holding the lock");
@@ -89,10 +121,7 @@ impl<S: Store + Sync> Wal<S> {
                     loop {
                         let (index, offset) = {
                             let mut p = lock();
-                            while !p.stopped
-                                && !p.exhausted
-                                && p.next_fetch >= p.next_visit + WINDOW
-                            {
+                            while !p.stopped && !p.exhausted && !p.may_fetch() {
                                 p = changed.wait(p).expect("no panics while waiting");
                             }
                             if p.stopped || p.exhausted {
@@ -104,10 +133,17 @@ impl<S: Store + Sync> Wal<S> {
                                 return;
                             };
                             p.next_fetch += 1;
+                            p.in_flight += 1;
                             (p.next_fetch - 1, offset)
                         };
                         let record = self.read(offset);
-                        lock().fetched.insert(index, (offset, record));
+                        let size = record.as_ref().map_or(0, |r| r.data.len() as u64);
+                        let mut p = lock();
+                        p.in_flight -= 1;
+                        p.buffered += size;
+                        p.biggest = Some(p.biggest.unwrap_or(0).max(size));
+                        p.fetched.insert(index, (offset, record));
+                        drop(p);
                         changed.notify_all();
                     }
                 });
@@ -119,6 +155,7 @@ impl<S: Store + Sync> Wal<S> {
                     loop {
                         if let Some(done) = p.fetched.remove(&index) {
                             p.next_visit = index + 1;
+                            p.buffered -= done.1.as_ref().map_or(0, |r| r.data.len() as u64);
                             break Some(done);
                         }
                         if p.exhausted && index >= p.next_fetch {
@@ -158,5 +195,51 @@ impl<S: Store + Sync> Wal<S> {
                 wait = (wait * 2).min(FOLLOW_MAX_WAIT);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Progress with `ahead` records fetched or being fetched past the one
+    /// the consumer waits for.
+    fn progress(ahead: u64, buffered: u64, in_flight: u64, biggest: Option<u64>) -> Progress<()> {
+        Progress {
+            offsets: (),
+            next_fetch: 10 + ahead,
+            next_visit: 10,
+            fetched: BTreeMap::new(),
+            exhausted: false,
+            stopped: false,
+            buffered,
+            in_flight,
+            biggest,
+        }
+    }
+
+    #[test]
+    fn the_record_the_consumer_waits_for_is_always_fetched() {
+        assert!(progress(0, 0, 0, None).may_fetch());
+        assert!(progress(0, 0, 0, Some(10 * BYTE_BUDGET)).may_fetch());
+    }
+
+    #[test]
+    fn nothing_is_fetched_ahead_before_a_record_size_is_known() {
+        assert!(!progress(1, 0, 1, None).may_fetch());
+    }
+
+    #[test]
+    fn small_records_are_fetched_up_to_the_window() {
+        assert!(progress(WINDOW - 1, 100, 8, Some(10)).may_fetch());
+        assert!(!progress(WINDOW, 100, 8, Some(10)).may_fetch());
+    }
+
+    #[test]
+    fn big_records_are_fetched_within_the_byte_budget() {
+        let big = BYTE_BUDGET / 4;
+        assert!(progress(2, 2 * big, 1, Some(big)).may_fetch());
+        assert!(!progress(3, 3 * big, 1, Some(big)).may_fetch());
+        assert!(!progress(1, 0, 1, Some(BYTE_BUDGET)).may_fetch());
     }
 }

@@ -5,6 +5,7 @@
 //! Nothing here does I/O, so every rule of the format is unit-testable.
 
 use std::fmt;
+use std::io::{self, Read};
 
 use sha2::{Digest, Sha256};
 
@@ -118,12 +119,103 @@ fn checksum(offset_be: &[u8; OFFSET_LEN], data: &[u8]) -> [u8; CHECKSUM_LEN] {
 
 /// The object body of the record `data` at `offset`.
 pub fn encode(offset: u64, data: &[u8]) -> Vec<u8> {
-    let offset_be = offset.to_be_bytes();
-    let mut body = Vec::with_capacity(MIN_RECORD_LEN + data.len());
-    body.extend_from_slice(&offset_be);
-    body.extend_from_slice(data);
-    body.extend_from_slice(&checksum(&offset_be, data));
-    body
+    let mut body = Body::new(data);
+    body.at(offset);
+    body.bytes
+}
+
+/// The most data one record can carry: S3's single-PUT limit (5 GiB)
+/// less the 40 bytes of framing.
+pub const MAX_DATA_LEN: u64 = 5 * 1024 * 1024 * 1024 - MIN_RECORD_LEN as u64;
+
+/// A record's body, held once in memory.
+///
+/// An append whose offset was taken tries the next one with the same data:
+/// [`Body::at`] rewrites the 8 offset bytes and the checksum in place
+/// instead of framing the data again, so a 50 MB record costs 50 MB, not
+/// 100.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Body {
+    /// `[offset][data][checksum]`; the offset and checksum are only
+    /// meaningful after [`Body::at`].
+    bytes: Vec<u8>,
+}
+
+impl Body {
+    /// A body for a copy of `data`.
+    pub fn new(data: &[u8]) -> Body {
+        let mut bytes = Vec::with_capacity(MIN_RECORD_LEN + data.len());
+        bytes.extend_from_slice(&[0; OFFSET_LEN]);
+        bytes.extend_from_slice(data);
+        bytes.extend_from_slice(&[0; CHECKSUM_LEN]);
+        Body { bytes }
+    }
+
+    /// Reads `reader` to its end straight into a body, refusing data longer
+    /// than `max` bytes as soon as it is seen, before it is read in full.
+    /// `expected`, a size known in advance (a regular file's), is refused
+    /// without reading anything when it is too large, and sizes the buffer
+    /// once. `Ok(None)` means too large.
+    pub fn read_from(
+        reader: impl Read,
+        expected: Option<u64>,
+        max: u64,
+    ) -> io::Result<Option<Body>> {
+        if expected.is_some_and(|size| size > max) {
+            return Ok(None);
+        }
+        let capacity = expected
+            .and_then(|size| usize::try_from(size).ok())
+            .unwrap_or(0);
+        let mut bytes = Vec::with_capacity(MIN_RECORD_LEN + capacity);
+        bytes.extend_from_slice(&[0; OFFSET_LEN]);
+        let read = reader.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
+        if read as u64 > max {
+            return Ok(None);
+        }
+        bytes.extend_from_slice(&[0; CHECKSUM_LEN]);
+        Ok(Some(Body { bytes }))
+    }
+
+    /// The record's data.
+    pub fn data(&self) -> &[u8] {
+        &self.bytes[OFFSET_LEN..self.bytes.len() - CHECKSUM_LEN]
+    }
+
+    /// The body as the record at `offset`, framed in place.
+    pub fn at(&mut self, offset: u64) -> &[u8] {
+        let offset_be = offset.to_be_bytes();
+        let end = self.bytes.len() - CHECKSUM_LEN;
+        let sum = checksum(&offset_be, &self.bytes[OFFSET_LEN..end]);
+        self.bytes[..OFFSET_LEN].copy_from_slice(&offset_be);
+        self.bytes[end..].copy_from_slice(&sum);
+        &self.bytes
+    }
+}
+
+impl From<&[u8]> for Body {
+    fn from(data: &[u8]) -> Body {
+        Body::new(data)
+    }
+}
+
+impl From<Vec<u8>> for Body {
+    /// Frames `data` in its own allocation (the data moves up 8 bytes).
+    fn from(mut data: Vec<u8>) -> Body {
+        data.reserve_exact(MIN_RECORD_LEN);
+        data.splice(0..0, [0; OFFSET_LEN]);
+        data.extend_from_slice(&[0; CHECKSUM_LEN]);
+        Body { bytes: data }
+    }
+}
+
+/// Checks `body` as the record at `offset`, like [`decode`], and returns
+/// its data in the same allocation: reading a big record holds it once.
+pub fn decode_owned(offset: u64, mut body: Vec<u8>) -> Result<Vec<u8>, Corruption> {
+    let len = decode(offset, &body)?.len();
+    body.truncate(OFFSET_LEN + len);
+    body.drain(..OFFSET_LEN);
+    Ok(body)
 }
 
 /// The data of a body read at `offset`, after the seed's checks in the
@@ -204,6 +296,47 @@ mod tests {
         let mut hasher = Sha256::new();
         hasher.update(&body[..17]);
         assert_eq!(&body[17..], hasher.finalize().as_slice());
+    }
+
+    #[test]
+    fn body_framed_at_an_offset_is_the_encoded_record() {
+        let mut body = Body::new(b"Record #1");
+        assert_eq!(body.at(1), encode(1, b"Record #1"));
+        assert_eq!(body.at(9), encode(9, b"Record #1"), "re-addressed in place");
+        assert_eq!(body.data(), b"Record #1");
+    }
+
+    #[test]
+    fn body_made_from_a_vector_frames_it_in_place() {
+        let mut body = Body::from(b"abc".to_vec());
+        assert_eq!(body.at(4), encode(4, b"abc"));
+    }
+
+    #[test]
+    fn body_read_from_a_reader_holds_its_data() {
+        let mut body = Body::read_from(&b"abc"[..], None, 3).unwrap().unwrap();
+        assert_eq!(body.at(2), encode(2, b"abc"));
+    }
+
+    #[test]
+    fn data_longer_than_the_limit_is_refused_before_the_end() {
+        let endless = io::repeat(b'x');
+        assert_eq!(Body::read_from(endless, None, 1000).unwrap(), None);
+    }
+
+    #[test]
+    fn known_size_over_the_limit_is_refused_without_reading() {
+        let unreadable = io::empty().chain(io::repeat(0));
+        assert_eq!(Body::read_from(unreadable, Some(11), 10).unwrap(), None);
+    }
+
+    #[test]
+    fn owned_decoding_keeps_the_data_and_checks_it() {
+        assert_eq!(decode_owned(3, encode(3, b"r3")), Ok(b"r3".to_vec()));
+        assert_eq!(
+            decode_owned(4, encode(3, b"r3")),
+            Err(Corruption::OffsetMismatch { found: 3 })
+        );
     }
 
     #[test]

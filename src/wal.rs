@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::hint::TailHint;
 use crate::lock::AppendLock;
 use crate::probe::{Conditional, ProbeCache};
-use crate::record::{self, Prefix};
+use crate::record::{self, Body, Prefix};
 use crate::s3::{MAX_KEYS_PER_DELETE, PageRequest, PutOutcome, random as retry_draw};
 use crate::store::Store;
 use crate::tail::TailSearch;
@@ -120,12 +120,9 @@ fn deletion_batches(after: u64, tail: u64) -> impl Iterator<Item = Vec<u64>> {
 /// that nobody appends it a second time blindly.
 fn maybe_stored(error: Error, offset: u64) -> Error {
     match error {
-        Error::Transport { request, message } => Error::Transport {
-            request,
-            message: format!(
-                "{message}; the record may have been stored at offset {offset}: \
-                 check with `read {offset}` before appending it again"
-            ),
+        Error::Transport { .. } => Error::MaybeStored {
+            offset,
+            source: Box::new(error),
         },
         other => other,
     }
@@ -309,6 +306,7 @@ impl<S: Store> Wal<S> {
     /// Offsets are consecutive unless another machine appends in between.
     pub fn append_batch<R: AsRef<[u8]>>(&self, records: &[R]) -> Result<Vec<u64>> {
         let mut offsets = Vec::with_capacity(records.len());
+        let records = records.iter().map(|r| Body::new(r.as_ref()));
         self.append_each(records, |offset, _| {
             offsets.push(offset);
             Ok(())
@@ -320,8 +318,14 @@ impl<S: Store> Wal<S> {
     /// `appended(offset, data)` after each, and returns how many it wrote.
     ///
     /// The tail is found once; every record after the first costs one PUT.
-    /// An error from `appended` stops the batch.
-    pub fn append_each<R: AsRef<[u8]>>(
+    /// An error from `appended` stops the batch. The lock is held until
+    /// `records` ends, so an iterator that waits for input should end when
+    /// none is at hand (and the caller call again when more comes), or
+    /// every other append on this machine waits with it.
+    ///
+    /// A record given as a `Vec<u8>` or [`Body`] is framed in its own
+    /// allocation: a big record is held in memory once.
+    pub fn append_each<R: Into<Body>>(
         &self,
         records: impl IntoIterator<Item = R>,
         mut appended: impl FnMut(u64, &[u8]) -> Result<()>,
@@ -338,10 +342,10 @@ impl<S: Store> Wal<S> {
         }
         let mut count = 0;
         let result = records.try_for_each(|record| {
-            let data = record.as_ref();
-            tail = self.put_record(next_offset(tail)?, data)?;
+            let mut body = record.into();
+            tail = self.put_record(next_offset(tail)?, &mut body)?;
             count += 1;
-            appended(tail, data)
+            appended(tail, body.data())
         });
         self.hint.store(tail);
         result.map(|()| count)
@@ -353,7 +357,7 @@ impl<S: Store> Wal<S> {
     /// Every PUT of this record carries the same random token, so a PUT
     /// that landed but whose answer was lost is recognised as ours on the
     /// retry, instead of being written a second time at the next offset.
-    fn put_record(&self, mut offset: u64, data: &[u8]) -> Result<u64> {
+    fn put_record(&self, mut offset: u64, body: &mut Body) -> Result<u64> {
         let token = new_token();
         let (mut taken, mut conflicts) = (0, 0);
         let mut uncertain = false;
@@ -361,7 +365,7 @@ impl<S: Store> Wal<S> {
             let key = self.prefix.key(offset);
             let outcome = self
                 .store
-                .put_if_absent(&key, record::encode(offset, data), &token)
+                .put_if_absent(&key, body.at(offset).to_vec(), &token)
                 .map_err(|e| maybe_stored(e, offset))?;
             let mut next = after_put(offset, outcome, uncertain);
             if next == Some(Retry::CheckToken(offset)) {
@@ -408,12 +412,9 @@ impl<S: Store> Wal<S> {
             .store
             .get(&self.prefix.key(offset))?
             .ok_or(Error::NotFound { offset })?;
-        let data =
-            record::decode(offset, &body).map_err(|problem| Error::Corrupt { offset, problem })?;
-        Ok(Record {
-            offset,
-            data: data.to_vec(),
-        })
+        let data = record::decode_owned(offset, body)
+            .map_err(|problem| Error::Corrupt { offset, problem })?;
+        Ok(Record { offset, data })
     }
 
     /// The last record, verified; [`Error::Empty`] for an empty log.

@@ -179,7 +179,7 @@ fn huge_lines_input_appends_every_line_in_order() {
     assert_eq!(out.lines().count(), 3000);
     assert_eq!(
         out.lines().last(),
-        Some("Appended record at offset: 3000, data: line 3000")
+        Some("Appended record at offset: 3000, bytes: 9")
     );
     assert_eq!(log.offsets().len(), 3000);
 }
