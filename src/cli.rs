@@ -31,7 +31,12 @@ use s3wal::{Record, Wal};
     error_code(2, "usage: bad command line"),
     error_code(3, "not found: no record at the offset, or the log is empty"),
     error_code(4, "integrity: a stored record failed its checks"),
-    error_code(5, "append gave up: other writers kept taking the next offset")
+    error_code(5, "append gave up: other writers kept taking the next offset"),
+    error_code(
+        6,
+        "append stored records (or may have), then failed: stderr names their \
+         offsets; do not append them again"
+    )
 )]
 struct Args {
     /// profile of ~/.aws/credentials and ~/.aws/config to use (env
