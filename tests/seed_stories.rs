@@ -114,10 +114,7 @@ fn append_dash_reads_one_binary_record_from_stdin() {
     let log = log("stdin");
     let data = b"line one\nline two\x00\xff\xfe";
     let run = log.run_with_stdin(&["append", "-"], data);
-    let mut expected = b"Appended record at offset: 1, data: ".to_vec();
-    expected.extend_from_slice(data);
-    expected.push(b'\n');
-    assert_eq!(run.stdout, expected, "stderr: {}", run.stderr);
+    assert_eq!(run.ok(), "Appended record at offset: 1, bytes: 20\n");
     let mut read = b"Offset: 1, Data: ".to_vec();
     read.extend_from_slice(data);
     read.push(b'\n');
