@@ -265,7 +265,8 @@ pub fn main(args: Vec<OsString>) -> u8 {
             json,
         );
     };
-    let args = stdin_marker_as_positional(&args);
+    let args = normalise_args(&args);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let parsed = match Args::from_args(&["s3wal"], &args) {
         Ok(parsed) => parsed,
         Err(early) if early.status.is_ok() => return print_help(&early.output),
@@ -312,17 +313,46 @@ fn is_closed_stdout(error: &Error) -> bool {
     matches!(error, Error::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe)
 }
 
-/// argh takes every argument that starts with `-` for an option; a lone
-/// `-` (stdin, as in `append -`) is a value, so it goes after a `--`.
-fn stdin_marker_as_positional(args: &[String]) -> Vec<&str> {
+/// The seed's flags. Go's `flag` package reads them with one dash or two,
+/// and with the value after `=` or as the next argument, so scripts
+/// written for the seed use every form.
+const SEED_FLAGS: [&str; 3] = ["-bucket", "-prefix", "-region"];
+
+/// Rewrites the command line into the one form argh reads:
+/// `--name=value` (for every option) becomes `--name value`; the seed's
+/// `-bucket`, `-prefix` and `-region` become `--bucket`, `--prefix` and
+/// `--region`; and a lone `-` (stdin, as in `append -`), which argh would
+/// take for an option, goes after a `--`. Nothing after a `--` is touched,
+/// so data such as `--x=y` can always be given there.
+fn normalise_args(args: &[String]) -> Vec<String> {
     let mut out = Vec::with_capacity(args.len() + 1);
-    for arg in args {
-        if arg == "-" && out.last() != Some(&"--") {
-            out.push("--");
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        if arg == "--" || arg == "-" {
+            out.push("--".to_owned());
+            out.extend((arg == "-").then(|| arg.clone()));
+            out.extend(rest.cloned());
+            break;
         }
-        out.push(arg.as_str());
+        let (name, value) = match arg.split_once('=') {
+            Some((name, value)) if is_option_name(name) => (name, Some(value)),
+            _ => (arg.as_str(), None),
+        };
+        match SEED_FLAGS.contains(&name) {
+            true => out.push(format!("-{name}")),
+            false => out.push(name.to_owned()),
+        }
+        out.extend(value.map(str::to_owned));
     }
     out
+}
+
+/// `--lock-dir` or one of the seed's flags, as written before an `=`.
+fn is_option_name(name: &str) -> bool {
+    let long = name.strip_prefix("--").is_some_and(|rest| {
+        !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    });
+    long || SEED_FLAGS.contains(&name)
 }
 
 /// `--help`: to stdout, exit 0.
@@ -556,4 +586,81 @@ fn log_summary(counts: &BTreeMap<&'static str, u64>) {
         "[s3wal] requests: {total} ({})",
         kinds.join(" ")
     ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn normalised(args: &[&str]) -> Vec<String> {
+        normalise_args(&args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn option_with_an_equals_sign_is_split() {
+        assert_eq!(
+            normalised(&["--bucket=b", "--timeout=5", "read", "1"]),
+            ["--bucket", "b", "--timeout", "5", "read", "1"]
+        );
+    }
+
+    #[test]
+    fn value_may_hold_an_equals_sign() {
+        assert_eq!(normalised(&["--prefix=a=b"]), ["--prefix", "a=b"]);
+    }
+
+    #[test]
+    fn seed_single_dash_flags_read_as_double_dash() {
+        assert_eq!(
+            normalised(&["-bucket", "b", "-prefix=p", "-region", "r", "recover"]),
+            ["--bucket", "b", "--prefix", "p", "--region", "r", "recover"]
+        );
+    }
+
+    #[test]
+    fn other_single_dash_words_are_left_alone() {
+        assert_eq!(normalised(&["-v", "-x=y", "a=b"]), ["-v", "-x=y", "a=b"]);
+    }
+
+    #[test]
+    fn nothing_after_a_double_dash_is_touched() {
+        assert_eq!(
+            normalised(&["append", "--", "--x=y", "-bucket"]),
+            ["append", "--", "--x=y", "-bucket"]
+        );
+    }
+
+    #[test]
+    fn lone_dash_is_stdin_and_ends_the_options() {
+        assert_eq!(normalised(&["append", "-"]), ["append", "--", "-"]);
+    }
+
+    #[test]
+    fn every_documented_option_parses_with_an_equals_sign() {
+        let args = normalised(&[
+            "--profile=p",
+            "--bucket=b",
+            "--prefix=w",
+            "--region=us-east-1",
+            "--endpoint=http://127.0.0.1:9",
+            "--lock-dir=/tmp/l",
+            "--retries=1",
+            "--timeout=2",
+            "--ca-bundle=/tmp/ca.pem",
+            "dump",
+            "--from=1",
+            "--to=2",
+        ]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let parsed = Args::from_args(&["s3wal"], &args).unwrap();
+        assert_eq!(parsed.bucket.as_deref(), Some("b"));
+        assert_eq!(parsed.timeout, Some(2));
+        let Some(Command::Dump(dump)) = parsed.command else {
+            panic!("not a dump")
+        };
+        assert_eq!(
+            (dump.from.as_deref(), dump.to.as_deref()),
+            (Some("1"), Some("2"))
+        );
+    }
 }

@@ -259,6 +259,19 @@ fn wait_with_peak_rss(mut child: Child) -> (std::process::ExitStatus, f64) {
     }
 }
 
+/// The peak RSS in MiB of `s3wal ARGS` run to success, stdout discarded.
+fn peak_rss_of(log: &TestLog, args: &[&str]) -> f64 {
+    let child = log
+        .command()
+        .args(args)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (status, peak) = wait_with_peak_rss(child);
+    assert!(status.success(), "{args:?}");
+    peak
+}
+
 const MIB: usize = 1024 * 1024;
 
 #[test]
@@ -278,14 +291,7 @@ fn append_of_a_big_record_from_a_pipe_holds_it_once() {
     writer.join().unwrap();
     assert!(status.success());
     assert!(peak <= 60.0, "peak RSS {peak:.1} MiB for a 50 MiB record");
-    let reader = log
-        .command()
-        .args(["read", "1"])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (status, peak) = wait_with_peak_rss(reader);
-    assert!(status.success());
+    let peak = peak_rss_of(&log, &["read", "1"]);
     assert!(
         peak <= 60.0,
         "peak RSS {peak:.1} MiB reading a 50 MiB record"
@@ -299,14 +305,7 @@ fn dump_of_big_records_stays_within_the_byte_budget() {
         let data = vec![b'a' + n as u8; 40 * MIB];
         log.put_raw(&common::key_name(n), &s3wal::record::encode(n, &data));
     }
-    let dump = log
-        .command()
-        .args(["dump", "--raw"])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (status, peak) = wait_with_peak_rss(dump);
-    assert!(status.success());
+    let peak = peak_rss_of(&log, &["dump", "--raw"]);
     // Two records: one being written out, the next being read.
     assert!(
         peak <= 2.0 * 40.0 * 1.2,

@@ -129,3 +129,34 @@ fn appended_data_that_looks_like_a_flag_follows_a_double_dash() {
         "Appended record at offset: 1, data: --not-a-flag\n"
     );
 }
+
+#[test]
+fn seed_flag_spellings_address_the_same_log() {
+    let log = log("seed-flags");
+    let other = format!("{}-flags", log.prefix);
+    let bucket = log.server.bucket.clone();
+    let prefix_eq = format!("-prefix={other}");
+    let run = log.run(&[
+        "-bucket",
+        &bucket,
+        &prefix_eq,
+        "-region",
+        "us-east-1",
+        "append",
+        "a",
+    ]);
+    assert_eq!(run.ok(), "Appended record at offset: 1, data: a\n");
+    let bucket_eq = format!("--bucket={bucket}");
+    let run = log.run(&[&bucket_eq, "--prefix", &other, "read", "1"]);
+    assert_eq!(run.ok(), "Offset: 1, Data: a\n");
+    assert!(log.offsets().is_empty(), "the flags beat AWS_PREFIX");
+}
+
+#[test]
+fn data_after_a_double_dash_is_never_rewritten() {
+    let log = log("dash-data");
+    let run = log.run(&["append", "--", "--prefix=x"]);
+    assert_eq!(run.ok(), "Appended record at offset: 1, data: --prefix=x\n");
+    let run = log.run(&["append", "a=b"]);
+    assert_eq!(run.ok(), "Appended record at offset: 2, data: a=b\n");
+}
