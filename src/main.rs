@@ -1,9 +1,6 @@
 //! The `s3wal` command: a thin wrapper over the CLI module.
 
-mod append;
 mod cli;
-mod output;
-mod signals;
 
 fn main() -> std::process::ExitCode {
     one_malloc_arena();

@@ -10,9 +10,12 @@ use std::sync::{Arc, Mutex};
 
 use argh::FromArgs;
 
-use crate::append::{self, Source, Stored};
-use crate::output::{self, Output};
-use crate::signals;
+mod append;
+mod output;
+mod signals;
+
+use append::{Source, Stored};
+use output::Output;
 use s3wal::config::{self, Env, Flags};
 use s3wal::error::{Error, exit};
 use s3wal::s3::{Client, Exchange};

@@ -22,8 +22,8 @@ use s3wal::error::Error;
 use s3wal::record::{Body, MAX_DATA_LEN};
 use s3wal::s3::Client;
 
-use crate::output::Output;
-use crate::signals;
+use super::output::Output;
+use super::signals;
 
 /// Where the records of one `append` come from.
 pub enum Source {
