@@ -56,6 +56,15 @@ impl Prefix {
         format!("{}/", self.0)
     }
 
+    /// Whether `key` sorts after every possible record key of this log.
+    ///
+    /// Listings come in byte order, so once a page reaches such a key (a
+    /// `snapshots/` folder beside the records, say) no record follows it:
+    /// a search can stop there instead of paging through foreign keys.
+    pub fn sorts_after_records(&self, key: &str) -> bool {
+        key > self.key(u64::MAX).as_str()
+    }
+
     /// The offset a key names, or `None` for a foreign key.
     ///
     /// Only `<prefix>/` followed by exactly 20 digits naming an offset of at
@@ -193,6 +202,22 @@ mod tests {
             "other/00000000000000000001",
         ] {
             assert_eq!(wal().offset_of(key), None, "{key}");
+        }
+    }
+
+    #[test]
+    fn keys_past_the_highest_record_key_end_the_record_range() {
+        for key in ["wal/snapshots/1", "wal/99999999999999999999", "wal/18446744073709551616"] {
+            assert!(wal().sorts_after_records(key), "{key}");
+        }
+        for key in [
+            "wal/18446744073709551615",
+            "wal/00000000000000000001",
+            "wal/00000000000000000001.tmp",
+            "wal/.s3wal-probe-0",
+            "wal/1",
+        ] {
+            assert!(!wal().sorts_after_records(key), "{key}");
         }
     }
 

@@ -231,6 +231,10 @@ impl<S: Store> Wal<S> {
 
     /// The first record offset after `k`, read from a short listing that
     /// starts after `k`'s key and skips foreign keys.
+    ///
+    /// Foreign keys that sort after every record key (`<prefix>/snapshots/…`)
+    /// end the search at the first page that reaches them: paging through
+    /// them would make every probe cost one LIST per 16 such keys.
     fn first_record_after(&self, k: u64) -> Result<Option<u64>> {
         let list_prefix = self.prefix.list_prefix();
         let start_key = self.prefix.key(k);
@@ -247,10 +251,14 @@ impl<S: Store> Wal<S> {
                 .iter()
                 .filter_map(|key| self.prefix.offset_of(key))
                 .find(|&offset| offset > k);
+            let past_the_records = page
+                .keys
+                .iter()
+                .any(|key| self.prefix.sorts_after_records(key));
             match (first, page.continuation) {
                 (Some(offset), _) => return Ok(Some(offset)),
-                (None, Some(token)) => continuation = Some(token),
-                (None, None) => return Ok(None),
+                (None, Some(token)) if !past_the_records => continuation = Some(token),
+                (None, _) => return Ok(None),
             }
         }
     }
