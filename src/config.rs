@@ -246,7 +246,16 @@ fn parse_endpoint(raw: &str) -> Result<Url> {
     if url.query().is_some() || url.fragment().is_some() {
         return Err(bad("must not have a query or fragment"));
     }
-    Ok(url)
+    Ok(without_trailing_slashes(url))
+}
+
+/// `http://h:9000//` as `http://h:9000/`: a doubled slash would go into
+/// every signed path (`//bucket/key`) while the store normalises it away
+/// before checking, so every request would fail with SignatureDoesNotMatch.
+fn without_trailing_slashes(mut url: Url) -> Url {
+    let path = format!("{}/", url.path().trim_end_matches('/'));
+    url.set_path(&path);
+    url
 }
 
 fn retry_policy(flags: &Flags) -> Result<RetryPolicy> {
@@ -575,6 +584,17 @@ mod tests {
         assert_eq!(with("*", "https://anything"), None);
         assert!(with("internal", "http://notinternal").is_some());
         assert!(with("", "http://h").is_some());
+    }
+
+    #[test]
+    fn trailing_slashes_of_the_endpoint_are_one() {
+        for (raw, expected) in [
+            ("http://127.0.0.1:9000//", "http://127.0.0.1:9000/"),
+            ("http://127.0.0.1:9000", "http://127.0.0.1:9000/"),
+            ("https://gw.example/s3///", "https://gw.example/s3/"),
+        ] {
+            assert_eq!(parse_endpoint(raw).unwrap().as_str(), expected, "{raw}");
+        }
     }
 
     #[test]

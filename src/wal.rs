@@ -95,6 +95,18 @@ fn after_put(offset: u64, outcome: PutOutcome, uncertain: bool) -> Option<Retry>
     }
 }
 
+/// What a scratch key's name starts with: a dot sorts it before every
+/// record key, and the name says who left it.
+const SCRATCH_NAME: &str = ".s3wal-probe-";
+
+/// The scratch key of a store probe, named with the start of `token`: no
+/// longer than a record key, so that the probe never fails on S3's key
+/// length limit where records would fit.
+fn scratch_key(prefix: &Prefix, token: &str) -> String {
+    let random = &token[..record::KEY_DIGITS - SCRATCH_NAME.len()];
+    format!("{prefix}/{SCRATCH_NAME}{random}")
+}
+
 /// A fresh random token for one append.
 fn new_token() -> String {
     format!("{:016x}{:016x}", retry_draw(), retry_draw())
@@ -167,7 +179,7 @@ impl<S: Store> Wal<S> {
     /// to create it again, and deletes it. Remembers the answer for
     /// [`append`](Self::append).
     pub fn probe_conditional_put(&self) -> Result<Conditional> {
-        let key = format!("{}/.s3wal-probe-{}", self.prefix, new_token());
+        let key = scratch_key(&self.prefix, &new_token());
         let first = self.create_once(&key, &new_token())?;
         let second = self.create_once(&key, &new_token());
         // Best effort: credentials allowed to append but not to delete
@@ -552,6 +564,15 @@ mod tests {
             after_put(5, PutOutcome::Conflict, false),
             Some(Retry::SameOffset(5))
         );
+    }
+
+    #[test]
+    fn scratch_key_is_never_longer_than_a_record_key() {
+        let prefix = Prefix::new(&"p".repeat(1003)).unwrap();
+        let key = scratch_key(&prefix, &new_token());
+        assert_eq!(key.len(), prefix.key(1).len());
+        assert!(key.starts_with(&format!("{prefix}/.s3wal-probe-")), "{key}");
+        assert_eq!(prefix.offset_of(&key), None);
     }
 
     #[test]
