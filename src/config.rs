@@ -186,13 +186,22 @@ fn pick(flag: &Option<String>, env: &Env, names: &[&str]) -> Option<String> {
 
 /// The default lock folder: per user, and the same for cron jobs and
 /// login shells, so that every local appender finds the same lock.
-pub fn default_lock_dir(env: &Env) -> PathBuf {
-    if let Some(state) = env.get("XDG_STATE_HOME") {
-        return Path::new(state).join("s3wal/locks");
-    }
-    match env.get("HOME") {
-        Some(home) => Path::new(home).join(".local/state/s3wal/locks"),
-        None => std::env::temp_dir().join("s3wal-locks"),
+///
+/// As the XDG base directory spec says, `XDG_STATE_HOME` counts only as an
+/// absolute path (a relative one would move with the working folder), and
+/// `$HOME/.local/state` stands in for it. Without a home there is no
+/// per-user place: a shared folder such as `/tmp/s3wal-locks` would let
+/// other users hold or spoof the lock, so that is an error.
+pub fn default_lock_dir(env: &Env) -> Result<PathBuf> {
+    let absolute = |name: &str| env.get(name).map(Path::new).filter(|p| p.is_absolute());
+    match (absolute("XDG_STATE_HOME"), absolute("HOME")) {
+        (Some(state), _) => Ok(state.join("s3wal/locks")),
+        (None, Some(home)) => Ok(home.join(".local/state/s3wal/locks")),
+        (None, None) => Err(Error::Config(
+            "no lock folder: HOME is not set to an absolute path; set S3WAL_LOCK_DIR or \
+             pass --lock-dir (a folder only this user can write)"
+                .into(),
+        )),
     }
 }
 
@@ -361,7 +370,7 @@ pub fn resolve(flags: &Flags, env: &Env) -> Result<Config> {
         .lock_dir
         .clone()
         .or_else(|| env.get("S3WAL_LOCK_DIR").map(PathBuf::from))
-        .unwrap_or_else(|| default_lock_dir(env));
+        .map_or_else(|| default_lock_dir(env), Ok)?;
     let lock = AppendLock::new(&lock_dir, endpoint.as_str(), &bucket, prefix.as_str());
     Ok(Config {
         s3: S3Config {
@@ -605,6 +614,37 @@ mod tests {
                 ..Flags::default()
             };
             assert!(resolve(&flags, &env(&base())).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn absolute_xdg_state_home_holds_the_lock_folder() {
+        let env = env(&[("XDG_STATE_HOME", "/state"), ("HOME", "/home/u")]);
+        assert_eq!(
+            default_lock_dir(&env).unwrap(),
+            Path::new("/state/s3wal/locks")
+        );
+    }
+
+    #[test]
+    fn relative_xdg_state_home_is_ignored() {
+        let env = env(&[("XDG_STATE_HOME", "state"), ("HOME", "/home/u")]);
+        assert_eq!(
+            default_lock_dir(&env).unwrap(),
+            Path::new("/home/u/.local/state/s3wal/locks")
+        );
+    }
+
+    #[test]
+    fn no_home_and_no_lock_dir_is_a_config_error() {
+        for vars in [
+            vec![],
+            vec![("HOME", "relative")],
+            vec![("XDG_STATE_HOME", "s")],
+        ] {
+            let error = default_lock_dir(&env(&vars)).unwrap_err();
+            assert!(matches!(error, Error::Config(_)), "{vars:?}");
+            assert!(error.to_string().contains("S3WAL_LOCK_DIR"), "{error}");
         }
     }
 

@@ -114,6 +114,16 @@ catalogue! {
     wrong_secret: 1, "HTTP 403", |log| {
         with_env(&log, &[("AWS_SECRET_ACCESS_KEY", Some("wrong"))], &["recover"])
     };
+    no_home_and_no_lock_dir: 1, "no lock folder: HOME is not set to an absolute path; set S3WAL_LOCK_DIR", |log| {
+        let unset = [("HOME", None), ("S3WAL_LOCK_DIR", None), ("XDG_STATE_HOME", None)];
+        with_env(&log, &unset, &["append", "x"])
+    };
+    lock_folder_writable_by_others: 1, "is writable by group or others (mode 777)", |log| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(&log.lock_dir).unwrap();
+        std::fs::set_permissions(&log.lock_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        log.run(&["append", "x"])
+    };
     unreadable_dotenv: 1, "cannot read .env", |log| {
         std::fs::create_dir(log.workdir.join(".env")).unwrap();
         log.run(&["recover"])
