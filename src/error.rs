@@ -208,7 +208,7 @@ impl fmt::Display for Error {
                     ),
                     (Some(permission), None) => write!(
                         f,
-                        " with no error body (a HEAD answer has none): if the credentials \
+                        "; no reason given (a HEAD answer has no body): if the credentials \
                          are right, they lack the {permission} permission on this bucket \
                          and prefix (see README, IAM permissions)"
                     ),

@@ -179,13 +179,26 @@ impl<S: Store> Wal<S> {
     /// to create it again, and deletes it. Remembers the answer for
     /// [`append`](Self::append).
     pub fn probe_conditional_put(&self) -> Result<Conditional> {
-        let key = scratch_key(&self.prefix, &new_token());
-        let first = self.create_once(&key, &new_token())?;
-        let second = self.create_once(&key, &new_token());
+        let key = self.new_scratch_key();
+        let result = self.put_twice(&key);
         // Best effort: credentials allowed to append but not to delete
         // leave one foreign key behind, which every reader ignores.
         let _ = self.store.delete(std::slice::from_ref(&key));
-        let result = match (first, second?) {
+        result
+    }
+
+    /// A fresh scratch key for probing the store.
+    pub(crate) fn new_scratch_key(&self) -> String {
+        scratch_key(&self.prefix, &new_token())
+    }
+
+    /// PUTs the fresh scratch `key` twice with `If-None-Match: *` and
+    /// remembers whether the store refused the second; leaves the key for
+    /// the caller to delete.
+    pub(crate) fn put_twice(&self, key: &str) -> Result<Conditional> {
+        let first = self.create_once(key, &new_token())?;
+        let second = self.create_once(key, &new_token())?;
+        let result = match (first, second) {
             (true, false) => Conditional::Enforced,
             (true, true) => Conditional::Ignored,
             (false, _) => {
