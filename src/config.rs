@@ -186,13 +186,22 @@ fn pick(flag: &Option<String>, env: &Env, names: &[&str]) -> Option<String> {
 
 /// The default lock folder: per user, and the same for cron jobs and
 /// login shells, so that every local appender finds the same lock.
-pub fn default_lock_dir(env: &Env) -> PathBuf {
-    if let Some(state) = env.get("XDG_STATE_HOME") {
-        return Path::new(state).join("s3wal/locks");
-    }
-    match env.get("HOME") {
-        Some(home) => Path::new(home).join(".local/state/s3wal/locks"),
-        None => std::env::temp_dir().join("s3wal-locks"),
+///
+/// As the XDG base directory spec says, `XDG_STATE_HOME` counts only as an
+/// absolute path (a relative one would move with the working folder), and
+/// `$HOME/.local/state` stands in for it. Without a home there is no
+/// per-user place: a shared folder such as `/tmp/s3wal-locks` would let
+/// other users hold or spoof the lock, so that is an error.
+pub fn default_lock_dir(env: &Env) -> Result<PathBuf> {
+    let absolute = |name: &str| env.get(name).map(Path::new).filter(|p| p.is_absolute());
+    match (absolute("XDG_STATE_HOME"), absolute("HOME")) {
+        (Some(state), _) => Ok(state.join("s3wal/locks")),
+        (None, Some(home)) => Ok(home.join(".local/state/s3wal/locks")),
+        (None, None) => Err(Error::Config(
+            "no lock folder: HOME is not set to an absolute path; set S3WAL_LOCK_DIR or \
+             pass --lock-dir (a folder only this user can write)"
+                .into(),
+        )),
     }
 }
 
@@ -246,7 +255,16 @@ fn parse_endpoint(raw: &str) -> Result<Url> {
     if url.query().is_some() || url.fragment().is_some() {
         return Err(bad("must not have a query or fragment"));
     }
-    Ok(url)
+    Ok(without_trailing_slashes(url))
+}
+
+/// `http://h:9000//` as `http://h:9000/`: a doubled slash would go into
+/// every signed path (`//bucket/key`) while the store normalises it away
+/// before checking, so every request would fail with SignatureDoesNotMatch.
+fn without_trailing_slashes(mut url: Url) -> Url {
+    let path = format!("{}/", url.path().trim_end_matches('/'));
+    url.set_path(&path);
+    url
 }
 
 fn retry_policy(flags: &Flags) -> Result<RetryPolicy> {
@@ -352,7 +370,7 @@ pub fn resolve(flags: &Flags, env: &Env) -> Result<Config> {
         .lock_dir
         .clone()
         .or_else(|| env.get("S3WAL_LOCK_DIR").map(PathBuf::from))
-        .unwrap_or_else(|| default_lock_dir(env));
+        .map_or_else(|| default_lock_dir(env), Ok)?;
     let lock = AppendLock::new(&lock_dir, endpoint.as_str(), &bucket, prefix.as_str());
     Ok(Config {
         s3: S3Config {
@@ -578,6 +596,17 @@ mod tests {
     }
 
     #[test]
+    fn trailing_slashes_of_the_endpoint_are_one() {
+        for (raw, expected) in [
+            ("http://127.0.0.1:9000//", "http://127.0.0.1:9000/"),
+            ("http://127.0.0.1:9000", "http://127.0.0.1:9000/"),
+            ("https://gw.example/s3///", "https://gw.example/s3/"),
+        ] {
+            assert_eq!(parse_endpoint(raw).unwrap().as_str(), expected, "{raw}");
+        }
+    }
+
+    #[test]
     fn endpoint_must_be_an_http_url() {
         for bad in ["ftp://x", "not a url", "http://h/?a=b"] {
             let flags = Flags {
@@ -585,6 +614,37 @@ mod tests {
                 ..Flags::default()
             };
             assert!(resolve(&flags, &env(&base())).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn absolute_xdg_state_home_holds_the_lock_folder() {
+        let env = env(&[("XDG_STATE_HOME", "/state"), ("HOME", "/home/u")]);
+        assert_eq!(
+            default_lock_dir(&env).unwrap(),
+            Path::new("/state/s3wal/locks")
+        );
+    }
+
+    #[test]
+    fn relative_xdg_state_home_is_ignored() {
+        let env = env(&[("XDG_STATE_HOME", "state"), ("HOME", "/home/u")]);
+        assert_eq!(
+            default_lock_dir(&env).unwrap(),
+            Path::new("/home/u/.local/state/s3wal/locks")
+        );
+    }
+
+    #[test]
+    fn no_home_and_no_lock_dir_is_a_config_error() {
+        for vars in [
+            vec![],
+            vec![("HOME", "relative")],
+            vec![("XDG_STATE_HOME", "s")],
+        ] {
+            let error = default_lock_dir(&env(&vars)).unwrap_err();
+            assert!(matches!(error, Error::Config(_)), "{vars:?}");
+            assert!(error.to_string().contains("S3WAL_LOCK_DIR"), "{error}");
         }
     }
 

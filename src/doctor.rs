@@ -7,8 +7,10 @@
 
 use std::time::Duration;
 
+use crate::error::{Error, Result};
 use crate::probe::Conditional;
 use crate::s3::Client;
+use crate::store::Store;
 use crate::wal::Wal;
 
 /// How far the local clock may drift before doctor calls it a problem.
@@ -59,13 +61,34 @@ fn unix_now() -> i64 {
     since.map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// A finding for `check` from what it found or the error it met.
+fn finding(check: &'static str, outcome: Result<String>) -> Finding {
+    match outcome {
+        Ok(detail) => Finding {
+            check,
+            ok: true,
+            detail,
+        },
+        Err(error) => Finding {
+            check,
+            ok: false,
+            detail: error.to_string(),
+        },
+    }
+}
+
 /// Runs every check against the log; stops after the first when the
 /// store cannot be reached at all.
 pub fn diagnose(wal: &Wal<Client>) -> Vec<Finding> {
     let list_prefix = wal.prefix().list_prefix();
     let bucket = wal.store().bucket().to_owned();
-    let server_time = match wal.store().server_time(&list_prefix) {
-        Ok(time) => time,
+    let credentials = || finding("credentials and bucket", Ok(format!("bucket {bucket}")));
+    let mut findings = match wal.store().server_time(&list_prefix) {
+        Ok(server_time) => vec![
+            credentials(),
+            judge_clock(unix_now(), server_time),
+            finding(LIST, Ok(format!("listed {bucket}/{list_prefix}"))),
+        ],
         // Signed too far from the store's time: the clock is the problem,
         // and the credentials cannot be judged until it is fixed.
         Err(error) if error.s3_code() == Some("RequestTimeTooSkewed") => {
@@ -75,42 +98,77 @@ pub fn diagnose(wal: &Wal<Client>) -> Vec<Finding> {
                 detail: format!("the store refused the request's time: {error}"),
             }];
         }
-        Err(error) => {
-            return vec![Finding {
-                check: "credentials and bucket",
-                ok: false,
-                detail: error.to_string(),
-            }];
+        // The signature was accepted, only listing is not allowed: the
+        // other permissions are still worth checking one by one.
+        Err(error) if error.s3_code() == Some("AccessDenied") => {
+            vec![credentials(), finding(LIST, Err(error))]
         }
+        Err(error) => return vec![finding("credentials and bucket", Err(error))],
     };
-    let mut findings = vec![
-        Finding {
-            check: "credentials and bucket",
-            ok: true,
-            detail: format!("listed {bucket}/{list_prefix}"),
+    findings.extend(scratch_key_checks(wal));
+    findings
+}
+
+/// The check of listing, named by its IAM permission.
+const LIST: &str = "list (s3:ListBucket)";
+
+/// Writes, reads back and deletes a scratch key: one finding per IAM
+/// permission an appender and a reader need, and whether the store
+/// honours `If-None-Match: *`. Each check runs even when an earlier one
+/// failed, so one run names every missing permission.
+fn scratch_key_checks(wal: &Wal<Client>) -> Vec<Finding> {
+    let store = wal.store();
+    let key = wal.new_scratch_key();
+    let (put, conditional) = match wal.put_twice(&key) {
+        Ok(conditional) => (
+            Ok(format!("wrote the scratch key {key}")),
+            Some(conditional),
+        ),
+        Err(error) => (Err(error), None),
+    };
+    let written = conditional.is_some();
+    let mut findings = vec![finding("put (s3:PutObject)", put)];
+    findings.extend(conditional.map(judge_conditional));
+    let read = store
+        .head(&key)
+        .and_then(|head| Ok((head.is_some(), store.get(&key)?.is_some())));
+    findings.push(finding(
+        "get (s3:GetObject)",
+        match read {
+            Ok((true, true)) => Ok("read the scratch key back (HEAD and GET)".into()),
+            Ok(_) if !written => Ok("HEAD and GET were allowed (nothing to read back)".into()),
+            Ok(_) => Err(Error::Protocol {
+                request: format!("GetObject {key}"),
+                message: "the scratch key written a moment ago is not there".into(),
+            }),
+            Err(error) => Err(error),
         },
-        judge_clock(unix_now(), server_time),
-    ];
-    findings.push(match wal.probe_conditional_put() {
-        Ok(Conditional::Enforced) => Finding {
+    ));
+    findings.push(finding(
+        "delete (s3:DeleteObject)",
+        store
+            .delete(std::slice::from_ref(&key))
+            .map(|()| "deleted the scratch key".into()),
+    ));
+    findings
+}
+
+/// The finding of the `If-None-Match: *` probe.
+fn judge_conditional(conditional: Conditional) -> Finding {
+    match conditional {
+        Conditional::Enforced => Finding {
             check: "conditional PUT",
             ok: true,
             detail: "a second If-None-Match: * PUT of a scratch key got 412".into(),
         },
-        Ok(Conditional::Ignored) => Finding {
+        Conditional::Ignored => Finding {
             check: "conditional PUT",
             ok: false,
             detail: "the store overwrote a scratch key despite If-None-Match: *; appends \
                      are refused unless --allow-unsafe-store"
                 .into(),
         },
-        Err(error) => Finding {
-            check: "conditional PUT",
-            ok: false,
-            detail: error.to_string(),
-        },
-    });
-    findings
+    }
 }
 
 #[cfg(test)]

@@ -51,6 +51,9 @@ pub enum Error {
         request: String,
         /// The HTTP status.
         status: u16,
+        /// For a 403 that refuses access (not a bad signature), the IAM
+        /// permission the request needed, such as `s3:GetObject`.
+        permission: Option<&'static str>,
         /// The S3 error code, such as `AccessDenied`, when the body had one.
         code: Option<String>,
         /// The S3 error message, when the body had a non-empty one.
@@ -209,6 +212,7 @@ impl fmt::Display for Error {
             Error::S3 {
                 request,
                 status,
+                permission,
                 code,
                 message,
                 request_id,
@@ -223,7 +227,20 @@ impl fmt::Display for Error {
                 if let Some(id) = request_id {
                     write!(f, " (request id {id})")?;
                 }
-                Ok(())
+                match (permission, code) {
+                    (Some(permission), Some(_)) => write!(
+                        f,
+                        "; the credentials lack the {permission} permission on this \
+                         bucket and prefix (see README, IAM permissions)"
+                    ),
+                    (Some(permission), None) => write!(
+                        f,
+                        "; no reason given (a HEAD answer has no body): if the credentials \
+                         are right, they lack the {permission} permission on this bucket \
+                         and prefix (see README, IAM permissions)"
+                    ),
+                    (None, _) => Ok(()),
+                }
             }
             Error::NotFound { offset } => write!(f, "no record at offset {offset}"),
             Error::Empty => f.write_str("WAL is empty"),

@@ -8,6 +8,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::lock::private_dir;
+
 /// The hint file of one log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TailHint {
@@ -36,11 +38,16 @@ impl TailHint {
         let temporary = self
             .path
             .with_extension(format!("tmp{}", std::process::id()));
-        let written = self
+        // Never written into a folder others can write: they could plant
+        // a symlink where the temporary file goes.
+        if self
             .path
             .parent()
-            .map_or(Ok(()), fs::create_dir_all)
-            .and_then(|()| fs::write(&temporary, tail.to_string()))
+            .is_some_and(|dir| private_dir(dir).is_err())
+        {
+            return;
+        }
+        let written = fs::write(&temporary, tail.to_string())
             .and_then(|()| fs::rename(&temporary, &self.path));
         if written.is_err() {
             let _ = fs::remove_file(&temporary);

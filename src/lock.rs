@@ -4,7 +4,8 @@
 //! an offset; the lock makes writers on one machine queue instead of racing
 //! for the same offset and paying for 412s.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -15,6 +16,61 @@ use crate::probe::ProbeCache;
 
 /// Longest readable part of a lock file name; a hash keeps names unique.
 const MAX_READABLE_NAME: usize = 60;
+
+/// Why a lock folder owned by `owner` with permission bits `mode` must not
+/// be used by the user `me`, if it must not.
+///
+/// Whoever else can write the folder can hold the lock to block appends,
+/// replace the remembered probe answer with "enforced" on a store that
+/// ignores `If-None-Match`, or plant a symlink where the tail hint is
+/// written. So the folder must be the user's own and closed to others.
+pub fn judge_lock_dir(owner: u32, mode: u32, me: u32) -> Result<(), String> {
+    if owner != me {
+        return Err(format!(
+            "belongs to user id {owner}, not to this user ({me})"
+        ));
+    }
+    if mode & 0o022 != 0 {
+        return Err(format!(
+            "is writable by group or others (mode {:o})",
+            mode & 0o7777
+        ));
+    }
+    Ok(())
+}
+
+/// The effective user id of this process.
+fn effective_uid() -> u32 {
+    unsafe extern "C" {
+        safe fn geteuid() -> u32;
+    }
+    geteuid()
+}
+
+/// Creates `dir` (mode 0700, with any missing parents) if it is missing,
+/// and checks that only this user can write it.
+pub(crate) fn private_dir(dir: &Path) -> Result<()> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| {
+            Error::io(
+                format!("cannot create the lock folder {}", dir.display()),
+                e,
+            )
+        })?;
+    let meta = fs::metadata(dir)
+        .map_err(|e| Error::io(format!("cannot read the lock folder {}", dir.display()), e))?;
+    judge_lock_dir(meta.uid(), meta.mode(), effective_uid()).map_err(|why| {
+        Error::Config(format!(
+            "refusing the lock folder {}: it {why}; other users could block or spoof \
+             appends there. Use a folder of your own (--lock-dir or S3WAL_LOCK_DIR), \
+             or chmod go-w it",
+            dir.display()
+        ))
+    })
+}
 
 /// The lock file of one log, not yet held.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,8 +127,7 @@ impl AppendLock {
     pub fn acquire(&self) -> Result<LockGuard> {
         let context = |what: &str| format!("{what} lock file {}", self.path.display());
         if let Some(dir) = self.path.parent() {
-            fs::create_dir_all(dir)
-                .map_err(|e| Error::io(context("cannot create the folder of"), e))?;
+            private_dir(dir)?;
         }
         let file = OpenOptions::new()
             .create(true)
@@ -99,6 +154,34 @@ mod tests {
         assert!(name.starts_with("logs-wal_x-"), "{name}");
         assert!(name.ends_with(".lock"), "{name}");
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn own_lock_folder_closed_to_others_is_accepted() {
+        assert_eq!(judge_lock_dir(1000, 0o40700, 1000), Ok(()));
+        assert_eq!(judge_lock_dir(1000, 0o40755, 1000), Ok(()));
+    }
+
+    #[test]
+    fn lock_folder_of_another_user_is_refused() {
+        let why = judge_lock_dir(0, 0o40700, 1000).unwrap_err();
+        assert!(why.contains("user id 0"), "{why}");
+    }
+
+    #[test]
+    fn lock_folder_writable_by_group_or_others_is_refused() {
+        for mode in [0o40770, 0o40702, 0o41777] {
+            let why = judge_lock_dir(1000, mode, 1000).unwrap_err();
+            assert!(why.contains("writable by group or others"), "{why}");
+        }
+    }
+
+    #[test]
+    fn created_lock_folder_is_private() {
+        let dir = std::env::temp_dir().join(format!("s3wal-private-{}", std::process::id()));
+        private_dir(&dir.join("a/b")).unwrap();
+        assert_eq!(fs::metadata(dir.join("a/b")).unwrap().mode() & 0o777, 0o700);
+        fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -9,6 +9,8 @@
 use std::fs;
 use std::path::PathBuf;
 
+use crate::lock::private_dir;
+
 /// What the probe found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Conditional {
@@ -49,10 +51,15 @@ impl ProbeCache {
     }
 
     /// Remembers `result`; best effort, like the tail hint: a cache that
-    /// cannot be written only costs another probe.
+    /// cannot be written only costs another probe. Never written into a
+    /// folder that others can write.
     pub fn store(&self, result: Conditional) {
-        if let Some(dir) = self.path.parent() {
-            let _ = fs::create_dir_all(dir);
+        if self
+            .path
+            .parent()
+            .is_some_and(|dir| private_dir(dir).is_err())
+        {
+            return;
         }
         let _ = fs::write(&self.path, result.as_str());
     }

@@ -16,7 +16,12 @@ const CHECKSUM_LEN: usize = 32;
 /// The smallest valid record: an offset and a checksum around empty data.
 pub const MIN_RECORD_LEN: usize = OFFSET_LEN + CHECKSUM_LEN;
 /// Digits of the zero-padded offset in a record key.
-const KEY_DIGITS: usize = 20;
+pub const KEY_DIGITS: usize = 20;
+/// The longest key S3 accepts, in bytes of UTF-8.
+const MAX_KEY_LEN: usize = 1024;
+/// The longest prefix whose record keys (`<prefix>/` and 20 digits) S3
+/// still accepts.
+const MAX_PREFIX_LEN: usize = MAX_KEY_LEN - 1 - KEY_DIGITS;
 
 /// The folder of a log inside a bucket, without leading or trailing `/`.
 ///
@@ -39,6 +44,13 @@ impl Prefix {
         if trimmed.chars().any(char::is_control) {
             return Err(format!("prefix {trimmed:?} has a control character"));
         }
+        if trimmed.len() > MAX_PREFIX_LEN {
+            return Err(format!(
+                "the prefix is {} bytes long: record keys (prefix, '/' and 20 digits) would \
+                 pass S3's {MAX_KEY_LEN}-byte key limit; use at most {MAX_PREFIX_LEN} bytes",
+                trimmed.len()
+            ));
+        }
         Ok(Prefix(trimmed.to_owned()))
     }
 
@@ -55,6 +67,15 @@ impl Prefix {
     /// What every key of this log starts with, used to list the log.
     pub fn list_prefix(&self) -> String {
         format!("{}/", self.0)
+    }
+
+    /// Whether `key` sorts after every possible record key of this log.
+    ///
+    /// Listings come in byte order, so once a page reaches such a key (a
+    /// `snapshots/` folder beside the records, say) no record follows it:
+    /// a search can stop there instead of paging through foreign keys.
+    pub fn sorts_after_records(&self, key: &str) -> bool {
+        key > self.key(u64::MAX).as_str()
     }
 
     /// The offset a key names, or `None` for a foreign key.
@@ -259,6 +280,15 @@ mod tests {
     }
 
     #[test]
+    fn prefix_is_refused_when_record_keys_would_pass_1024_bytes() {
+        let longest = "p".repeat(1003);
+        assert_eq!(Prefix::new(&longest).unwrap().key(1).len(), 1024);
+        let error = Prefix::new(&format!("{longest}x")).unwrap_err();
+        assert!(error.contains("1004 bytes"), "{error}");
+        assert!(error.contains("at most 1003 bytes"), "{error}");
+    }
+
+    #[test]
     fn key_is_prefix_slash_twenty_zero_padded_digits() {
         assert_eq!(wal().key(1), "wal/00000000000000000001");
         assert_eq!(wal().key(u64::MAX), "wal/18446744073709551615");
@@ -285,6 +315,26 @@ mod tests {
             "other/00000000000000000001",
         ] {
             assert_eq!(wal().offset_of(key), None, "{key}");
+        }
+    }
+
+    #[test]
+    fn keys_past_the_highest_record_key_end_the_record_range() {
+        for key in [
+            "wal/snapshots/1",
+            "wal/99999999999999999999",
+            "wal/18446744073709551616",
+        ] {
+            assert!(wal().sorts_after_records(key), "{key}");
+        }
+        for key in [
+            "wal/18446744073709551615",
+            "wal/00000000000000000001",
+            "wal/00000000000000000001.tmp",
+            "wal/.s3wal-probe-0",
+            "wal/1",
+        ] {
+            assert!(!wal().sorts_after_records(key), "{key}");
         }
     }
 

@@ -95,6 +95,18 @@ fn after_put(offset: u64, outcome: PutOutcome, uncertain: bool) -> Option<Retry>
     }
 }
 
+/// What a scratch key's name starts with: a dot sorts it before every
+/// record key, and the name says who left it.
+const SCRATCH_NAME: &str = ".s3wal-probe-";
+
+/// The scratch key of a store probe, named with the start of `token`: no
+/// longer than a record key, so that the probe never fails on S3's key
+/// length limit where records would fit.
+fn scratch_key(prefix: &Prefix, token: &str) -> String {
+    let random = &token[..record::KEY_DIGITS - SCRATCH_NAME.len()];
+    format!("{prefix}/{SCRATCH_NAME}{random}")
+}
+
 /// A fresh random token for one append.
 fn new_token() -> String {
     format!("{:016x}{:016x}", retry_draw(), retry_draw())
@@ -164,13 +176,26 @@ impl<S: Store> Wal<S> {
     /// to create it again, and deletes it. Remembers the answer for
     /// [`append`](Self::append).
     pub fn probe_conditional_put(&self) -> Result<Conditional> {
-        let key = format!("{}/.s3wal-probe-{}", self.prefix, new_token());
-        let first = self.create_once(&key, &new_token())?;
-        let second = self.create_once(&key, &new_token());
+        let key = self.new_scratch_key();
+        let result = self.put_twice(&key);
         // Best effort: credentials allowed to append but not to delete
         // leave one foreign key behind, which every reader ignores.
         let _ = self.store.delete(std::slice::from_ref(&key));
-        let result = match (first, second?) {
+        result
+    }
+
+    /// A fresh scratch key for probing the store.
+    pub(crate) fn new_scratch_key(&self) -> String {
+        scratch_key(&self.prefix, &new_token())
+    }
+
+    /// PUTs the fresh scratch `key` twice with `If-None-Match: *` and
+    /// remembers whether the store refused the second; leaves the key for
+    /// the caller to delete.
+    pub(crate) fn put_twice(&self, key: &str) -> Result<Conditional> {
+        let first = self.create_once(key, &new_token())?;
+        let second = self.create_once(key, &new_token())?;
+        let result = match (first, second) {
             (true, false) => Conditional::Enforced,
             (true, true) => Conditional::Ignored,
             (false, _) => {
@@ -228,6 +253,10 @@ impl<S: Store> Wal<S> {
 
     /// The first record offset after `k`, read from a short listing that
     /// starts after `k`'s key and skips foreign keys.
+    ///
+    /// Foreign keys that sort after every record key (`<prefix>/snapshots/…`)
+    /// end the search at the first page that reaches them: paging through
+    /// them would make every probe cost one LIST per 16 such keys.
     fn first_record_after(&self, k: u64) -> Result<Option<u64>> {
         let list_prefix = self.prefix.list_prefix();
         let start_key = self.prefix.key(k);
@@ -244,10 +273,14 @@ impl<S: Store> Wal<S> {
                 .iter()
                 .filter_map(|key| self.prefix.offset_of(key))
                 .find(|&offset| offset > k);
+            let past_the_records = page
+                .keys
+                .iter()
+                .any(|key| self.prefix.sorts_after_records(key));
             match (first, page.continuation) {
                 (Some(offset), _) => return Ok(Some(offset)),
-                (None, Some(token)) => continuation = Some(token),
-                (None, None) => return Ok(None),
+                (None, Some(token)) if !past_the_records => continuation = Some(token),
+                (None, _) => return Ok(None),
             }
         }
     }
@@ -545,6 +578,15 @@ mod tests {
             after_put(5, PutOutcome::Conflict, false),
             Some(Retry::SameOffset(5))
         );
+    }
+
+    #[test]
+    fn scratch_key_is_never_longer_than_a_record_key() {
+        let prefix = Prefix::new(&"p".repeat(1003)).unwrap();
+        let key = scratch_key(&prefix, &new_token());
+        assert_eq!(key.len(), prefix.key(1).len());
+        assert!(key.starts_with(&format!("{prefix}/.s3wal-probe-")), "{key}");
+        assert_eq!(prefix.offset_of(&key), None);
     }
 
     #[test]

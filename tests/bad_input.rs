@@ -114,6 +114,16 @@ catalogue! {
     wrong_secret: 1, "HTTP 403", |log| {
         with_env(&log, &[("AWS_SECRET_ACCESS_KEY", Some("wrong"))], &["recover"])
     };
+    no_home_and_no_lock_dir: 1, "no lock folder: HOME is not set to an absolute path; set S3WAL_LOCK_DIR", |log| {
+        let unset = [("HOME", None), ("S3WAL_LOCK_DIR", None), ("XDG_STATE_HOME", None)];
+        with_env(&log, &unset, &["append", "x"])
+    };
+    lock_folder_writable_by_others: 1, "is writable by group or others (mode 777)", |log| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(&log.lock_dir).unwrap();
+        std::fs::set_permissions(&log.lock_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        log.run(&["append", "x"])
+    };
     unreadable_dotenv: 1, "cannot read .env", |log| {
         std::fs::create_dir(log.workdir.join(".env")).unwrap();
         log.run(&["recover"])
@@ -143,6 +153,12 @@ catalogue! {
     };
     empty_listing_body: 1, "not a ListBucketResult", |log| {
         through(&log, Fault::Raw(200, b""), &["recover"])
+    };
+    html_404_is_not_an_s3_endpoint: 1, "answered HTTP 404 with a body that is not S3's XML (an HTML page): is --endpoint an S3 API endpoint?", |log| {
+        through(&log, Fault::Raw(404, b"<!DOCTYPE html><html>Not Found</html>"), &["recover"])
+    };
+    prefix_whose_record_keys_pass_1024_bytes: 1, "S3's 1024-byte key limit; use at most 1003 bytes", |log| {
+        log.run(&["--prefix", &"p".repeat(1004), "recover"])
     };
     html_error_page: 1, "HTTP 502", |log| {
         through(&log, Fault::Raw(502, b"<html>Bad Gateway</html>"), &["--retries", "0", "recover"])
@@ -182,4 +198,35 @@ fn huge_lines_input_appends_every_line_in_order() {
         Some("Appended record at offset: 3000, bytes: 9")
     );
     assert_eq!(log.offsets().len(), 3000);
+}
+
+#[test]
+fn endpoint_with_trailing_slashes_reaches_the_same_log() {
+    let log = TestLog::new(Server::s3s(), "endpoint-slashes");
+    log.run(&["append", "x"]).ok();
+    let slashed = log.via(&format!("{}//", log.server.endpoint));
+    assert_eq!(
+        slashed.run(&["last"]).ok(),
+        "Last record: offset=1, data=x\n"
+    );
+}
+
+/// The test servers cannot store 1024-byte keys (s3s-fs makes file
+/// names of them, RGW's object names are capped lower), so a proxy plays
+/// a store whose key limit is exactly the length of a record key.
+#[test]
+fn scratch_key_fits_wherever_a_record_key_fits() {
+    let log = TestLog::new(Server::s3s(), "key-limit");
+    let limit = format!("/{}/{}", log.server.bucket, log.key(&key_name(1))).len();
+    let proxy = FaultProxy::start(&log.server.endpoint, move |_, path| {
+        match path.len() > limit {
+            true => Fault::Answer(400, "KeyTooLongError"),
+            false => Fault::Forward,
+        }
+    });
+    let limited = log.via(&proxy.endpoint);
+    let doctor = limited.run(&["doctor"]);
+    assert_eq!(doctor.code, 0, "{}", doctor.out());
+    limited.run(&["append", "x"]).ok();
+    assert_eq!(limited.run(&["read", "1"]).ok(), "Offset: 1, Data: x\n");
 }

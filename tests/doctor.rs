@@ -18,11 +18,21 @@ fn doctor_passes_on_a_store_that_enforces_if_none_match() {
     let out = TestLog::new(Server::s3s(), "doctor-ok")
         .run(&["doctor"])
         .ok();
-    let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 3, "{out}");
-    assert!(lines[0].starts_with("credentials and bucket: ok"), "{out}");
-    assert!(lines[1].starts_with("clock: ok"), "{out}");
-    assert!(lines[2].starts_with("conditional PUT: ok"), "{out}");
+    let checks: Vec<&str> = out.lines().map(|l| l.split(": ").next().unwrap()).collect();
+    assert_eq!(
+        checks,
+        [
+            "credentials and bucket",
+            "clock",
+            "list (s3:ListBucket)",
+            "put (s3:PutObject)",
+            "conditional PUT",
+            "get (s3:GetObject)",
+            "delete (s3:DeleteObject)",
+        ],
+        "{out}"
+    );
+    assert!(out.lines().all(|l| l.contains(": ok")), "{out}");
 }
 
 #[test]
@@ -102,4 +112,29 @@ fn credentials_that_cannot_delete_can_still_append() {
     // The probe ran once; its scratch key stayed, a foreign key to readers.
     assert_eq!(log.offsets(), [1, 2]);
     assert_eq!(log.keys().len(), 3);
+}
+
+#[test]
+fn doctor_names_s3_get_object_when_reads_are_denied() {
+    let log = TestLog::new(Server::s3s(), "doctor-no-get");
+    let proxy = FaultProxy::start(&log.server.endpoint, |method, path| {
+        match (method, path.contains(".s3wal-probe-")) {
+            ("HEAD", true) => Fault::Raw(403, b""),
+            ("GET", true) => Fault::Answer(403, "AccessDenied"),
+            _ => Fault::Forward,
+        }
+    });
+    let run = log.via(&proxy.endpoint).run(&["doctor"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let out = run.out();
+    let problems: Vec<&str> = out.lines().filter(|l| l.contains("PROBLEM")).collect();
+    assert_eq!(problems.len(), 1, "{out}");
+    assert!(
+        problems[0].starts_with("get (s3:GetObject): PROBLEM: HeadObject"),
+        "{out}"
+    );
+    assert!(
+        problems[0].contains("lack the s3:GetObject permission"),
+        "{out}"
+    );
 }

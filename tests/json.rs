@@ -90,7 +90,7 @@ fn verify_and_doctor_print_json() {
          {\"verified\":true,\"first\":1,\"last\":3,\"valid\":2,\"corrupt\":0,\"missing\":1,\"foreign\":0}\n"
     );
     let doctor = log.run(&["--json", "doctor"]).ok();
-    assert_eq!(doctor.lines().count(), 3);
+    assert_eq!(doctor.lines().count(), 7, "{doctor}");
     assert!(
         doctor.starts_with("{\"check\":\"credentials and bucket\",\"ok\":true,"),
         "{doctor}"

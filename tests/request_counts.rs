@@ -117,3 +117,41 @@ fn dump_reads_each_record_once_and_finds_its_ends_cheaply() {
         "{counts:?}"
     );
 }
+
+/// Writes `count` foreign keys `<prefix>/snapshots/<n>` straight into
+/// s3s-fs's folder, as a tool that keeps snapshots beside the log would.
+fn add_snapshots(log: &TestLog, count: u64) {
+    let data = log.server.data_dir.as_ref().expect("an s3s-fs log");
+    let dir = data
+        .join(&log.server.bucket)
+        .join(&log.prefix)
+        .join("snapshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    for n in 0..count {
+        std::fs::write(dir.join(format!("{n:06}")), b"not a record").unwrap();
+    }
+}
+
+#[test]
+fn keys_sorting_after_the_records_cost_no_extra_request() {
+    let plain = log_of(1_000, "no-snapshots");
+    let with_snapshots = log_of(1_000, "snapshots");
+    add_snapshots(&with_snapshots, 3_000);
+    let cold = |log: &TestLog| {
+        let run = log.run(&["-v", "recover"]);
+        assert_eq!(run.ok(), "Last offset: 1000\n");
+        request_counts(&run)
+    };
+    let cold_counts = cold(&with_snapshots);
+    assert_eq!(cold_counts, cold(&plain));
+    assert!(
+        cold_counts["ListObjectsV2"] <= cold_budget(1_000),
+        "{cold_counts:?}"
+    );
+    let warm = with_snapshots.run(&["-v", "recover"]);
+    assert_eq!(warm.ok(), "Last offset: 1000\n");
+    assert_eq!(
+        request_counts(&warm),
+        counts(&[("HeadObject", 1), ("ListObjectsV2", 1)])
+    );
+}

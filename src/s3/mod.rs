@@ -125,15 +125,66 @@ pub(crate) struct Response {
 
 impl Response {
     /// The store's error for a status the action did not expect.
+    ///
+    /// A body that is not an S3 `<Error>` (a web server's HTML 404, a
+    /// gateway's page) means the endpoint is probably not an S3 API at
+    /// all, which a bare "HTTP 404" would hide. A 403 names the IAM
+    /// permission the action needs, because a HEAD's 403 has no body at
+    /// all to say so.
     fn into_error(self, request: &Request) -> Error {
         let parsed = xml::parse_error(&self.body);
+        if !self.body.is_empty() && !is_s3_error(&self.body) {
+            return Error::Protocol {
+                request: request.describe(),
+                message: format!(
+                    "the endpoint {} answered HTTP {} with a body that is not S3's XML ({}): \
+                     is --endpoint an S3 API endpoint?",
+                    &request.url[url::Position::BeforeHost..url::Position::AfterPort],
+                    self.status,
+                    body_kind(&self.body)
+                ),
+            };
+        }
+        let denied =
+            self.status == 403 && parsed.code.as_deref().is_none_or(|c| c == "AccessDenied");
         Error::S3 {
             request: request.describe(),
             status: self.status,
+            permission: denied.then(|| permission_for(request.action)).flatten(),
             code: parsed.code,
             message: parsed.message,
             request_id: parsed.request_id.or(self.request_id),
         }
+    }
+}
+
+/// Whether `body` is an S3 `<Error>` document, whatever fields it fills.
+fn is_s3_error(body: &[u8]) -> bool {
+    let mut error = false;
+    xml::for_each_leaf(body, |path, _| error |= path == ["Error"]).is_ok() && error
+}
+
+/// What a body that is not S3's XML looks like, for the error message.
+fn body_kind(body: &[u8]) -> &'static str {
+    let start = String::from_utf8_lossy(&body[..body.len().min(64)]).to_ascii_lowercase();
+    let start = start.trim_start();
+    if start.starts_with("<!doctype html") || start.starts_with("<html") {
+        "an HTML page"
+    } else if start.starts_with('<') {
+        "XML without an S3 error code"
+    } else {
+        "not XML"
+    }
+}
+
+/// The IAM permission an S3 action needs, named when the store denies it.
+fn permission_for(action: &str) -> Option<&'static str> {
+    match action {
+        "HeadObject" | "GetObject" => Some("s3:GetObject"),
+        "PutObject" => Some("s3:PutObject"),
+        "ListObjectsV2" => Some("s3:ListBucket"),
+        "DeleteObjects" => Some("s3:DeleteObject"),
+        _ => None,
     }
 }
 
@@ -407,6 +458,72 @@ pub(crate) mod tests {
             proxy: None,
         })
         .unwrap()
+    }
+
+    fn error_for(action: &str, status: u16, body: &[u8]) -> Error {
+        let request = match action {
+            "HeadObject" => signer().head_object("wal/k"),
+            _ => signer().get_object("wal/k"),
+        };
+        Response {
+            status,
+            body: body.to_vec(),
+            ..Response::default()
+        }
+        .into_error(&request)
+    }
+
+    #[test]
+    fn html_error_page_says_the_endpoint_may_not_be_s3() {
+        let error = error_for("GetObject", 404, b"<!DOCTYPE html><html>Not Found</html>");
+        assert_eq!(
+            error.to_string(),
+            "GetObject wal/k: the endpoint 127.0.0.1:9000 answered HTTP 404 with a body that is \
+             not S3's XML (an HTML page): is --endpoint an S3 API endpoint?"
+        );
+    }
+
+    #[test]
+    fn plain_text_error_body_is_not_s3_either() {
+        let error = error_for("GetObject", 500, b"Internal Server Error").to_string();
+        assert!(error.contains("is not S3's XML (not XML)"), "{error}");
+    }
+
+    #[test]
+    fn access_denied_names_the_missing_iam_permission() {
+        let body = b"<Error><Code>AccessDenied</Code><RequestId>R1</RequestId></Error>";
+        let error = error_for("GetObject", 403, body).to_string();
+        assert!(
+            error.contains("lack the s3:GetObject permission"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn head_403_without_a_body_names_the_permission_it_may_lack() {
+        let error = error_for("HeadObject", 403, b"").to_string();
+        assert!(error.starts_with("HeadObject wal/k: HTTP 403"), "{error}");
+        assert!(error.contains("s3:GetObject"), "{error}");
+    }
+
+    #[test]
+    fn bad_signature_403_names_no_permission() {
+        let body = b"<Error><Code>SignatureDoesNotMatch</Code></Error>";
+        let error = error_for("GetObject", 403, body).to_string();
+        assert!(!error.contains("permission"), "{error}");
+    }
+
+    #[test]
+    fn every_action_of_the_log_has_a_permission() {
+        for (action, permission) in [
+            ("HeadObject", "s3:GetObject"),
+            ("GetObject", "s3:GetObject"),
+            ("PutObject", "s3:PutObject"),
+            ("ListObjectsV2", "s3:ListBucket"),
+            ("DeleteObjects", "s3:DeleteObject"),
+        ] {
+            assert_eq!(permission_for(action), Some(permission), "{action}");
+        }
     }
 
     #[test]
