@@ -41,10 +41,8 @@ pub fn judge_lock_dir(owner: u32, mode: u32, me: u32) -> Result<(), String> {
 
 /// The effective user id of this process.
 fn effective_uid() -> u32 {
-    unsafe extern "C" {
-        safe fn geteuid() -> u32;
-    }
-    geteuid()
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
 }
 
 /// Creates `dir` (mode 0700, with any missing parents) if it is missing,
