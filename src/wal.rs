@@ -117,15 +117,21 @@ fn deletion_batches(after: u64, tail: u64) -> impl Iterator<Item = Vec<u64>> {
 }
 
 /// A PUT without an answer may still have stored the record: say so, so
-/// that nobody appends it a second time blindly.
+/// that nobody appends it a second time blindly. A PUT whose body never
+/// reached the store whole stored nothing, and its error says that.
 fn maybe_stored(error: Error, offset: u64) -> Error {
     match error {
-        Error::Transport { request, message } => Error::Transport {
+        Error::Transport {
+            request,
+            message,
+            body_never_arrived: false,
+        } => Error::Transport {
             request,
             message: format!(
                 "{message}; the record may have been stored at offset {offset}: \
                  check with `read {offset}` before appending it again"
             ),
+            body_never_arrived: false,
         },
         other => other,
     }
@@ -190,10 +196,7 @@ impl<S: Store> Wal<S> {
     /// PUTs `key` if absent: whether this PUT created it (recognising our
     /// own write behind a lost answer by its token).
     fn create_once(&self, key: &str, token: &str) -> Result<bool> {
-        match self
-            .store
-            .put_if_absent(key, b"s3wal probe".to_vec(), token)?
-        {
+        match self.store.put_if_absent(key, b"s3wal probe", token)? {
             PutOutcome::Created => Ok(true),
             PutOutcome::ExistsAfterRetry => Ok(self.is_ours(key, token)?),
             PutOutcome::Exists | PutOutcome::Conflict => Ok(false),
@@ -361,7 +364,7 @@ impl<S: Store> Wal<S> {
             let key = self.prefix.key(offset);
             let outcome = self
                 .store
-                .put_if_absent(&key, record::encode(offset, data), &token)
+                .put_if_absent(&key, &record::encode(offset, data), &token)
                 .map_err(|e| maybe_stored(e, offset))?;
             let mut next = after_put(offset, outcome, uncertain);
             if next == Some(Retry::CheckToken(offset)) {
