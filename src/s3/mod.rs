@@ -308,16 +308,17 @@ impl Client {
         loop {
             tries += 1;
             let mut unsent: &[u8] = &request.body;
-            let outcome = self.exchange_observed(request, &mut unsent);
-            let (retry, failure) = match &outcome {
+            let outcome = self
+                .exchange_observed(request, &mut unsent)
+                .map_err(|error| failure::judge(&error, &request.host(), idle));
+            let retry = match &outcome {
                 Ok(response) => {
                     may_have_acted |= retry::may_have_acted(response.status);
-                    (retry::answer_retry(response), None)
+                    retry::answer_retry(response)
                 }
-                Err(error) => {
-                    let failure = failure::judge(error, &request.host(), idle);
+                Err(failure) => {
                     may_have_acted |= !failure.while_sending && unsent.is_empty();
-                    (failure.retry, Some(failure))
+                    failure.retry
                 }
             };
             let budget = match retry {
@@ -327,46 +328,12 @@ impl Client {
             let since_failure = first_failure.get_or_insert_with(Instant::now).elapsed();
             let pause = retry::wait_before(tries, retry::draw());
             if retry == Retry::No || tries > self.retry.retries || since_failure + pause >= budget {
-                let tried = match tries {
-                    1 => String::new(),
-                    _ => format!(
-                        "{tries} tries in {:.1} s: ",
-                        started.elapsed().as_secs_f64()
-                    ),
+                let tried = Tried {
+                    tries,
+                    elapsed: started.elapsed(),
+                    may_have_acted,
                 };
-                let transport = |message: String, body_never_arrived| Error::Transport {
-                    request: request.describe(),
-                    message: format!("{tried}{message}"),
-                    body_never_arrived,
-                };
-                return match (outcome, failure) {
-                    (Ok(response), _) => match response.damage {
-                        Some(damage) => Err(transport(
-                            format!(
-                                "the body kept arriving damaged from {}: {damage}",
-                                request.host()
-                            ),
-                            false,
-                        )),
-                        None => Ok(Response {
-                            attempts: tries,
-                            ..response
-                        }),
-                    },
-                    (Err(_), Some(failure)) => {
-                        let never_arrived = !request.body.is_empty() && !may_have_acted;
-                        let message = match never_arrived {
-                            true => format!(
-                                "{}; the request body never reached the store whole, \
-                                 so it had no effect",
-                                failure.message
-                            ),
-                            false => failure.message,
-                        };
-                        Err(transport(message, never_arrived))
-                    }
-                    (Err(error), None) => Err(transport(error.to_string(), false)),
-                };
+                return last_outcome(request, outcome, &tried);
             }
             std::thread::sleep(pause);
         }
@@ -467,6 +434,63 @@ impl Client {
     }
 }
 
+/// How a request's tries went, for the outcome of the last one.
+#[derive(Debug, Clone, Copy)]
+struct Tried {
+    /// How many times the request was sent.
+    tries: u32,
+    /// From the first try to the end of the last.
+    elapsed: Duration,
+    /// Some try may have taken effect: it sent the whole request and got
+    /// no answer, or an answer that leaves doubt.
+    may_have_acted: bool,
+}
+
+/// The result of a request whose last try ended in `outcome`: the answer,
+/// or an error that says how often it was tried, whether a body kept
+/// arriving damaged, and whether a request body never reached the store.
+fn last_outcome(
+    request: &Request<'_>,
+    outcome: Result<Response, failure::Failure>,
+    tried: &Tried,
+) -> Result<Response> {
+    let transport = |message: String, body_never_arrived| {
+        let tries = match tried.tries {
+            1 => String::new(),
+            n => format!("{n} tries in {:.1} s: ", tried.elapsed.as_secs_f64()),
+        };
+        Error::Transport {
+            request: request.describe(),
+            message: format!("{tries}{message}"),
+            body_never_arrived,
+        }
+    };
+    match outcome {
+        Ok(Response {
+            damage: Some(damage),
+            ..
+        }) => Err(transport(
+            format!(
+                "the body kept arriving damaged from {}: {damage}",
+                request.host()
+            ),
+            false,
+        )),
+        Ok(response) => Ok(Response {
+            attempts: tried.tries,
+            ..response
+        }),
+        Err(failure) if !request.body.is_empty() && !tried.may_have_acted => Err(transport(
+            format!(
+                "{}; the request body never reached the store whole, so it had no effect",
+                failure.message
+            ),
+            true,
+        )),
+        Err(failure) => Err(transport(failure.message, false)),
+    }
+}
+
 /// Removes the query string of every URL in `message`, because a presigned
 /// URL's query string is a credential.
 pub(crate) fn redact_urls(message: &str) -> String {
@@ -498,6 +522,71 @@ pub(crate) mod tests {
             proxy: None,
         })
         .unwrap()
+    }
+
+    fn cut_off() -> failure::Failure {
+        failure::judge(
+            &ureq::Error::Timeout(ureq::Timeout::PerWrite),
+            "h:1",
+            Duration::from_secs(5),
+        )
+    }
+
+    fn tried(tries: u32, may_have_acted: bool) -> Tried {
+        Tried {
+            tries,
+            elapsed: Duration::from_millis(1500),
+            may_have_acted,
+        }
+    }
+
+    #[test]
+    fn a_put_whose_body_never_arrived_says_it_had_no_effect() {
+        let request = signer().put_if_absent("k", b"data", "t");
+        let error = last_outcome(&request, Err(cut_off()), &tried(3, false)).unwrap_err();
+        assert!(matches!(
+            error,
+            Error::Transport {
+                body_never_arrived: true,
+                ..
+            }
+        ));
+        assert_eq!(
+            error.to_string(),
+            "PutObject k: 3 tries in 1.5 s: h:1 took no data for 5 s (--timeout); the \
+             request was cut off; the request body never reached the store whole, so it \
+             had no effect"
+        );
+    }
+
+    #[test]
+    fn a_put_that_an_earlier_try_may_have_delivered_makes_no_such_claim() {
+        let request = signer().put_if_absent("k", b"data", "t");
+        let error = last_outcome(&request, Err(cut_off()), &tried(2, true)).unwrap_err();
+        assert!(matches!(
+            error,
+            Error::Transport {
+                body_never_arrived: false,
+                ..
+            }
+        ));
+        assert!(!error.to_string().contains("no effect"), "{error}");
+    }
+
+    #[test]
+    fn a_body_that_kept_arriving_damaged_is_a_transport_error() {
+        let request = signer().get_object("k");
+        let damaged = Response {
+            status: 200,
+            damage: Some("its MD5 differs".into()),
+            ..Response::default()
+        };
+        let error = last_outcome(&request, Ok(damaged), &tried(9, false)).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "GetObject k: 9 tries in 1.5 s: the body kept arriving damaged from \
+             127.0.0.1:9000: its MD5 differs"
+        );
     }
 
     #[test]
