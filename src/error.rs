@@ -31,12 +31,17 @@ pub enum Error {
     Usage(String),
     /// Incomplete or contradictory configuration.
     Config(String),
-    /// The request never got an HTTP answer (DNS, connect, reset, timeout).
+    /// The request never got an HTTP answer (DNS, connect, reset, timeout),
+    /// or its answer kept arriving damaged.
     Transport {
         /// What was asked, as `METHOD key`; never the signed URL.
         request: String,
         /// What went wrong.
         message: String,
+        /// The request had a body that never reached the store whole (the
+        /// upload was cut off, or never started) and no try got an answer
+        /// that leaves doubt, so it had no effect: a PUT stored nothing.
+        body_never_arrived: bool,
     },
     /// The store answered, but not in a way s3wal can read.
     Protocol {
@@ -206,9 +211,10 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Usage(message) | Error::Config(message) => f.write_str(message),
-            Error::Transport { request, message } | Error::Protocol { request, message } => {
-                write!(f, "{request}: {message}")
+            Error::Transport {
+                request, message, ..
             }
+            | Error::Protocol { request, message } => write!(f, "{request}: {message}"),
             Error::S3 {
                 request,
                 status,

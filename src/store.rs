@@ -11,8 +11,9 @@ use crate::s3::{Client, ListPage, ObjectHead, PageRequest, PutOutcome};
 /// What the log needs from an object store.
 pub trait Store {
     /// Writes `body` at `key`, tagged with the append's `token`, unless an
-    /// object is already there.
-    fn put_if_absent(&self, key: &str, body: Vec<u8>, token: &str) -> Result<PutOutcome>;
+    /// object is already there. The body is borrowed: a large record is
+    /// not copied on its way out.
+    fn put_if_absent(&self, key: &str, body: &[u8], token: &str) -> Result<PutOutcome>;
     /// The body at `key`, or `None` if there is no object.
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
     /// What is known of the object at `key` without reading it, or `None`
@@ -26,7 +27,7 @@ pub trait Store {
 }
 
 impl Store for Client {
-    fn put_if_absent(&self, key: &str, body: Vec<u8>, token: &str) -> Result<PutOutcome> {
+    fn put_if_absent(&self, key: &str, body: &[u8], token: &str) -> Result<PutOutcome> {
         Client::put_if_absent(self, key, body, token)
     }
 

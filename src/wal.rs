@@ -129,10 +129,14 @@ fn deletion_batches(after: u64, tail: u64) -> impl Iterator<Item = Vec<u64>> {
 }
 
 /// A PUT without an answer may still have stored the record: say so, so
-/// that nobody appends it a second time blindly.
+/// that nobody appends it a second time blindly. A PUT whose body never
+/// reached the store whole stored nothing, and its error says that.
 fn maybe_stored(error: Error, offset: u64) -> Error {
     match error {
-        Error::Transport { .. } => Error::MaybeStored {
+        Error::Transport {
+            body_never_arrived: false,
+            ..
+        } => Error::MaybeStored {
             offset,
             source: Box::new(error),
         },
@@ -212,10 +216,7 @@ impl<S: Store> Wal<S> {
     /// PUTs `key` if absent: whether this PUT created it (recognising our
     /// own write behind a lost answer by its token).
     fn create_once(&self, key: &str, token: &str) -> Result<bool> {
-        match self
-            .store
-            .put_if_absent(key, b"s3wal probe".to_vec(), token)?
-        {
+        match self.store.put_if_absent(key, b"s3wal probe", token)? {
             PutOutcome::Created => Ok(true),
             PutOutcome::ExistsAfterRetry => Ok(self.is_ours(key, token)?),
             PutOutcome::Exists | PutOutcome::Conflict => Ok(false),
@@ -398,7 +399,7 @@ impl<S: Store> Wal<S> {
             let key = self.prefix.key(offset);
             let outcome = self
                 .store
-                .put_if_absent(&key, body.at(offset).to_vec(), &token)
+                .put_if_absent(&key, body.at(offset), &token)
                 .map_err(|e| maybe_stored(e, offset))?;
             let mut next = after_put(offset, outcome, uncertain);
             if next == Some(Retry::CheckToken(offset)) {

@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::proxy::{Fault, FaultProxy};
 use common::{Run, Server, TestLog, key_name};
 
@@ -49,6 +51,14 @@ fn record_gets_answered(log: &TestLog, fault: Fault, args: &[&str]) -> Run {
         }
     });
     log.via(&proxy.endpoint).run(args)
+}
+
+/// An endpoint whose host name cannot resolve, and fails to without a
+/// packet sent: its 64-character label is longer than DNS allows, so the
+/// system's resolver refuses it before asking any server (a plain
+/// `.invalid` name would still be sent to the configured DNS server).
+fn unresolvable_endpoint() -> String {
+    format!("http://{}.invalid:9000", "a".repeat(64))
 }
 
 /// Uploads the fixture `name` at offset 1 and reads it.
@@ -104,10 +114,10 @@ catalogue! {
         log.run(&["--endpoint", "http://u:p@127.0.0.1:1", "recover"])
     };
     region_not_a_region: 1, "region", |log| log.run(&["--region", "us east", "recover"]);
-    unknown_endpoint_host: 1, "ListObjectsV2", |log| {
-        log.run(&["--endpoint", "http://s3wal-test.invalid:9000", "--retries", "0", "recover"])
+    unknown_endpoint_host: 1, "cannot resolve the host name of", |log| {
+        log.run(&["--endpoint", &unresolvable_endpoint(), "recover"])
     };
-    endpoint_refusing_connections: 1, "ListObjectsV2", |log| {
+    endpoint_refusing_connections: 1, "127.0.0.1:9 refused the connection", |log| {
         log.run(&["--endpoint", "http://127.0.0.1:9", "--retries", "0", "recover"])
     };
     missing_bucket: 1, "NoSuchBucket", |log| log.run(&["--bucket", "s3wal-missing", "last"]);
@@ -171,6 +181,24 @@ catalogue! {
         log.run(&["append", "x"]).ok();
         record_gets_answered(&log, Fault::Truncated(200, b"\0\0\0"), &["--retries", "0", "read", "1"])
     };
+}
+
+#[test]
+fn an_unknown_host_fails_at_once_naming_it() {
+    let log = TestLog::new(Server::s3s(), "unknown-host");
+    let args = ["--endpoint", &unresolvable_endpoint(), "recover"];
+    log.fails_within(
+        Duration::from_secs(1),
+        &args,
+        "aaaa.invalid:9000 (Name or service not known)",
+    );
+}
+
+#[test]
+fn a_refused_connection_is_retried_for_a_few_seconds_only() {
+    let log = TestLog::new(Server::s3s(), "refused");
+    let args = ["--endpoint", "http://127.0.0.1:9", "recover"];
+    log.fails_within(Duration::from_secs(4), &args, "retried for 3 s at most");
 }
 
 #[test]

@@ -6,6 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::proxy::FaultProxy;
 use common::{Run, Server, TestLog};
@@ -97,12 +98,17 @@ fn private_ca(dir: &Path, name: &str) -> (PathBuf, Arc<rustls::ServerConfig>) {
             "san.ext",
         ],
     );
-    let certificates: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_file_iter(dir.join("server.pem"))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+    let config = serving(&dir.join("server.pem"), &dir.join("server.key"));
+    (dir.join(ca_pem), config)
+}
+
+/// A TLS server configuration that presents the certificate at `pem`.
+fn serving(pem: &Path, key: &Path) -> Arc<rustls::ServerConfig> {
+    let certificates: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(pem)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(key).unwrap();
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -111,8 +117,11 @@ fn private_ca(dir: &Path, name: &str) -> (PathBuf, Arc<rustls::ServerConfig>) {
     .with_no_client_auth()
     .with_single_cert(certificates, key)
     .unwrap();
-    (dir.join(ca_pem), Arc::new(config))
+    Arc::new(config)
 }
+
+/// Certificate and protocol errors are final: no retry can mend them.
+const AT_ONCE: Duration = Duration::from_secs(2);
 
 /// A log reached over HTTPS through a TLS front signed by a private CA.
 fn https_log(name: &str) -> (TestLog, PathBuf, FaultProxy) {
@@ -145,10 +154,40 @@ fn aws_ca_bundle_names_the_bundle_too() {
 }
 
 #[test]
-fn without_the_bundle_the_private_ca_is_not_trusted() {
+fn without_the_bundle_the_private_ca_is_not_trusted_and_no_retry_is_made() {
     let (log, _ca, _front) = https_log("https-untrusted");
-    log.run(&["--retries", "0", "recover"])
-        .fails(1, "ListObjectsV2");
+    log.fails_within(
+        AT_ONCE,
+        &["recover"],
+        "(UnknownIssuer): pass that CA's certificate with --ca-bundle",
+    );
+}
+
+#[test]
+fn a_ca_certificate_served_as_the_server_certificate_is_refused_at_once_saying_why() {
+    let log = TestLog::new(Server::s3s(), "https-ca-as-leaf");
+    let (ca, _) = private_ca(&log.workdir, "leafless-ca");
+    let front = FaultProxy::start_tls(
+        &log.server.endpoint,
+        serving(&ca, &log.workdir.join("leafless-ca.key")),
+    );
+    let args = ["--ca-bundle", ca.to_str().unwrap(), "recover"];
+    log.via(&front.endpoint).fails_within(
+        AT_ONCE,
+        &args,
+        "(CaUsedAsEndEntity): the server needs a leaf certificate (basicConstraints CA:FALSE)",
+    );
+}
+
+#[test]
+fn https_to_a_plain_http_server_is_refused_at_once_saying_use_http() {
+    let log = TestLog::new(Server::s3s(), "https-to-http");
+    let endpoint = log.server.endpoint.replace("http://", "https://");
+    log.via(&endpoint).fails_within(
+        AT_ONCE,
+        &["recover"],
+        "it seems to speak plain HTTP; use an http:// endpoint",
+    );
 }
 
 #[test]
@@ -164,7 +203,7 @@ fn a_bundle_of_another_ca_is_not_enough() {
         "0",
         "recover",
     ])
-    .fails(1, "ListObjectsV2");
+    .fails(1, "--ca-bundle");
 }
 
 #[test]

@@ -68,8 +68,9 @@ struct Args {
     /// retries of a request that failed for a transient reason (default 8)
     #[argh(option)]
     retries: Option<u32>,
-    /// longest time one request may take, retries included, in seconds
-    /// (default 60)
+    /// longest a connection may make no progress, in seconds, and how long
+    /// a failing request is retried (default 60); a slow transfer that
+    /// keeps moving is never cut off
     #[argh(option)]
     timeout: Option<u64>,
     /// PEM bundle of the CAs to trust for an HTTPS endpoint, instead of the

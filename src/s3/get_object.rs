@@ -6,23 +6,26 @@ use super::{Client, PRESIGN_TTL, Request, Response, Signer, xml};
 use crate::error::Result;
 
 impl Signer {
-    /// A GET of the object at `key`.
-    pub(crate) fn get_object(&self, key: &str) -> Request {
+    /// A GET of the object at `key`, whose body is checked against its
+    /// ETag: damage on the way is fetched again, not reported as a
+    /// corrupt record.
+    pub(crate) fn get_object(&self, key: &str) -> Request<'static> {
         let action = self.bucket.get_object(Some(&self.credentials), key);
         Request {
             action: "GetObject",
             method: rusty_s3::Method::Get,
             url: action.sign(PRESIGN_TTL),
             headers: Vec::new(),
-            body: Vec::new(),
+            body: Default::default(),
             target: key.to_owned(),
+            check_body: true,
         }
     }
 }
 
 /// The body, or `None` when the key does not exist. A missing bucket is
 /// also a 404, but an error: it must not read as an empty log.
-fn object_body(request: &Request, response: Response) -> Result<Option<Vec<u8>>> {
+fn object_body(request: &Request<'_>, response: Response) -> Result<Option<Vec<u8>>> {
     match response.status {
         200 => Ok(Some(response.body)),
         404 if xml::parse_error(&response.body).code.as_deref() == Some("NoSuchKey") => Ok(None),

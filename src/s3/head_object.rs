@@ -7,15 +7,16 @@ use crate::error::Result;
 
 impl Signer {
     /// A HEAD of the object at `key`.
-    pub(crate) fn head_object(&self, key: &str) -> Request {
+    pub(crate) fn head_object(&self, key: &str) -> Request<'static> {
         let action = self.bucket.head_object(Some(&self.credentials), key);
         Request {
             action: "HeadObject",
             method: rusty_s3::Method::Head,
             url: action.sign(PRESIGN_TTL),
             headers: Vec::new(),
-            body: Vec::new(),
+            body: Default::default(),
             target: key.to_owned(),
+            check_body: false,
         }
     }
 }
@@ -30,7 +31,7 @@ pub struct ObjectHead {
 /// The object's head, or `None` if it does not exist. A HEAD answer has no
 /// body, so a missing bucket also reads as `None`; callers fall back to a
 /// listing, which reports it.
-fn object_head(request: &Request, response: Response) -> Result<Option<ObjectHead>> {
+fn object_head(request: &Request<'_>, response: Response) -> Result<Option<ObjectHead>> {
     match response.status {
         200 => Ok(Some(ObjectHead {
             token: response.token,

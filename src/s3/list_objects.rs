@@ -30,7 +30,7 @@ pub struct ListPage {
 impl Signer {
     /// A request for at most `max_keys` keys under `prefix` strictly after
     /// `start_after`, or, with `continuation`, for the page that token names.
-    pub(crate) fn list_objects(&self, page: &PageRequest<'_>) -> Request {
+    pub(crate) fn list_objects(&self, page: &PageRequest<'_>) -> Request<'static> {
         let PageRequest {
             prefix,
             start_after,
@@ -53,8 +53,9 @@ impl Signer {
             method: rusty_s3::Method::Get,
             url: self.sign_bucket_request(rusty_s3::Method::Get, &query, &Map::new()),
             headers: Vec::new(),
-            body: Vec::new(),
+            body: Default::default(),
             target: prefix.to_owned(),
+            check_body: false,
         }
     }
 }
@@ -88,14 +89,27 @@ impl ListPage {
     }
 }
 
-fn list_page(request: &Request, response: Response) -> Result<ListPage> {
+/// The page answered to a request that carried the continuation token
+/// `sent`. A truncated page that hands the same token back would make the
+/// listing ask for it forever: an error naming the store, as is any
+/// answer that is not a listing.
+fn list_page(request: &Request<'_>, sent: Option<&str>, response: Response) -> Result<ListPage> {
     if response.status != 200 {
         return Err(response.into_error(request));
     }
-    ListPage::parse(&response.body).map_err(|message| Error::Protocol {
+    let protocol = |message: String| Error::Protocol {
         request: request.describe(),
-        message,
-    })
+        message: format!("{message} (the store at {})", request.host()),
+    };
+    let page = ListPage::parse(&response.body).map_err(protocol)?;
+    if page.continuation.is_some() && page.continuation.as_deref() == sent {
+        return Err(protocol(
+            "a truncated page carries the continuation token that asked for it, \
+             so the listing would never end"
+                .into(),
+        ));
+    }
+    Ok(page)
 }
 
 impl Client {
@@ -103,7 +117,7 @@ impl Client {
     pub fn list_page(&self, page: &PageRequest<'_>) -> Result<ListPage> {
         let request = self.signer.list_objects(page);
         let response = self.send(&request)?;
-        list_page(&request, response)
+        list_page(&request, page.continuation, response)
     }
 }
 
@@ -121,7 +135,7 @@ mod tests {
         }
     }
 
-    fn request() -> Request {
+    fn request() -> Request<'static> {
         signer().list_objects(&PageRequest {
             prefix: "wal/",
             start_after: Some("wal/00000000000000000002"),
@@ -149,6 +163,7 @@ mod tests {
     fn last_page_has_keys_and_no_continuation() {
         let page = list_page(
             &request(),
+            None,
             answer(
                 r#"<?xml version="1.0" encoding="UTF-8"?>
 <ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name>
@@ -166,6 +181,7 @@ mod tests {
     fn truncated_page_carries_its_continuation_token() {
         let page = list_page(
             &request(),
+            None,
             answer(
                 "<ListBucketResult><IsTruncated>true</IsTruncated>\
                  <NextContinuationToken>T1</NextContinuationToken></ListBucketResult>",
@@ -179,6 +195,7 @@ mod tests {
     fn truncated_page_without_token_is_a_protocol_error() {
         let error = list_page(
             &request(),
+            None,
             answer("<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>"),
         )
         .unwrap_err();
@@ -186,16 +203,28 @@ mod tests {
     }
 
     #[test]
+    fn a_truncated_page_that_repeats_its_token_is_a_protocol_error_naming_the_store() {
+        let repeated = "<ListBucketResult><IsTruncated>true</IsTruncated>\
+                        <NextContinuationToken>T1</NextContinuationToken></ListBucketResult>";
+        let error = list_page(&request(), Some("T1"), answer(repeated)).unwrap_err();
+        assert!(matches!(error, Error::Protocol { .. }), "{error}");
+        let message = error.to_string();
+        assert!(message.contains("would never end"), "{message}");
+        assert!(message.contains("the store at 127.0.0.1:9000"), "{message}");
+    }
+
+    #[test]
     fn empty_or_foreign_answer_is_not_an_empty_listing() {
         for body in ["", "<Error/>", "<html><body>proxy</body></html>"] {
-            let error = list_page(&request(), answer(body)).unwrap_err();
+            let error = list_page(&request(), None, answer(body)).unwrap_err();
             assert!(matches!(error, Error::Protocol { .. }), "{body:?}: {error}");
         }
     }
 
     #[test]
     fn malformed_listing_is_a_protocol_error() {
-        let error = list_page(&request(), answer("<ListBucketResult><Contents>")).unwrap_err();
+        let error =
+            list_page(&request(), None, answer("<ListBucketResult><Contents>")).unwrap_err();
         assert!(matches!(error, Error::Protocol { .. }), "{error}");
     }
 }

@@ -6,8 +6,10 @@
 //! result. [`Client`] only joins them with one keep-alive `ureq::Agent`.
 
 mod delete_objects;
+mod failure;
 mod get_object;
 mod head_object;
+mod integrity;
 mod list_objects;
 mod put_object;
 mod retry;
@@ -15,16 +17,18 @@ mod server_clock;
 mod tls;
 mod xml;
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rusty_s3::{Bucket, Credentials, Map, Method, UrlStyle};
-use ureq::Proxy;
 use ureq::tls::{RootCerts, TlsConfig};
+use ureq::{Proxy, SendBody};
 use url::Url;
 
 use crate::error::{Error, Result};
+use failure::Retry;
 
 pub use delete_objects::MAX_KEYS_PER_DELETE;
 pub use head_object::ObjectHead;
@@ -37,7 +41,7 @@ pub use xml::{ErrorBody, parse_error};
 /// they are sent; an hour leaves room for slow bodies and clock skew.
 const PRESIGN_TTL: Duration = Duration::from_secs(3600);
 
-/// The longest wait for a TCP connection to the store.
+/// The longest wait for a connection to the store (TCP and TLS).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The user-metadata header that carries an append's token, so that a
@@ -89,23 +93,36 @@ pub struct Exchange {
     pub elapsed: Duration,
 }
 
-/// A signed request, ready to send.
+/// A signed request, ready to send. Its body is borrowed: a record of
+/// many megabytes is not copied on its way to the socket.
 #[derive(Debug)]
-pub(crate) struct Request {
+pub(crate) struct Request<'a> {
     action: &'static str,
     method: Method,
     url: Url,
     /// Headers sent as they are; signed ones must match what was signed.
     headers: Vec<(&'static str, String)>,
-    body: Vec<u8>,
+    body: Cow<'a, [u8]>,
     /// What the request is about, for errors and logs.
     target: String,
+    /// Check a 200 answer's body against its `Content-Length` and ETag,
+    /// and fetch it again if it was damaged on the way (GetObject).
+    check_body: bool,
 }
 
-impl Request {
+impl Request<'_> {
     /// `PutObject wal/00000000000000000001`, the way errors name a request.
     pub(crate) fn describe(&self) -> String {
         format!("{} {}", self.action, self.target)
+    }
+
+    /// The store's `host:port`, the way errors name the store.
+    pub(crate) fn host(&self) -> String {
+        format!(
+            "{}:{}",
+            self.url.host_str().unwrap_or_default(),
+            self.url.port_or_known_default().unwrap_or_default()
+        )
     }
 }
 
@@ -121,6 +138,8 @@ pub(crate) struct Response {
     body: Vec<u8>,
     /// How many times the request was sent to get this answer.
     attempts: u32,
+    /// Why a checked body is not what the store sent, if it is not.
+    damage: Option<String>,
 }
 
 impl Response {
@@ -131,7 +150,7 @@ impl Response {
     /// all, which a bare "HTTP 404" would hide. A 403 names the IAM
     /// permission the action needs, because a HEAD's 403 has no body at
     /// all to say so.
-    fn into_error(self, request: &Request) -> Error {
+    fn into_error(self, request: &Request<'_>) -> Error {
         let parsed = xml::parse_error(&self.body);
         if !self.body.is_empty() && !is_s3_error(&self.body) {
             return Error::Protocol {
@@ -294,7 +313,13 @@ impl Client {
             // S3 answers wrong-region requests with a 301 worth showing.
             .max_redirects(0)
             .max_redirects_will_error(false)
+            // `--timeout` limits how long the exchange may make no progress,
+            // never how long it may take: an upload or a download that
+            // keeps moving is not cut off, one that stalls fails in time.
+            .timeout_resolve(Some(config.retry.timeout))
             .timeout_connect(Some(CONNECT_TIMEOUT.min(config.retry.timeout)))
+            .timeout_per_read(Some(config.retry.timeout))
+            .timeout_per_write(Some(config.retry.timeout))
             .build()
             .new_agent();
         Ok(Client {
@@ -318,41 +343,62 @@ impl Client {
 
     /// Sends `request`, retrying transient failures within the policy,
     /// and returns the last answer, whatever its status.
-    fn send(&self, request: &Request) -> Result<Response> {
-        let deadline = Instant::now() + self.retry.timeout;
-        let mut retry = 0;
+    ///
+    /// Retries stop after `--retries` of them, or once `--timeout` has
+    /// passed since the first failure ([`failure::REFUSED_RETRY_TIME`] for
+    /// a refused connection); failures that no retry can mend (a host name
+    /// that does not resolve, a refused certificate) end at once. A body
+    /// that kept arriving damaged is an error, never a corrupt record.
+    fn send(&self, request: &Request<'_>) -> Result<Response> {
+        let idle = self.retry.timeout;
+        let started = Instant::now();
+        let mut first_failure: Option<Instant> = None;
+        // Whether some try may have taken effect in the store.
+        let mut may_have_acted = false;
+        let mut tries = 0;
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let outcome = self.exchange_observed(request, left);
-            let transient = match &outcome {
-                Ok(response) => retry::is_transient(response.status),
-                Err(_) => true,
+            tries += 1;
+            let mut unsent: &[u8] = &request.body;
+            let outcome = self
+                .exchange_observed(request, &mut unsent)
+                .map_err(|error| failure::judge(&error, &request.host(), idle));
+            let retry = match &outcome {
+                Ok(response) => {
+                    may_have_acted |= retry::may_have_acted(response.status);
+                    retry::answer_retry(response)
+                }
+                Err(failure) => {
+                    may_have_acted |= !failure.while_sending && unsent.is_empty();
+                    failure.retry
+                }
             };
-            retry += 1;
-            let pause = retry::wait_before(retry, retry::draw());
-            if !transient || retry > self.retry.retries || Instant::now() + pause >= deadline {
-                return outcome
-                    .map(|response| Response {
-                        attempts: retry,
-                        ..response
-                    })
-                    .map_err(|e| Error::Transport {
-                        request: request.describe(),
-                        message: redact_urls(&e.to_string()),
-                    });
+            let budget = match retry {
+                Retry::Briefly => failure::REFUSED_RETRY_TIME.min(idle),
+                _ => idle,
+            };
+            let since_failure = first_failure.get_or_insert_with(Instant::now).elapsed();
+            let pause = retry::wait_before(tries, retry::draw());
+            if retry == Retry::No || tries > self.retry.retries || since_failure + pause >= budget {
+                let tried = Tried {
+                    tries,
+                    elapsed: started.elapsed(),
+                    may_have_acted,
+                };
+                return last_outcome(request, outcome, &tried);
             }
             std::thread::sleep(pause);
         }
     }
 
-    /// One exchange, limited to `left`, reported to the observer.
+    /// One exchange, reported to the observer. `unsent` is the part of the
+    /// body not yet handed to the connection.
     fn exchange_observed(
         &self,
-        request: &Request,
-        left: Duration,
+        request: &Request<'_>,
+        unsent: &mut &[u8],
     ) -> Result<Response, ureq::Error> {
         let started = Instant::now();
-        let outcome = self.exchange(request, left);
+        let outcome = self.exchange(request, unsent);
         if let Some(observer) = &self.observer {
             observer(&Exchange {
                 action: request.action,
@@ -365,33 +411,34 @@ impl Client {
         outcome
     }
 
-    fn exchange(&self, request: &Request, left: Duration) -> Result<Response, ureq::Error> {
+    fn exchange(&self, request: &Request<'_>, unsent: &mut &[u8]) -> Result<Response, ureq::Error> {
         let url = request.url.as_str();
-        let limit = Some(left.max(Duration::from_millis(1)));
         let mut response = match request.method {
             Method::Get | Method::Head | Method::Delete => {
-                let builder = match request.method {
+                let mut builder = match request.method {
                     Method::Get => self.agent.get(url),
                     Method::Head => self.agent.head(url),
                     _ => self.agent.delete(url),
                 };
-                let mut builder = builder.config().timeout_global(limit).build();
                 for (name, value) in &request.headers {
                     builder = builder.header(*name, value);
                 }
                 builder.call()?
             }
             Method::Put | Method::Post => {
-                let builder = match request.method {
+                let mut builder = match request.method {
                     Method::Put => self.agent.put(url),
                     _ => self.agent.post(url),
                 };
-                let mut builder = builder.config().timeout_global(limit).build();
                 for (name, value) in &request.headers {
                     builder = builder.header(*name, value);
                 }
-                // A byte slice has a known length: S3 refuses chunked bodies.
-                builder.send(&request.body[..])?
+                // A known length, because S3 refuses chunked bodies; read
+                // from `unsent`, so that afterwards it tells whether the
+                // whole body went out.
+                builder
+                    .header("content-length", request.body.len())
+                    .send(SendBody::from_reader(unsent))?
             }
         };
         let status = response.status().as_u16();
@@ -407,6 +454,12 @@ impl Client {
             header(TOKEN_HEADER),
             header("date"),
         );
+        let content_length = header("content-length").and_then(|n| n.parse().ok());
+        let stated_md5 = integrity::stated_md5(
+            header("etag").as_deref(),
+            header("x-amz-server-side-encryption").as_deref(),
+            header("x-amz-server-side-encryption-customer-algorithm").is_some(),
+        );
         let body = if request.method == Method::Head {
             Vec::new()
         } else {
@@ -416,6 +469,10 @@ impl Client {
                 .limit(MAX_BODY)
                 .read_to_vec()?
         };
+        let damage = match request.check_body && status == 200 {
+            true => integrity::transit_damage(&body, content_length, stated_md5),
+            false => None,
+        };
         Ok(Response {
             status,
             request_id,
@@ -423,7 +480,65 @@ impl Client {
             date,
             body,
             attempts: 1,
+            damage,
         })
+    }
+}
+
+/// How a request's tries went, for the outcome of the last one.
+#[derive(Debug, Clone, Copy)]
+struct Tried {
+    /// How many times the request was sent.
+    tries: u32,
+    /// From the first try to the end of the last.
+    elapsed: Duration,
+    /// Some try may have taken effect: it sent the whole request and got
+    /// no answer, or an answer that leaves doubt.
+    may_have_acted: bool,
+}
+
+/// The result of a request whose last try ended in `outcome`: the answer,
+/// or an error that says how often it was tried, whether a body kept
+/// arriving damaged, and whether a request body never reached the store.
+fn last_outcome(
+    request: &Request<'_>,
+    outcome: Result<Response, failure::Failure>,
+    tried: &Tried,
+) -> Result<Response> {
+    let transport = |message: String, body_never_arrived| {
+        let tries = match tried.tries {
+            1 => String::new(),
+            n => format!("{n} tries in {:.1} s: ", tried.elapsed.as_secs_f64()),
+        };
+        Error::Transport {
+            request: request.describe(),
+            message: format!("{tries}{message}"),
+            body_never_arrived,
+        }
+    };
+    match outcome {
+        Ok(Response {
+            damage: Some(damage),
+            ..
+        }) => Err(transport(
+            format!(
+                "the body kept arriving damaged from {}: {damage}",
+                request.host()
+            ),
+            false,
+        )),
+        Ok(response) => Ok(Response {
+            attempts: tried.tries,
+            ..response
+        }),
+        Err(failure) if !request.body.is_empty() && !tried.may_have_acted => Err(transport(
+            format!(
+                "{}; the request body never reached the store whole, so it had no effect",
+                failure.message
+            ),
+            true,
+        )),
+        Err(failure) => Err(transport(failure.message, false)),
     }
 }
 
@@ -524,6 +639,69 @@ pub(crate) mod tests {
         ] {
             assert_eq!(permission_for(action), Some(permission), "{action}");
         }
+    }
+
+    fn cut_off() -> failure::Failure {
+        failure::judge(
+            &ureq::Error::Timeout(ureq::Timeout::PerWrite),
+            "h:1",
+            Duration::from_secs(5),
+        )
+    }
+
+    fn never_arrived(error: &Error) -> bool {
+        matches!(
+            error,
+            Error::Transport {
+                body_never_arrived: true,
+                ..
+            }
+        )
+    }
+
+    fn tried(tries: u32, may_have_acted: bool) -> Tried {
+        Tried {
+            tries,
+            elapsed: Duration::from_millis(1500),
+            may_have_acted,
+        }
+    }
+
+    #[test]
+    fn a_put_whose_body_never_arrived_says_it_had_no_effect() {
+        let request = signer().put_if_absent("k", b"data", "t");
+        let error = last_outcome(&request, Err(cut_off()), &tried(3, false)).unwrap_err();
+        assert!(never_arrived(&error));
+        assert_eq!(
+            error.to_string(),
+            "PutObject k: 3 tries in 1.5 s: h:1 took no data for 5 s (--timeout); the \
+             request was cut off; the request body never reached the store whole, so it \
+             had no effect"
+        );
+    }
+
+    #[test]
+    fn a_put_that_an_earlier_try_may_have_delivered_makes_no_such_claim() {
+        let request = signer().put_if_absent("k", b"data", "t");
+        let error = last_outcome(&request, Err(cut_off()), &tried(2, true)).unwrap_err();
+        assert!(!never_arrived(&error));
+        assert!(!error.to_string().contains("no effect"), "{error}");
+    }
+
+    #[test]
+    fn a_body_that_kept_arriving_damaged_is_a_transport_error() {
+        let request = signer().get_object("k");
+        let damaged = Response {
+            status: 200,
+            damage: Some("its MD5 differs".into()),
+            ..Response::default()
+        };
+        let error = last_outcome(&request, Ok(damaged), &tried(9, false)).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "GetObject k: 9 tries in 1.5 s: the body kept arriving damaged from \
+             127.0.0.1:9000: its MD5 differs"
+        );
     }
 
     #[test]

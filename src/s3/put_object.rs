@@ -2,7 +2,7 @@
 
 use rusty_s3::S3Action;
 
-use super::{Client, PRESIGN_TTL, Request, Response, Signer, TOKEN_HEADER, xml};
+use super::{Client, PRESIGN_TTL, Request, Response, Signer, TOKEN_HEADER, integrity, xml};
 use crate::error::Result;
 
 /// What a conditional PUT decided.
@@ -29,9 +29,16 @@ impl Signer {
     /// signature error.
     ///
     /// `token` goes into signed user metadata ([`TOKEN_HEADER`]).
-    pub(crate) fn put_if_absent(&self, key: &str, body: Vec<u8>, token: &str) -> Request {
+    /// `Content-MD5` is signed too, so the store refuses a body damaged on
+    /// the way (`BadDigest`) instead of storing it; the reasons for MD5
+    /// and not `x-amz-checksum-sha256` are in [`integrity`].
+    pub(crate) fn put_if_absent<'a>(&self, key: &str, body: &'a [u8], token: &str) -> Request<'a> {
+        let content_md5 = integrity::content_md5(body);
         let mut action = self.bucket.put_object(Some(&self.credentials), key);
         action.headers_mut().insert(TOKEN_HEADER, token);
+        action
+            .headers_mut()
+            .insert("content-md5", content_md5.as_str());
         Request {
             action: "PutObject",
             method: rusty_s3::Method::Put,
@@ -39,14 +46,16 @@ impl Signer {
             headers: vec![
                 ("if-none-match", "*".to_owned()),
                 (TOKEN_HEADER, token.to_owned()),
+                ("content-md5", content_md5),
             ],
-            body,
+            body: body.into(),
             target: key.to_owned(),
+            check_body: false,
         }
     }
 }
 
-fn put_outcome(request: &Request, response: Response) -> Result<PutOutcome> {
+fn put_outcome(request: &Request<'_>, response: Response) -> Result<PutOutcome> {
     match response.status {
         200..=299 => Ok(PutOutcome::Created),
         412 if response.attempts > 1 => Ok(PutOutcome::ExistsAfterRetry),
@@ -65,7 +74,7 @@ fn put_outcome(request: &Request, response: Response) -> Result<PutOutcome> {
 impl Client {
     /// Writes `body` at `key`, tagged with `token`, unless an object is
     /// already there.
-    pub fn put_if_absent(&self, key: &str, body: Vec<u8>, token: &str) -> Result<PutOutcome> {
+    pub fn put_if_absent(&self, key: &str, body: &[u8], token: &str) -> Result<PutOutcome> {
         let request = self.signer.put_if_absent(key, body, token);
         let response = self.send(&request)?;
         put_outcome(&request, response)
@@ -93,7 +102,7 @@ mod tests {
 
     #[test]
     fn conditional_put_carries_if_none_match_star() {
-        let request = signer().put_if_absent("wal/00000000000000000001", b"x".to_vec(), "t1");
+        let request = signer().put_if_absent("wal/00000000000000000001", b"x", "t1");
         assert_eq!(request.headers[0], ("if-none-match", "*".to_owned()));
         let signed = request.url.query().unwrap();
         assert!(signed.contains("x-amz-meta-s3wal-token"), "{signed}");
@@ -102,8 +111,16 @@ mod tests {
     }
 
     #[test]
+    fn every_put_carries_a_signed_content_md5_of_its_body() {
+        let request = signer().put_if_absent("k", b"hello world", "t");
+        let md5 = ("content-md5", "XrY7u+Ae7tCTyyK7j1rNww==".to_owned());
+        assert!(request.headers.contains(&md5), "{:?}", request.headers);
+        assert!(request.url.query().unwrap().contains("content-md5"));
+    }
+
+    #[test]
     fn status_412_means_the_key_is_taken() {
-        let request = signer().put_if_absent("k", Vec::new(), "t");
+        let request = signer().put_if_absent("k", b"", "t");
         assert_eq!(
             put_outcome(&request, answer(412)).unwrap(),
             PutOutcome::Exists
@@ -112,7 +129,7 @@ mod tests {
 
     #[test]
     fn conditional_conflict_409_means_nothing_was_decided() {
-        let request = signer().put_if_absent("k", Vec::new(), "t");
+        let request = signer().put_if_absent("k", b"", "t");
         for code in ["ConditionalRequestConflict", "OperationAborted"] {
             let outcome = put_outcome(&request, coded(409, code)).unwrap();
             assert_eq!(outcome, PutOutcome::Conflict);
@@ -121,14 +138,14 @@ mod tests {
 
     #[test]
     fn other_409s_are_errors() {
-        let request = signer().put_if_absent("k", Vec::new(), "t");
+        let request = signer().put_if_absent("k", b"", "t");
         assert!(put_outcome(&request, coded(409, "InvalidBucketState")).is_err());
         assert!(put_outcome(&request, answer(409)).is_err());
     }
 
     #[test]
     fn status_412_after_a_retry_may_be_our_own_write() {
-        let request = signer().put_if_absent("k", Vec::new(), "t");
+        let request = signer().put_if_absent("k", b"", "t");
         let retried = Response {
             attempts: 2,
             ..answer(412)
@@ -141,7 +158,7 @@ mod tests {
 
     #[test]
     fn status_200_means_created() {
-        let request = signer().put_if_absent("k", Vec::new(), "t");
+        let request = signer().put_if_absent("k", b"", "t");
         assert_eq!(
             put_outcome(&request, answer(200)).unwrap(),
             PutOutcome::Created
@@ -150,7 +167,7 @@ mod tests {
 
     #[test]
     fn other_statuses_are_errors() {
-        let request = signer().put_if_absent("k", Vec::new(), "t");
+        let request = signer().put_if_absent("k", b"", "t");
         let error = put_outcome(&request, answer(403)).unwrap_err();
         assert!(matches!(error, Error::S3 { status: 403, .. }));
     }

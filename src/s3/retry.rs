@@ -1,20 +1,28 @@
 //! Which failed exchanges are worth another try, and how long to wait.
 //!
-//! Throttling and server errors (500, 502, 503 `SlowDown`, 504, 408, 429)
-//! and answers that never came are transient; 400, 403, 404 and the rest
-//! are answers and are not retried. Waits grow exponentially with full
-//! jitter, bounded by a number of retries and by a total time per request.
+//! Throttling and server errors (500, 502, 503 `SlowDown`, 504, 408, 429),
+//! bodies damaged on the way (400 `BadDigest`, or a download that differs
+//! from its ETag) and most answers that never came are transient; 400,
+//! 403, 404 and the rest are answers and are not retried. Waits grow
+//! exponentially with full jitter, bounded by a number of retries and by
+//! a time after the first failure.
 
 use std::time::Duration;
+
+use super::Response;
+use super::failure::Retry;
+use super::xml;
 
 /// How hard one request tries before its failure is reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Tries after the first one.
     pub retries: u32,
-    /// The longest one request may take, its retries and waits included;
-    /// also the limit of each single exchange, so a hung server cannot
-    /// hold s3wal forever.
+    /// `--timeout`: the longest a network operation (resolving,
+    /// connecting, each read or write) may make no progress, so a hung
+    /// server cannot hold s3wal, while a slow transfer that keeps moving
+    /// is never cut off; also how long after its first failure a request
+    /// is retried.
     pub timeout: Duration,
 }
 
@@ -35,6 +43,26 @@ const MAX_WAIT: Duration = Duration::from_secs(15);
 /// Whether an answer with this status is transient.
 pub(crate) fn is_transient(status: u16) -> bool {
     matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
+}
+
+/// Whether to send the request again after this answer: a transient
+/// status, a body the store received damaged (`400 BadDigest`: nothing
+/// was stored), or a body that arrived damaged here.
+pub(crate) fn answer_retry(response: &Response) -> Retry {
+    let bad_digest = || {
+        response.status == 400
+            && xml::parse_error(&response.body).code.as_deref() == Some("BadDigest")
+    };
+    match is_transient(response.status) || bad_digest() || response.damage.is_some() {
+        true => Retry::Yes,
+        false => Retry::No,
+    }
+}
+
+/// Whether a request answered with this status may have taken effect
+/// anyway: a server error or a gateway's may come after the store acted.
+pub(crate) fn may_have_acted(status: u16) -> bool {
+    matches!(status, 500 | 502 | 504)
 }
 
 /// The wait before retry number `retry` (from 1), given a random `draw`:
@@ -71,6 +99,40 @@ mod tests {
         for status in [200, 400, 403, 404, 409, 412, 501] {
             assert!(!is_transient(status), "{status}");
         }
+    }
+
+    fn coded(status: u16, code: &str) -> Response {
+        Response {
+            status,
+            body: format!("<Error><Code>{code}</Code></Error>").into_bytes(),
+            ..Response::default()
+        }
+    }
+
+    #[test]
+    fn bad_digest_means_the_body_was_damaged_on_the_way_and_is_sent_again() {
+        assert_eq!(answer_retry(&coded(400, "BadDigest")), Retry::Yes);
+    }
+
+    #[test]
+    fn other_400s_are_final() {
+        assert_eq!(answer_retry(&coded(400, "InvalidArgument")), Retry::No);
+    }
+
+    #[test]
+    fn body_damaged_in_transit_is_retried() {
+        let answer = Response {
+            status: 200,
+            damage: Some("its MD5 differs from the ETag".into()),
+            ..Response::default()
+        };
+        assert_eq!(answer_retry(&answer), Retry::Yes);
+    }
+
+    #[test]
+    fn only_server_errors_may_have_acted() {
+        assert!(may_have_acted(500) && may_have_acted(504));
+        assert!(!may_have_acted(503) && !may_have_acted(400));
     }
 
     #[test]

@@ -184,6 +184,17 @@ impl TestLog {
         Run::from_output(self.command().args(args).output().unwrap())
     }
 
+    /// Runs `s3wal ARGS` and asserts that it fails with exit 1 and an
+    /// error containing `needle` within `limit`: no pointless retries.
+    #[track_caller]
+    pub fn fails_within(&self, limit: Duration, args: &[&str], needle: &str) {
+        let started = std::time::Instant::now();
+        let run = self.run(args);
+        let elapsed = started.elapsed();
+        run.fails(1, needle);
+        assert!(elapsed < limit, "took {elapsed:?}: {}", run.stderr);
+    }
+
     /// Runs `s3wal ARGS` with `stdin` as standard input.
     pub fn run_with_stdin(&self, args: &[&str], stdin: &[u8]) -> Run {
         use std::io::Write;

@@ -30,6 +30,23 @@ pub enum Fault {
     Delay(Duration),
     /// Forward without this header, as a store that ignores it would.
     Strip(&'static str),
+    /// Forward with one byte of the request body flipped, as a bad link
+    /// would: the server sees a body that differs from its Content-MD5.
+    FlipRequestByte,
+    /// Forward, and flip one byte of the answer's body on the way back.
+    FlipAnswerByte,
+    /// Answer a ListObjectsV2 with a truncated page of no keys whose next
+    /// continuation token is the one the request carried (`T1` if none).
+    RepeatToken,
+    /// Take the request body from the client `bytes` at a time, one chunk
+    /// every `every`, passing each on to the server: a slow uplink.
+    ThrottleBody { bytes: usize, every: Duration },
+    /// Forward, and pass the answer back `bytes` at a time, one chunk
+    /// every `every`: a slow downlink.
+    ThrottleAnswer { bytes: usize, every: Duration },
+    /// Take `after` bytes of the request body, then read nothing more for
+    /// `stall` and close: an uplink that stops dead mid-upload.
+    StallBody { after: usize, stall: Duration },
 }
 
 /// The method and path (without query string) of a request.
@@ -111,7 +128,7 @@ impl FaultProxy {
 /// Reads one request, applies the rule, answers, and closes.
 fn handle(client: impl Read + Write, upstream: &str, rule: &Mutex<Rule>, log: &Mutex<Vec<Seen>>) {
     let mut reader = BufReader::new(client);
-    let Some((mut head, mut body)) = read_request(&mut reader) else {
+    let Some((mut head, mut length)) = read_head(&mut reader) else {
         return;
     };
     let (mut method, mut path) = method_and_path(&head);
@@ -127,10 +144,10 @@ fn handle(client: impl Read + Write, upstream: &str, rule: &Mutex<Rule>, log: &M
         let _ = reader
             .get_mut()
             .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
-        let Some(tunnelled) = read_request(&mut reader) else {
+        let Some(tunnelled) = read_head(&mut reader) else {
             return;
         };
-        (head, body) = tunnelled;
+        (head, length) = tunnelled;
         (method, path) = method_and_path(&head);
     }
     let fault = (rule.lock().unwrap())(&method, &path);
@@ -140,18 +157,79 @@ fn handle(client: impl Read + Write, upstream: &str, rule: &Mutex<Rule>, log: &M
         fault,
     });
 
+    let mut body = match fault {
+        Fault::ThrottleBody { bytes, every } => {
+            let answer = relay(upstream, head, |server| {
+                let mut left = length;
+                while left > 0 {
+                    let mut chunk = vec![0; bytes.min(left)];
+                    reader.read_exact(&mut chunk).ok()?;
+                    server.write_all(&chunk).ok()?;
+                    left -= chunk.len();
+                    thread::sleep(every);
+                }
+                Some(())
+            });
+            let _ = reader.get_mut().write_all(&answer);
+            return;
+        }
+        Fault::StallBody { after, stall } => {
+            let _ = read_body(&mut reader, after.min(length));
+            thread::sleep(stall);
+            return;
+        }
+        _ => match read_body(&mut reader, length) {
+            Some(body) => body,
+            None => return,
+        },
+    };
     let client = reader.get_mut();
+    let forward = |head, body: &[u8]| relay(upstream, head, |server| server.write_all(body).ok());
     match fault {
-        Fault::Forward => forward(client, upstream, head, &body, true),
-        Fault::LoseAnswer => forward(client, upstream, head, &body, false),
+        Fault::Forward => {
+            let _ = client.write_all(&forward(head, &body));
+        }
+        Fault::LoseAnswer => {
+            forward(head, &body);
+        }
         Fault::Delay(pause) => {
             thread::sleep(pause);
-            forward(client, upstream, head, &body, true);
+            let _ = client.write_all(&forward(head, &body));
         }
         Fault::Strip(name) => {
             let prefix = format!("{}:", name.to_ascii_lowercase());
             head.retain(|line| !line.to_ascii_lowercase().starts_with(&prefix));
-            forward(client, upstream, head, &body, true);
+            let _ = client.write_all(&forward(head, &body));
+        }
+        Fault::FlipRequestByte => {
+            flip_middle_byte(&mut body);
+            let _ = client.write_all(&forward(head, &body));
+        }
+        Fault::FlipAnswerByte => {
+            let mut answer = forward(head, &body);
+            let body_at = find(&answer, b"\r\n\r\n").map_or(answer.len(), |at| at + 4);
+            flip_middle_byte(&mut answer[body_at..]);
+            let _ = client.write_all(&answer);
+        }
+        Fault::ThrottleAnswer { bytes, every } => {
+            for chunk in forward(head, &body).chunks(bytes) {
+                if client
+                    .write_all(chunk)
+                    .and_then(|()| client.flush())
+                    .is_err()
+                {
+                    return;
+                }
+                thread::sleep(every);
+            }
+        }
+        Fault::RepeatToken => {
+            let token = query_value(&head[0], "continuation-token").unwrap_or("T1");
+            let page = format!(
+                "<ListBucketResult><IsTruncated>true</IsTruncated>\
+                 <NextContinuationToken>{token}</NextContinuationToken></ListBucketResult>"
+            );
+            answer(client, 200, page.as_bytes(), page.len());
         }
         Fault::Answer(status, code) => {
             let xml = format!("<Error><Code>{code}</Code><Message>injected</Message></Error>");
@@ -159,7 +237,7 @@ fn handle(client: impl Read + Write, upstream: &str, rule: &Mutex<Rule>, log: &M
         }
         Fault::Raw(status, body) => answer(client, status, body, body.len()),
         Fault::Truncated(status, body) => answer(client, status, body, body.len() + 100),
-        Fault::Reset => {}
+        Fault::Reset | Fault::ThrottleBody { .. } | Fault::StallBody { .. } => {}
     }
     let _ = client.flush();
 }
@@ -175,8 +253,31 @@ fn method_and_path(head: &[String]) -> (String, String) {
     )
 }
 
-/// Reads one request: its head lines (without `Connection`) and its body.
-fn read_request(reader: &mut BufReader<impl Read + Write>) -> Option<(Vec<String>, Vec<u8>)> {
+/// The raw value of query parameter `name` in a request line.
+fn query_value<'a>(request_line: &'a str, name: &str) -> Option<&'a str> {
+    let target = request_line.split(' ').nth(1)?;
+    let query = target.split_once('?')?.1;
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// Where `needle` first occurs in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Flips every bit of the middle byte, if there is one.
+fn flip_middle_byte(bytes: &mut [u8]) {
+    let middle = bytes.len() / 2;
+    if let Some(byte) = bytes.get_mut(middle) {
+        *byte ^= 0xff;
+    }
+}
+
+/// Reads a request's head lines (without `Connection`) and the length of
+/// its body.
+fn read_head(reader: &mut BufReader<impl Read + Write>) -> Option<(Vec<String>, usize)> {
     let mut head: Vec<String> = Vec::new();
     let mut content_length = 0usize;
     loop {
@@ -195,29 +296,32 @@ fn read_request(reader: &mut BufReader<impl Read + Write>) -> Option<(Vec<String
             head.push(line);
         }
     }
-    let mut body = vec![0; content_length];
-    reader.read_exact(&mut body).ok()?;
-    Some((head, body))
+    Some((head, content_length))
 }
 
-/// Sends the request to the server and, if `deliver`, its answer back.
-fn forward(
-    client: &mut impl Write,
+/// Reads `length` bytes of body.
+fn read_body(reader: &mut BufReader<impl Read + Write>, length: usize) -> Option<Vec<u8>> {
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some(body)
+}
+
+/// Sends the request head to the server, then the body by `send_body`,
+/// and returns the server's whole answer (empty if the body failed).
+fn relay(
     upstream: &str,
     mut head: Vec<String>,
-    body: &[u8],
-    deliver: bool,
-) {
+    send_body: impl FnOnce(&mut TcpStream) -> Option<()>,
+) -> Vec<u8> {
     let mut server = TcpStream::connect(upstream).unwrap();
     head.push("Connection: close\r\n".into());
     head.push("\r\n".into());
     server.write_all(head.concat().as_bytes()).unwrap();
-    server.write_all(body).unwrap();
     let mut answer = Vec::new();
-    server.read_to_end(&mut answer).unwrap();
-    if deliver {
-        let _ = client.write_all(&answer);
+    if send_body(&mut server).is_some() {
+        server.read_to_end(&mut answer).unwrap();
     }
+    answer
 }
 
 /// Writes an answer that claims `length` bytes of body.

@@ -1,0 +1,130 @@
+//! Bodies damaged on the wire, told apart from bodies damaged at rest.
+//!
+//! Uploads carry `Content-MD5`: the store refuses a body that does not
+//! match (`BadDigest`) instead of storing it, and the PUT is sent again.
+//! `x-amz-checksum-sha256` is not sent as well: Ceph RGW ignores it, some
+//! S3-compatible stores refuse requests that carry it, and MD5 is all it
+//! takes to catch damage in transit (the record's own SHA-256 guards it at
+//! rest). Every S3-compatible store checks `Content-MD5`.
+//!
+//! Downloads are checked against the ETag: for an object written in one
+//! PUT, not encrypted with KMS or a customer key, the ETag is the hex MD5
+//! of the stored bytes. A body whose MD5 differs was damaged on the way
+//! and is fetched again; only a body that matches its ETag (or whose ETag
+//! is no MD5) and still fails the record's checks is corrupt in the store.
+
+use md5::{Digest, Md5};
+
+use crate::base64;
+
+/// The `Content-MD5` header value of `body`: its MD5, in base64.
+pub(crate) fn content_md5(body: &[u8]) -> String {
+    base64::encode(&Md5::digest(body))
+}
+
+/// The MD5 of the stored bytes, when the answer's headers state one: a
+/// quoted 32-digit hex ETag (not a multipart `"…-N"` one) on an object not
+/// encrypted with KMS (`x-amz-server-side-encryption: aws:kms…`) or with a
+/// customer key (`customer_key`), whose ETags are no MD5.
+pub(crate) fn stated_md5(
+    etag: Option<&str>,
+    encryption: Option<&str>,
+    customer_key: bool,
+) -> Option<[u8; 16]> {
+    if customer_key || encryption.is_some_and(|e| e.starts_with("aws:kms")) {
+        return None;
+    }
+    let hex_digits = etag?.strip_prefix('"')?.strip_suffix('"')?;
+    let mut md5 = [0; 16];
+    hex::decode_to_slice(hex_digits, &mut md5).ok()?;
+    Some(md5)
+}
+
+/// Why `body` is not what the store sent, if it is not: shorter or longer
+/// than its `Content-Length`, or with another MD5 than its ETag states.
+pub(crate) fn transit_damage(
+    body: &[u8],
+    content_length: Option<u64>,
+    md5: Option<[u8; 16]>,
+) -> Option<String> {
+    if let Some(length) = content_length.filter(|&n| n != body.len() as u64) {
+        return Some(format!(
+            "{} bytes arrived of the {length} announced",
+            body.len()
+        ));
+    }
+    let stated = md5?;
+    let got: [u8; 16] = Md5::digest(body).into();
+    (got != stated).then(|| {
+        format!(
+            "its MD5 {} differs from the ETag {}",
+            hex::encode(got),
+            hex::encode(stated)
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HELLO_MD5: &str = "\"5eb63bbbe01eeed093cb22bb8f5acdc3\"";
+
+    fn md5_of(etag: &str) -> Option<[u8; 16]> {
+        stated_md5(Some(etag), None, false)
+    }
+
+    #[test]
+    fn content_md5_is_the_base64_of_the_digest() {
+        assert_eq!(content_md5(b"hello world"), "XrY7u+Ae7tCTyyK7j1rNww==");
+    }
+
+    #[test]
+    fn a_single_part_etag_states_the_md5() {
+        assert!(md5_of(HELLO_MD5).is_some());
+    }
+
+    #[test]
+    fn multipart_weak_and_unquoted_etags_state_nothing() {
+        for etag in [
+            "\"5eb63bbbe01eeed093cb22bb8f5acdc3-2\"",
+            "W/\"5eb63bbbe01eeed093cb22bb8f5acdc3\"",
+            "5eb63bbbe01eeed093cb22bb8f5acdc3",
+            "\"xyz\"",
+        ] {
+            assert_eq!(md5_of(etag), None, "{etag}");
+        }
+    }
+
+    #[test]
+    fn kms_and_customer_key_etags_state_nothing() {
+        assert_eq!(stated_md5(Some(HELLO_MD5), Some("aws:kms"), false), None);
+        assert_eq!(stated_md5(Some(HELLO_MD5), None, true), None);
+        assert!(stated_md5(Some(HELLO_MD5), Some("AES256"), false).is_some());
+    }
+
+    #[test]
+    fn a_body_that_matches_its_etag_is_intact() {
+        assert_eq!(
+            transit_damage(b"hello world", Some(11), md5_of(HELLO_MD5)),
+            None
+        );
+    }
+
+    #[test]
+    fn body_damaged_in_transit_differs_from_its_etag() {
+        let damage = transit_damage(b"hello worle", Some(11), md5_of(HELLO_MD5)).unwrap();
+        assert!(damage.contains("differs from the ETag"), "{damage}");
+    }
+
+    #[test]
+    fn a_body_of_another_length_than_announced_is_damaged() {
+        let damage = transit_damage(b"hello", Some(11), None).unwrap();
+        assert_eq!(damage, "5 bytes arrived of the 11 announced");
+    }
+
+    #[test]
+    fn without_a_stated_md5_nothing_can_be_told() {
+        assert_eq!(transit_damage(b"anything", None, None), None);
+    }
+}
