@@ -219,7 +219,7 @@ fn an_upload_whose_answer_never_comes_may_have_been_stored() {
     });
     log.via(&proxy.endpoint)
         .run(&["--retries", "0", "append", "x"])
-        .fails(1, "may have been stored at offset 1");
+        .fails(6, "may have been stored at offset 1");
 }
 
 /// Runs `args` through a proxy that answers every listing with a

@@ -65,9 +65,17 @@ impl Output {
     }
 
     fn line(&mut self, line: &[u8]) -> Result<(), Error> {
-        self.out
-            .write_all(line)
-            .and_then(|()| self.out.write_all(b"\n"))
+        self.line_of(&[line])
+    }
+
+    /// The concatenation of `parts` as one line, written part by part: a
+    /// big record's data goes out from where it is, never copied into a
+    /// line first.
+    fn line_of(&mut self, parts: &[&[u8]]) -> Result<(), Error> {
+        parts
+            .iter()
+            .chain([&&b"\n"[..]])
+            .try_for_each(|part| self.out.write_all(part))
             .map_err(stdout_error)
     }
 
@@ -90,9 +98,8 @@ impl Output {
         if self.json {
             return self.line(format!("{{\"offset\":{offset},{}}}", json_data(data)).as_bytes());
         }
-        let mut line = format!("{before}{offset}{between}").into_bytes();
-        line.extend_from_slice(data);
-        self.line(&line)
+        let head = format!("{before}{offset}{between}");
+        self.line_of(&[head.as_bytes(), data])
     }
 
     /// Sends what is buffered; called at the end, and while following.
