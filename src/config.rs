@@ -9,7 +9,7 @@ use rusty_s3::Credentials;
 use url::Url;
 
 use crate::error::{Error, Result};
-use crate::lock::AppendLock;
+use crate::local::LocalState;
 use crate::profile::{self, Profile};
 use crate::record::Prefix;
 use crate::s3::{RetryPolicy, S3Config};
@@ -171,8 +171,8 @@ pub struct Config {
     pub s3: S3Config,
     /// The log's folder in the bucket.
     pub prefix: Prefix,
-    /// The local lock for appends and truncates.
-    pub lock: AppendLock,
+    /// The lock, tail hint and probe verdict this machine keeps for the log.
+    pub local: LocalState,
     /// Append even where the store ignores `If-None-Match`.
     pub allow_unsafe_store: bool,
 }
@@ -371,7 +371,7 @@ pub fn resolve(flags: &Flags, env: &Env) -> Result<Config> {
         .clone()
         .or_else(|| env.get("S3WAL_LOCK_DIR").map(PathBuf::from))
         .map_or_else(|| default_lock_dir(env), Ok)?;
-    let lock = AppendLock::new(&lock_dir, endpoint.as_str(), &bucket, prefix.as_str());
+    let local = LocalState::in_dir(&lock_dir, endpoint.as_str(), &bucket, prefix.as_str());
     Ok(Config {
         s3: S3Config {
             endpoint,
@@ -389,7 +389,7 @@ pub fn resolve(flags: &Flags, env: &Env) -> Result<Config> {
             proxy,
         },
         prefix,
-        lock,
+        local,
         allow_unsafe_store: flags.allow_unsafe_store,
     })
 }
@@ -653,13 +653,13 @@ mod tests {
         let config = resolve(&Flags::default(), &env(&base())).unwrap();
         assert!(
             config
-                .lock
-                .path()
+                .local
+                .lock_path()
                 .starts_with("/home/u/.local/state/s3wal/locks")
         );
         let mut vars = base();
         vars.push(("S3WAL_LOCK_DIR", "/run/locks"));
         let config = resolve(&Flags::default(), &env(&vars)).unwrap();
-        assert!(config.lock.path().starts_with("/run/locks"));
+        assert!(config.local.lock_path().starts_with("/run/locks"));
     }
 }

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::probe::Conditional;
+use crate::local::Conditional;
 use crate::s3::Client;
 use crate::store::Store;
 use crate::wal::Wal;

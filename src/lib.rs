@@ -56,13 +56,16 @@
 
 #![warn(missing_docs)]
 
+mod append;
 pub mod base64;
 pub mod config;
 pub mod doctor;
 pub mod error;
-pub mod hint;
-pub mod lock;
-pub mod probe;
+pub mod local;
+mod lock;
+#[cfg(test)]
+mod log_tests;
+pub mod memory;
 pub mod profile;
 pub mod range;
 pub mod record;
@@ -78,6 +81,8 @@ pub use wal::{Record, Wal};
 /// Opens the log that `config` describes.
 pub fn open(config: &config::Config) -> Result<Wal<s3::Client>> {
     let client = s3::Client::new(&config.s3)?;
-    Ok(Wal::new(client, config.prefix.clone(), config.lock.clone())
-        .allow_unsafe_store(config.allow_unsafe_store))
+    Ok(
+        Wal::new(client, config.prefix.clone(), config.local.clone())
+            .allow_unsafe_store(config.allow_unsafe_store),
+    )
 }

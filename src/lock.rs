@@ -11,8 +11,6 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::hint::TailHint;
-use crate::probe::ProbeCache;
 
 /// Longest readable part of a lock file name; a hash keeps names unique.
 const MAX_READABLE_NAME: usize = 60;
@@ -70,6 +68,25 @@ pub(crate) fn private_dir(dir: &Path) -> Result<()> {
     })
 }
 
+/// The name, without extension, of the files one log keeps on this
+/// machine: readable (bucket and prefix), and unique per endpoint, bucket
+/// and prefix by a hash.
+pub(crate) fn file_stem(endpoint: &str, bucket: &str, prefix: &str) -> String {
+    let identity = format!("{endpoint}\n{bucket}\n{prefix}");
+    let hash = hex::encode(&Sha256::digest(identity.as_bytes())[..8]);
+    let readable: String = format!("{bucket}-{prefix}")
+        .chars()
+        .map(
+            |c| match c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                true => c,
+                false => '_',
+            },
+        )
+        .take(MAX_READABLE_NAME)
+        .collect();
+    format!("{readable}-{hash}")
+}
+
 /// The lock file of one log, not yet held.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppendLock {
@@ -83,42 +100,14 @@ pub struct LockGuard {
 }
 
 impl AppendLock {
-    /// The lock in `dir` for the log at `endpoint`, `bucket`, `prefix`.
-    ///
-    /// The name is readable (`bucket-prefix-…`) and made unique by a hash of
-    /// all three parts, so two endpoints with the same bucket never share it.
-    pub fn new(dir: &Path, endpoint: &str, bucket: &str, prefix: &str) -> AppendLock {
-        let identity = format!("{endpoint}\n{bucket}\n{prefix}");
-        let hash = hex::encode(&Sha256::digest(identity.as_bytes())[..8]);
-        let readable: String = format!("{bucket}-{prefix}")
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .take(MAX_READABLE_NAME)
-            .collect();
-        AppendLock {
-            path: dir.join(format!("{readable}-{hash}.lock")),
-        }
+    /// The lock file at `path`.
+    pub(crate) fn at(path: PathBuf) -> AppendLock {
+        AppendLock { path }
     }
 
     /// The lock file's path.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// The tail hint of the same log, kept beside the lock file.
-    pub fn tail_hint(&self) -> TailHint {
-        TailHint::at(self.path.with_extension("tail"))
-    }
-
-    /// The remembered store probe of the same log, beside the lock file.
-    pub fn probe_cache(&self) -> ProbeCache {
-        ProbeCache::at(self.path.with_extension("probe"))
     }
 
     /// Blocks until this process holds the lock.
@@ -144,13 +133,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lock_name_is_readable_and_unique_per_endpoint() {
-        let dir = Path::new("/locks");
-        let a = AppendLock::new(dir, "http://a:9000", "logs", "wal/x");
-        let b = AppendLock::new(dir, "http://b:9000", "logs", "wal/x");
-        let name = a.path().file_name().unwrap().to_str().unwrap();
-        assert!(name.starts_with("logs-wal_x-"), "{name}");
-        assert!(name.ends_with(".lock"), "{name}");
+    fn file_names_are_readable_and_unique_per_endpoint() {
+        let a = file_stem("http://a:9000", "logs", "wal/x");
+        let b = file_stem("http://b:9000", "logs", "wal/x");
+        assert!(a.starts_with("logs-wal_x-"), "{a}");
         assert_ne!(a, b);
     }
 
@@ -185,7 +171,7 @@ mod tests {
     #[test]
     fn lock_is_exclusive_between_open_files() {
         let dir = std::env::temp_dir().join(format!("s3wal-lock-test-{}", std::process::id()));
-        let lock = AppendLock::new(&dir, "e", "b", "p");
+        let lock = AppendLock::at(dir.join("p.lock"));
         let held = lock.acquire().unwrap();
         let other = File::open(lock.path()).unwrap();
         assert!(other.try_lock().is_err());

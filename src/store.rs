@@ -24,6 +24,73 @@ pub trait Store {
     /// Deletes 1 to [`crate::s3::MAX_KEYS_PER_DELETE`] keys; missing keys
     /// count as deleted.
     fn delete(&self, keys: &[String]) -> Result<()>;
+
+    /// Every key under `prefix` after `start_after`, in order, fetched a
+    /// page of `page_size` at a time as the iterator is consumed: a caller
+    /// that stops early asks for no page it does not need.
+    fn keys<'a>(
+        &'a self,
+        prefix: &'a str,
+        start_after: Option<&'a str>,
+        page_size: usize,
+    ) -> Keys<'a, Self>
+    where
+        Self: Sized,
+    {
+        Keys {
+            store: self,
+            prefix,
+            start_after,
+            page_size,
+            page: Vec::new().into_iter(),
+            continuation: None,
+            done: false,
+        }
+    }
+}
+
+/// The keys of a listing, page by page: see [`Store::keys`].
+#[derive(Debug)]
+pub struct Keys<'a, S> {
+    store: &'a S,
+    prefix: &'a str,
+    start_after: Option<&'a str>,
+    page_size: usize,
+    page: std::vec::IntoIter<String>,
+    continuation: Option<String>,
+    done: bool,
+}
+
+impl<S: Store> Iterator for Keys<'_, S> {
+    type Item = Result<String>;
+
+    fn next(&mut self) -> Option<Result<String>> {
+        loop {
+            if let Some(key) = self.page.next() {
+                return Some(Ok(key));
+            }
+            if self.done {
+                return None;
+            }
+            let page = self.store.list_page(&PageRequest {
+                prefix: self.prefix,
+                start_after: self.start_after,
+                continuation: self.continuation.as_deref(),
+                max_keys: self.page_size,
+            });
+            match page {
+                Ok(page) => {
+                    self.done = page.continuation.is_none();
+                    self.continuation = page.continuation;
+                    self.page = page.keys.into_iter();
+                }
+                Err(error) => {
+                    self.done = true;
+                    return Some(Err(error));
+                }
+            }
+        }
+    }
 }
 
 impl Store for Client {

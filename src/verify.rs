@@ -7,7 +7,6 @@
 
 use crate::error::{Error, Result};
 use crate::record::Corruption;
-use crate::s3::PageRequest;
 use crate::store::Store;
 use crate::wal::Wal;
 
@@ -69,24 +68,12 @@ impl<S: Store + Sync> Wal<S> {
     fn inventory(&self, from: u64, to: u64) -> Result<(Vec<u64>, Vec<String>)> {
         let list_prefix = self.prefix().list_prefix();
         let (mut offsets, mut foreign) = (Vec::new(), Vec::new());
-        let mut continuation: Option<String> = None;
-        loop {
-            let page = self.store().list_page(&PageRequest {
-                prefix: &list_prefix,
-                start_after: None,
-                continuation: continuation.as_deref(),
-                max_keys: 1000,
-            })?;
-            for key in page.keys {
-                match self.prefix().offset_of(&key) {
-                    Some(offset) if (from..=to).contains(&offset) => offsets.push(offset),
-                    Some(_) => {}
-                    None => foreign.push(key),
-                }
-            }
-            match page.continuation {
-                Some(token) => continuation = Some(token),
-                None => break,
+        for key in self.store().keys(&list_prefix, None, 1000) {
+            let key = key?;
+            match self.prefix().offset_of(&key) {
+                Some(offset) if (from..=to).contains(&offset) => offsets.push(offset),
+                Some(_) => {}
+                None => foreign.push(key),
             }
         }
         offsets.sort_unstable();

@@ -12,12 +12,11 @@
 use std::thread;
 use std::time::Duration;
 
+use crate::append::{Answer, Append, GiveUp, Limits, Step};
 use crate::error::{Error, Result};
-use crate::hint::TailHint;
-use crate::lock::AppendLock;
-use crate::probe::{Conditional, ProbeCache};
+use crate::local::{Conditional, LocalState};
 use crate::record::{self, Body, Prefix};
-use crate::s3::{MAX_KEYS_PER_DELETE, PageRequest, PutOutcome, random as retry_draw};
+use crate::s3::{MAX_KEYS_PER_DELETE, PutOutcome, random as retry_draw};
 use crate::store::Store;
 use crate::tail::TailSearch;
 
@@ -33,6 +32,11 @@ const PROBE_KEYS: usize = 16;
 /// How many times one append PUTs the same offset after a 409. A 409
 /// decides nothing, so it is worth retrying, but not forever.
 pub const MAX_CONFLICT_RETRIES: u32 = 8;
+
+const APPEND_LIMITS: Limits = Limits {
+    taken: MAX_APPEND_ATTEMPTS,
+    conflicts: MAX_CONFLICT_RETRIES,
+};
 
 /// How many rounds of delete-then-check truncate makes before it reports
 /// that other writers keep appending past the cut.
@@ -63,36 +67,11 @@ pub struct Stat {
 #[derive(Debug)]
 pub struct Wal<S> {
     store: S,
-    hint: TailHint,
-    probe: ProbeCache,
+    local: LocalState,
     allow_unsafe_store: bool,
     prefix: Prefix,
-    lock: AppendLock,
-}
-
-/// What to do after a conditional PUT that did not create the record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Retry {
-    /// 412 to a PUT sent more than once: read the object's token to tell
-    /// our own unacknowledged write from another writer's record.
-    CheckToken(u64),
-    /// 412: the offset is taken; look for the tail past it.
-    FindTailAfter(u64),
-    /// 409: nothing was decided; try the same offset after a pause.
-    SameOffset(u64),
-}
-
-/// The decision after a PUT at `offset`, or `None` when it created the
-/// record. `uncertain` says an earlier PUT of this record at this offset
-/// may have landed unseen (a 409 answered it while it was in flight).
-fn after_put(offset: u64, outcome: PutOutcome, uncertain: bool) -> Option<Retry> {
-    match outcome {
-        PutOutcome::Created => None,
-        PutOutcome::ExistsAfterRetry => Some(Retry::CheckToken(offset)),
-        PutOutcome::Exists if uncertain => Some(Retry::CheckToken(offset)),
-        PutOutcome::Exists => Some(Retry::FindTailAfter(offset)),
-        PutOutcome::Conflict => Some(Retry::SameOffset(offset)),
-    }
+    /// How the append protocol waits; the in-memory tests do not.
+    pause: fn(Duration),
 }
 
 /// What a scratch key's name starts with: a dot sorts it before every
@@ -128,19 +107,16 @@ fn deletion_batches(after: u64, tail: u64) -> impl Iterator<Item = Vec<u64>> {
     })
 }
 
-/// A PUT without an answer may still have stored the record: say so, so
-/// that nobody appends it a second time blindly. A PUT whose body never
-/// reached the store whole stored nothing, and its error says that.
-fn maybe_stored(error: Error, offset: u64) -> Error {
+/// Whether a PUT that failed with `error` may still have stored the
+/// record: its body went out and no answer said no. A PUT whose body never
+/// reached the store whole stored nothing; a 5xx may have acted.
+fn may_have_landed(error: &Error) -> bool {
     match error {
         Error::Transport {
-            body_never_arrived: false,
-            ..
-        } => Error::MaybeStored {
-            offset,
-            source: Box::new(error),
-        },
-        other => other,
+            body_never_arrived, ..
+        } => !body_never_arrived,
+        Error::S3 { status, .. } => *status >= 500,
+        _ => false,
     }
 }
 
@@ -149,22 +125,25 @@ fn next_offset(tail: u64) -> Result<u64> {
     tail.checked_add(1).ok_or(Error::LogFull)
 }
 
-/// A pause of up to `ceiling_ms`, random so that racing writers spread out.
-fn jittered_pause(ceiling_ms: u64) {
-    thread::sleep(Duration::from_millis(retry_draw() % (ceiling_ms + 1)));
+/// A pause of up to `ceiling`, random so that racing writers spread out.
+fn jittered_pause(ceiling: Duration) {
+    let ceiling_ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
+    thread::sleep(Duration::from_millis(
+        retry_draw() % ceiling_ms.saturating_add(1),
+    ));
 }
 
 impl<S: Store> Wal<S> {
     /// A log at `prefix` in `store`; appends and truncates on this machine
-    /// queue on `lock`, and the tail hint is kept beside it.
-    pub fn new(store: S, prefix: Prefix, lock: AppendLock) -> Wal<S> {
+    /// queue on the lock of `local`, beside which the tail hint and the
+    /// probe's verdict are kept.
+    pub fn new(store: S, prefix: Prefix, local: LocalState) -> Wal<S> {
         Wal {
-            hint: lock.tail_hint(),
-            probe: lock.probe_cache(),
+            local,
             allow_unsafe_store: false,
+            pause: jittered_pause,
             store,
             prefix,
-            lock,
         }
     }
 
@@ -209,7 +188,7 @@ impl<S: Store> Wal<S> {
                 });
             }
         };
-        self.probe.store(result);
+        self.local.probe.store(result);
         Ok(result)
     }
 
@@ -218,8 +197,8 @@ impl<S: Store> Wal<S> {
     fn create_once(&self, key: &str, token: &str) -> Result<bool> {
         match self.store.put_if_absent(key, b"s3wal probe", token)? {
             PutOutcome::Created => Ok(true),
-            PutOutcome::ExistsAfterRetry => Ok(self.is_ours(key, token)?),
-            PutOutcome::Exists | PutOutcome::Conflict => Ok(false),
+            PutOutcome::Exists { retried: true } => Ok(self.is_ours(key, token)?),
+            PutOutcome::Exists { retried: false } | PutOutcome::Conflict => Ok(false),
         }
     }
 
@@ -232,7 +211,7 @@ impl<S: Store> Wal<S> {
     /// Refuses to append on a store known to ignore `If-None-Match`,
     /// probing it first if this machine has not yet.
     fn ensure_conditional_puts(&self) -> Result<()> {
-        let result = match self.probe.load() {
+        let result = match self.local.probe.load() {
             Some(result) => result,
             None => self.probe_conditional_put()?,
         };
@@ -245,6 +224,19 @@ impl<S: Store> Wal<S> {
     /// The store this log lives in.
     pub fn store(&self) -> &S {
         &self.store
+    }
+
+    /// Never pauses between tries: for tests on the in-memory store.
+    #[cfg(test)]
+    pub(crate) fn without_pauses(mut self) -> Wal<S> {
+        self.pause = |_| {};
+        self
+    }
+
+    /// The lock, hint and probe files this machine keeps for the log.
+    #[cfg(test)]
+    pub(crate) fn local(&self) -> &LocalState {
+        &self.local
     }
 
     /// The prefix this log lives under.
@@ -261,29 +253,17 @@ impl<S: Store> Wal<S> {
     fn first_record_after(&self, k: u64) -> Result<Option<u64>> {
         let list_prefix = self.prefix.list_prefix();
         let start_key = self.prefix.key(k);
-        let mut continuation: Option<String> = None;
-        loop {
-            let page = self.store.list_page(&PageRequest {
-                prefix: &list_prefix,
-                start_after: (k > 0).then_some(start_key.as_str()),
-                continuation: continuation.as_deref(),
-                max_keys: PROBE_KEYS,
-            })?;
-            let first = page
-                .keys
-                .iter()
-                .filter_map(|key| self.prefix.offset_of(key))
-                .find(|&offset| offset > k);
-            let past_the_records = page
-                .keys
-                .iter()
-                .any(|key| self.prefix.sorts_after_records(key));
-            match (first, page.continuation) {
-                (Some(offset), _) => return Ok(Some(offset)),
-                (None, Some(token)) if !past_the_records => continuation = Some(token),
-                (None, _) => return Ok(None),
+        let start_after = (k > 0).then_some(start_key.as_str());
+        for key in self.store.keys(&list_prefix, start_after, PROBE_KEYS) {
+            let key = key?;
+            if self.prefix.sorts_after_records(&key) {
+                return Ok(None);
+            }
+            if let Some(offset) = self.prefix.offset_of(&key).filter(|&o| o > k) {
+                return Ok(Some(offset));
             }
         }
+        Ok(None)
     }
 
     /// The tail, searched for from `floor` (0, or a record known to exist).
@@ -298,7 +278,7 @@ impl<S: Store> Wal<S> {
     /// The hinted tail if its record still exists (one HEAD), else 0: a
     /// hinted record that is gone means the log was truncated since.
     fn confirmed_hint(&self) -> Result<u64> {
-        match self.hint.load() {
+        match self.local.hint.load() {
             Some(hinted) if hinted > 0 && self.store.head(&self.prefix.key(hinted))?.is_some() => {
                 Ok(hinted)
             }
@@ -312,7 +292,7 @@ impl<S: Store> Wal<S> {
     /// about 2·log₂(N) short LISTs.
     pub fn recover(&self) -> Result<u64> {
         let tail = self.search_tail(self.confirmed_hint()?)?;
-        self.hint.store(tail);
+        self.local.hint.store(tail);
         Ok(tail)
     }
 
@@ -364,7 +344,7 @@ impl<S: Store> Wal<S> {
         records: impl IntoIterator<Item = R>,
         mut appended: impl FnMut(u64, &[u8]) -> Result<()>,
     ) -> Result<u64> {
-        let _held = self.lock.acquire()?;
+        let _held = self.local.lock.acquire()?;
         let mut records = records.into_iter().peekable();
         if records.peek().is_none() {
             return Ok(0);
@@ -381,7 +361,7 @@ impl<S: Store> Wal<S> {
             count += 1;
             appended(tail, body.data())
         });
-        self.hint.store(tail);
+        self.local.hint.store(tail);
         result.map(|()| count)
     }
 
@@ -391,51 +371,69 @@ impl<S: Store> Wal<S> {
     /// Every PUT of this record carries the same random token, so a PUT
     /// that landed but whose answer was lost is recognised as ours on the
     /// retry, instead of being written a second time at the next offset.
-    fn put_record(&self, mut offset: u64, body: &mut Body) -> Result<u64> {
+    fn put_record(&self, offset: u64, body: &mut Body) -> Result<u64> {
         let token = new_token();
-        let (mut taken, mut conflicts) = (0, 0);
-        let mut uncertain = false;
+        let mut append = Append::at(offset, APPEND_LIMITS);
+        let mut step = append.start();
+        // The error behind the last failed step, for a give-up to report.
+        let mut failure = None;
         loop {
-            let key = self.prefix.key(offset);
-            let outcome = self
-                .store
-                .put_if_absent(&key, body.at(offset), &token)
-                .map_err(|e| maybe_stored(e, offset))?;
-            let mut next = after_put(offset, outcome, uncertain);
-            if next == Some(Retry::CheckToken(offset)) {
-                if self
-                    .is_ours(&key, &token)
-                    .map_err(|e| maybe_stored(e, offset))?
-                {
-                    return Ok(offset);
-                }
-                next = Some(Retry::FindTailAfter(offset));
-            }
-            uncertain = next == Some(Retry::SameOffset(offset));
-            match next {
-                None => return Ok(offset),
-                Some(Retry::CheckToken(_)) => unreachable!("handled above"),
-                Some(Retry::FindTailAfter(taken_offset)) => {
-                    taken += 1;
-                    if taken == MAX_APPEND_ATTEMPTS {
-                        return Err(Error::AppendGaveUp {
-                            attempts: taken,
-                            offset,
-                        });
+            let mut failed = |error: Error, may_have_landed| {
+                failure = Some(error);
+                Answer::Failed { may_have_landed }
+            };
+            let answer = match step {
+                Step::Put(offset) => {
+                    let key = self.prefix.key(offset);
+                    match self.store.put_if_absent(&key, body.at(offset), &token) {
+                        Ok(PutOutcome::Created) => Answer::Created,
+                        Ok(PutOutcome::Exists { retried }) => Answer::Taken { retried },
+                        Ok(PutOutcome::Conflict) => Answer::Conflict,
+                        Err(error) => {
+                            let landed = may_have_landed(&error);
+                            failed(error, landed)
+                        }
                     }
-                    jittered_pause(u64::from(taken.min(10)));
-                    offset = next_offset(self.search_tail(taken_offset)?)?;
                 }
-                Some(Retry::SameOffset(_)) => {
-                    conflicts += 1;
-                    if conflicts == MAX_CONFLICT_RETRIES {
-                        return Err(Error::Conflicted {
-                            key: self.prefix.key(offset),
-                            attempts: conflicts,
-                        });
-                    }
-                    jittered_pause(10 << conflicts.min(6));
+                Step::CheckToken(offset) => match self.store.head(&self.prefix.key(offset)) {
+                    Ok(head) => Answer::Token(head.map(|h| h.token.as_deref() == Some(&token))),
+                    Err(error) => failed(error, false),
+                },
+                Step::FindTail(taken) => Answer::Tail(self.search_tail(taken)?),
+                Step::Pause(up_to) => {
+                    (self.pause)(up_to);
+                    Answer::Resumed
                 }
+                Step::Stored(offset) => return Ok(offset),
+                Step::GiveUp(why) => return Err(self.gave_up(why, failure)),
+            };
+            step = append.next(answer);
+        }
+    }
+
+    /// The error for an append that gave up, with `failure`, the error
+    /// behind its last failed step, when that is why.
+    fn gave_up(&self, why: GiveUp, failure: Option<Error>) -> Error {
+        match (why, failure) {
+            (GiveUp::Taken { attempts, offset }, _) => Error::AppendGaveUp { attempts, offset },
+            (GiveUp::Conflicted { attempts, offset }, _) => Error::Conflicted {
+                key: self.prefix.key(offset),
+                attempts,
+            },
+            (GiveUp::LogFull, _) => Error::LogFull,
+            (
+                GiveUp::Failed {
+                    offset,
+                    maybe_stored: true,
+                },
+                Some(error),
+            ) => Error::MaybeStored {
+                offset,
+                source: Box::new(error),
+            },
+            (GiveUp::Failed { .. }, Some(error)) => error,
+            (GiveUp::Failed { offset, .. }, None) => {
+                unreachable!("an append gave up at {offset} on a failure it did not see")
             }
         }
     }
@@ -481,7 +479,7 @@ impl<S: Store> Wal<S> {
     /// dense log that merely starts later than asked. Refuses to delete
     /// the last record: the tail is what keeps offsets going up.
     pub fn trim(&self, keep_from: u64) -> Result<u64> {
-        let _held = self.lock.acquire()?;
+        let _held = self.local.lock.acquire()?;
         let tail = self.recover()?;
         if keep_from > tail {
             return Err(Error::TrimPastTail { keep_from, tail });
@@ -509,12 +507,12 @@ impl<S: Store> Wal<S> {
     /// Checks afterwards that no record is left past the cut, to catch one
     /// another machine appended meanwhile. Never lists the whole log.
     pub fn truncate(&self, after: u64) -> Result<u64> {
-        let _held = self.lock.acquire()?;
+        let _held = self.local.lock.acquire()?;
         let mut deleted = 0;
         let mut tail = self.search_tail(self.confirmed_hint()?)?;
         for _ in 0..MAX_TRUNCATE_ROUNDS {
             if tail <= after {
-                self.hint.store(tail);
+                self.local.hint.store(tail);
                 return Ok(deleted);
             }
             for batch in deletion_batches(after, tail) {
@@ -526,7 +524,7 @@ impl<S: Store> Wal<S> {
         }
         match tail <= after {
             true => {
-                self.hint.store(tail);
+                self.local.hint.store(tail);
                 Ok(deleted)
             }
             false => Err(Error::TruncateRaced { after }),
@@ -539,46 +537,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn created_record_needs_no_retry() {
-        assert_eq!(after_put(5, PutOutcome::Created, false), None);
-    }
-
-    #[test]
-    fn taken_offset_after_a_retry_checks_the_token_first() {
-        assert_eq!(
-            after_put(5, PutOutcome::ExistsAfterRetry, false),
-            Some(Retry::CheckToken(5))
-        );
-    }
-
-    #[test]
     fn tokens_differ_between_appends() {
         assert_ne!(new_token(), new_token());
         assert_eq!(new_token().len(), 32);
-    }
-
-    #[test]
-    fn taken_offset_after_a_conflict_checks_the_token_first() {
-        assert_eq!(
-            after_put(5, PutOutcome::Exists, true),
-            Some(Retry::CheckToken(5))
-        );
-    }
-
-    #[test]
-    fn taken_offset_looks_for_the_tail_past_it() {
-        assert_eq!(
-            after_put(5, PutOutcome::Exists, false),
-            Some(Retry::FindTailAfter(5))
-        );
-    }
-
-    #[test]
-    fn conflict_retries_the_same_offset() {
-        assert_eq!(
-            after_put(5, PutOutcome::Conflict, false),
-            Some(Retry::SameOffset(5))
-        );
     }
 
     #[test]

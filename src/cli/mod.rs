@@ -408,7 +408,7 @@ fn run(args: Args, out: &mut Output, stored: &mut Stored) -> Result<(), Error> {
         client = client.with_observer(move |exchange| log_exchange(exchange, &counts));
     }
     let wal =
-        Wal::new(client, config.prefix, config.lock).allow_unsafe_store(config.allow_unsafe_store);
+        Wal::new(client, config.prefix, config.local).allow_unsafe_store(config.allow_unsafe_store);
     let result = match command {
         Command::Append(AppendArgs { lines: true, .. }) => {
             append::run(&wal, Source::Lines, out, stored)

@@ -10,11 +10,14 @@ use crate::error::Result;
 pub enum PutOutcome {
     /// The object did not exist and now holds our body.
     Created,
-    /// 412: an object already exists at the key; ours was not written.
-    Exists,
-    /// 412 to a PUT that was sent more than once: the object may be our own
-    /// earlier try, whose answer was lost. Its token tells.
-    ExistsAfterRetry,
+    /// 412: an object already exists at the key; this PUT did not write it.
+    Exists {
+        /// The PUT was sent more than once (an answer was lost, or a body
+        /// was damaged on the way), so the object may be our own earlier
+        /// try: its token tells. Deciding that is the append protocol's
+        /// job (`append.rs`); this only reports the fact.
+        retried: bool,
+    },
     /// 409 `ConditionalRequestConflict` or `OperationAborted`: a
     /// conflicting operation was in flight; nothing was decided, so the
     /// same key may be tried again.
@@ -58,8 +61,9 @@ impl Signer {
 fn put_outcome(request: &Request<'_>, response: Response) -> Result<PutOutcome> {
     match response.status {
         200..=299 => Ok(PutOutcome::Created),
-        412 if response.attempts > 1 => Ok(PutOutcome::ExistsAfterRetry),
-        412 => Ok(PutOutcome::Exists),
+        412 => Ok(PutOutcome::Exists {
+            retried: response.attempts > 1,
+        }),
         409 if matches!(
             xml::parse_error(&response.body).code.as_deref(),
             Some("ConditionalRequestConflict" | "OperationAborted")
@@ -123,7 +127,7 @@ mod tests {
         let request = signer().put_if_absent("k", b"", "t");
         assert_eq!(
             put_outcome(&request, answer(412)).unwrap(),
-            PutOutcome::Exists
+            PutOutcome::Exists { retried: false }
         );
     }
 
@@ -152,7 +156,7 @@ mod tests {
         };
         assert_eq!(
             put_outcome(&request, retried).unwrap(),
-            PutOutcome::ExistsAfterRetry
+            PutOutcome::Exists { retried: true }
         );
     }
 

@@ -12,7 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use s3wal::Wal;
 use s3wal::config::{self, Env, Flags};
-use s3wal::s3::{Client, PageRequest};
+use s3wal::s3::Client;
+use s3wal::store::Store;
 
 /// A running S3 server, as described by the environment `make test` sets.
 #[derive(Debug, Clone)]
@@ -254,24 +255,11 @@ impl TestLog {
     /// Every key under the prefix, as the server lists them.
     pub fn keys(&self) -> Vec<String> {
         let wal = self.wal();
-        let mut keys = Vec::new();
-        let mut continuation: Option<String> = None;
-        loop {
-            let page = wal
-                .store()
-                .list_page(&PageRequest {
-                    prefix: &format!("{}/", self.prefix),
-                    start_after: None,
-                    continuation: continuation.as_deref(),
-                    max_keys: 1000,
-                })
-                .unwrap();
-            keys.extend(page.keys);
-            match page.continuation {
-                Some(token) => continuation = Some(token),
-                None => return keys,
-            }
-        }
+        let prefix = format!("{}/", self.prefix);
+        wal.store()
+            .keys(&prefix, None, 1000)
+            .collect::<Result<_, _>>()
+            .unwrap()
     }
 
     /// The offsets of the record keys under the prefix, in listing order.

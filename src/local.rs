@@ -1,0 +1,173 @@
+//! What s3wal keeps on this machine for one log, side by side in the lock
+//! folder: the lock that queues its appenders, the tail hint that saves a
+//! search, and the verdict of the `If-None-Match` probe.
+//!
+//! The hint and the verdict are only ever shortcuts: a missing, stale or
+//! garbled file costs a search or a probe, never a wrong answer. So both
+//! are written best effort, atomically (a reader never sees half a file),
+//! and never into a folder others can write.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::lock::{AppendLock, file_stem, private_dir};
+
+/// The lock, hint and probe files of one log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalState {
+    pub(crate) lock: AppendLock,
+    pub(crate) hint: TailHint,
+    pub(crate) probe: ProbeCache,
+}
+
+impl LocalState {
+    /// The files of the log at `endpoint`, `bucket`, `prefix`, in `dir`:
+    /// one name per log, so two logs never share a lock.
+    pub fn in_dir(dir: &Path, endpoint: &str, bucket: &str, prefix: &str) -> LocalState {
+        let stem = dir.join(file_stem(endpoint, bucket, prefix));
+        LocalState {
+            lock: AppendLock::at(stem.with_extension("lock")),
+            hint: TailHint {
+                path: stem.with_extension("tail"),
+            },
+            probe: ProbeCache {
+                path: stem.with_extension("probe"),
+            },
+        }
+    }
+
+    /// The lock file's path.
+    pub fn lock_path(&self) -> &Path {
+        self.lock.path()
+    }
+}
+
+/// Writes `contents` to `path` through a temporary file and a rename, so
+/// that a reader sees the old contents or the new, never a mix. Best
+/// effort: failing costs the next command a search or a probe.
+fn write_atomically(path: &Path, contents: &str) {
+    // Never written into a folder others can write: they could plant a
+    // symlink where the temporary file goes.
+    if path.parent().is_some_and(|dir| private_dir(dir).is_err()) {
+        return;
+    }
+    let temporary = path.with_extension(format!("tmp{}", std::process::id()));
+    let written = fs::write(&temporary, contents).and_then(|()| fs::rename(&temporary, path));
+    if written.is_err() {
+        let _ = fs::remove_file(&temporary);
+    }
+}
+
+/// The last tail this machine saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TailHint {
+    path: PathBuf,
+}
+
+impl TailHint {
+    /// The remembered tail, if there is a readable one.
+    pub(crate) fn load(&self) -> Option<u64> {
+        fs::read_to_string(&self.path).ok()?.trim().parse().ok()
+    }
+
+    /// Remembers `tail`.
+    pub(crate) fn store(&self, tail: u64) {
+        write_atomically(&self.path, &tail.to_string());
+    }
+}
+
+/// What the `If-None-Match` probe found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conditional {
+    /// A second conditional PUT of the same key got 412.
+    Enforced,
+    /// A second conditional PUT of the same key overwrote it.
+    Ignored,
+}
+
+impl Conditional {
+    fn as_str(self) -> &'static str {
+        match self {
+            Conditional::Enforced => "enforced",
+            Conditional::Ignored => "ignored",
+        }
+    }
+}
+
+/// The probe's verdict for one log, remembered so that it runs once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ProbeCache {
+    path: PathBuf,
+}
+
+impl ProbeCache {
+    /// The remembered verdict, if any.
+    pub(crate) fn load(&self) -> Option<Conditional> {
+        match fs::read_to_string(&self.path).ok()?.trim() {
+            "enforced" => Some(Conditional::Enforced),
+            "ignored" => Some(Conditional::Ignored),
+            _ => None,
+        }
+    }
+
+    /// Remembers `result`.
+    pub(crate) fn store(&self, result: Conditional) {
+        write_atomically(&self.path, result.as_str());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The files of a log in a fresh folder, removed by `cleanup`.
+    fn local(name: &str) -> (LocalState, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("s3wal-local-{name}-{}", std::process::id()));
+        (LocalState::in_dir(&dir, "http://e", "b", "p"), dir)
+    }
+
+    #[test]
+    fn the_files_of_one_log_share_a_name() {
+        let (local, dir) = local("names");
+        let lock = local.lock_path();
+        assert_eq!(lock.parent(), Some(dir.as_path()));
+        assert_eq!(local.hint.path, lock.with_extension("tail"));
+        assert_eq!(local.probe.path, lock.with_extension("probe"));
+    }
+
+    #[test]
+    fn stored_tail_loads_back() {
+        let (local, dir) = local("tail");
+        local.hint.store(42);
+        assert_eq!(local.hint.load(), Some(42));
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn missing_or_garbled_files_are_none() {
+        let (local, dir) = local("garbled");
+        assert_eq!(local.hint.load(), None);
+        assert_eq!(local.probe.load(), None);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(&local.hint.path, "not a number").unwrap();
+        fs::write(&local.probe.path, "maybe").unwrap();
+        assert_eq!(local.hint.load(), None);
+        assert_eq!(local.probe.load(), None);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn stored_verdict_loads_back() {
+        let (local, dir) = local("probe");
+        local.probe.store(Conditional::Ignored);
+        assert_eq!(local.probe.load(), Some(Conditional::Ignored));
+        local.probe.store(Conditional::Enforced);
+        assert_eq!(local.probe.load(), Some(Conditional::Enforced));
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn unwritable_files_are_silently_skipped() {
+        write_atomically(Path::new("/proc/s3wal-cannot-write/x.tail"), "1");
+    }
+}
