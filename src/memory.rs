@@ -34,7 +34,7 @@ impl MemoryStore {
     }
 
     /// Every key, in order.
-    pub fn keys(&self) -> Vec<String> {
+    pub fn object_keys(&self) -> Vec<String> {
         self.objects().keys().cloned().collect()
     }
 
@@ -171,6 +171,6 @@ mod tests {
         let store = MemoryStore::new();
         store.put("a", b"");
         store.delete(&["a".into(), "b".into()]).unwrap();
-        assert!(store.keys().is_empty());
+        assert!(store.object_keys().is_empty());
     }
 }

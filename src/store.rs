@@ -5,7 +5,7 @@
 //! order after a key, and delete a batch. Keeping the interface this narrow keeps the log
 //! logic in `wal.rs` free of HTTP and S3 details.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::s3::{Client, ListPage, ObjectHead, PageRequest, PutOutcome};
 
 /// What the log needs from an object store.
@@ -45,6 +45,7 @@ pub trait Store {
             page: Vec::new().into_iter(),
             continuation: None,
             done: false,
+            empty_pages: 0,
         }
     }
 }
@@ -59,7 +60,14 @@ pub struct Keys<'a, S> {
     page: std::vec::IntoIter<String>,
     continuation: Option<String>,
     done: bool,
+    /// Truncated pages in a row that held no key.
+    empty_pages: u32,
 }
+
+/// Truncated pages without a key that a listing accepts in a row. S3 may
+/// return a few (keys deleted under it); a store that keeps doing so would
+/// keep a listing going for ever.
+const MAX_EMPTY_PAGES: u32 = 100;
 
 impl<S: Store> Iterator for Keys<'_, S> {
     type Item = Result<String>;
@@ -80,6 +88,20 @@ impl<S: Store> Iterator for Keys<'_, S> {
             });
             match page {
                 Ok(page) => {
+                    self.empty_pages = match page.keys.is_empty() {
+                        true => self.empty_pages + 1,
+                        false => 0,
+                    };
+                    if self.empty_pages > MAX_EMPTY_PAGES && page.continuation.is_some() {
+                        self.done = true;
+                        return Some(Err(Error::Protocol {
+                            request: format!("ListObjectsV2 {}", self.prefix),
+                            message: format!(
+                                "the store answered {MAX_EMPTY_PAGES} truncated pages in a row \
+                                 without a key; the listing would never end"
+                            ),
+                        }));
+                    }
                     self.done = page.continuation.is_none();
                     self.continuation = page.continuation;
                     self.page = page.keys.into_iter();
@@ -112,5 +134,61 @@ impl Store for Client {
 
     fn delete(&self, keys: &[String]) -> Result<()> {
         self.delete_objects(keys)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryStore;
+
+    /// A store whose listing never ends: every page is empty and points to
+    /// a fresh page.
+    struct Endless;
+
+    impl Store for Endless {
+        fn put_if_absent(&self, _: &str, _: &[u8], _: &str) -> Result<PutOutcome> {
+            unreachable!()
+        }
+        fn get(&self, _: &str) -> Result<Option<Vec<u8>>> {
+            unreachable!()
+        }
+        fn head(&self, _: &str) -> Result<Option<ObjectHead>> {
+            unreachable!()
+        }
+        fn list_page(&self, page: &PageRequest<'_>) -> Result<ListPage> {
+            let next = page
+                .continuation
+                .map_or(0, |t| t.parse::<u64>().unwrap() + 1);
+            Ok(ListPage {
+                keys: Vec::new(),
+                continuation: Some(next.to_string()),
+            })
+        }
+        fn delete(&self, _: &[String]) -> Result<()> {
+            unreachable!()
+        }
+    }
+
+    #[test]
+    fn keys_come_page_by_page_in_order() {
+        let store = MemoryStore::new();
+        for n in 0..25 {
+            store.put(&format!("w/{n:02}"), b"");
+        }
+        let keys: Vec<String> = store
+            .keys("w/", Some("w/04"), 10)
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(keys.len(), 20);
+        assert_eq!((keys[0].as_str(), keys[19].as_str()), ("w/05", "w/24"));
+    }
+
+    #[test]
+    fn a_listing_of_endless_empty_pages_is_a_protocol_error() {
+        let mut keys = Endless.keys("w/", None, 1000);
+        let error = keys.next().unwrap().unwrap_err();
+        assert!(error.to_string().contains("never end"), "{error}");
+        assert!(keys.next().is_none());
     }
 }
