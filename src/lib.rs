@@ -63,7 +63,6 @@ pub mod error;
 pub mod hint;
 pub mod lock;
 pub mod probe;
-pub mod profile;
 pub mod range;
 pub mod record;
 pub mod s3;
