@@ -434,14 +434,13 @@ fn run(args: Args, out: &mut Output, stored: &mut Stored) -> Result<(), Error> {
 }
 
 /// A record offset from the command line: a whole number of at least
-/// `min`, without sign or spaces. argh puts the argument and its value
-/// before the message.
+/// `min`, without sign or spaces.
 fn parse_offset(raw: &str, min: u64) -> Result<u64, String> {
     let digits = !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit());
     match raw.parse::<u64>() {
         Ok(offset) if digits && offset >= min => Ok(offset),
         _ => Err(format!(
-            "offset must be a whole number from {min} to {}",
+            "offset must be a whole number from {min} to {}, not {raw:?}",
             u64::MAX
         )),
     }
