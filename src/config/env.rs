@@ -44,8 +44,8 @@ impl Env {
     }
 
     /// A variable's value; an empty value counts as unset.
-    pub fn get(&self, name: &'static str) -> Option<&str> {
-        self.first_of(&[name]).map(|(value, _)| value)
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.layers.iter().find_map(|layer| non_empty(layer, name))
     }
 
     /// The value of the first of `names` that is set, and where it was
