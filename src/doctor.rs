@@ -1,12 +1,15 @@
 //! `doctor`: can this machine use this log safely?
 //!
-//! Three checks, in the order a user would fix them: the credentials and
-//! the bucket (one listing), the clock (the listing's `Date`), and whether
-//! the store honours `If-None-Match: *` (two conditional PUTs of a scratch
-//! key, then a delete).
+//! First the configuration, each setting with where it came from (the
+//! answer to "why is it talking to that endpoint?"); then three checks,
+//! in the order a user would fix them: the credentials and the bucket
+//! (one listing), the clock (the listing's `Date`), and whether the store
+//! honours `If-None-Match: *` (two conditional PUTs of a scratch key,
+//! then a delete).
 
 use std::time::Duration;
 
+use crate::config::Origin;
 use crate::error::{Error, Result};
 use crate::local::Conditional;
 use crate::s3::Client;
@@ -77,9 +80,28 @@ fn finding(check: &'static str, outcome: Result<String>) -> Finding {
     }
 }
 
-/// Runs every check against the log; stops after the first when the
-/// store cannot be reached at all.
-pub fn diagnose(wal: &Wal<Client>) -> Vec<Finding> {
+/// The settings the log was opened with, each with its source (a flag,
+/// an environment variable, `.env`, a profile or the default); never a
+/// secret.
+pub fn configuration(origins: &[Origin]) -> Finding {
+    let shown: Vec<String> = origins.iter().map(Origin::to_string).collect();
+    Finding {
+        check: "configuration",
+        ok: true,
+        detail: shown.join(", "),
+    }
+}
+
+/// The configuration `origins`, then every check against the log; the
+/// checks stop after the first when the store cannot be reached at all.
+pub fn diagnose(wal: &Wal<Client>, origins: &[Origin]) -> Vec<Finding> {
+    let mut findings = vec![configuration(origins)];
+    findings.extend(check(wal));
+    findings
+}
+
+/// The checks against the store.
+fn check(wal: &Wal<Client>) -> Vec<Finding> {
     let list_prefix = wal.prefix().list_prefix();
     let bucket = wal.store().bucket().to_owned();
     let credentials = || finding("credentials and bucket", Ok(format!("bucket {bucket}")));
@@ -203,5 +225,28 @@ mod tests {
     #[test]
     fn no_date_header_is_not_a_problem() {
         assert!(judge_clock(at(0), None).ok);
+    }
+
+    #[test]
+    fn configuration_names_each_setting_and_its_source() {
+        use crate::config::Source;
+        let origins = [
+            Origin {
+                setting: "bucket",
+                value: "logs".into(),
+                source: Source::Flag("--bucket"),
+            },
+            Origin {
+                setting: "region",
+                value: "eu-west-1".into(),
+                source: Source::Profile("onprem".into()),
+            },
+        ];
+        let finding = configuration(&origins);
+        assert!(finding.ok);
+        assert_eq!(
+            finding.detail,
+            "bucket logs (--bucket), region eu-west-1 (profile onprem)"
+        );
     }
 }

@@ -66,7 +66,6 @@ mod lock;
 #[cfg(test)]
 mod log_tests;
 pub mod memory;
-pub mod profile;
 pub mod range;
 pub mod record;
 pub mod s3;

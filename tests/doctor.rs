@@ -22,6 +22,7 @@ fn doctor_passes_on_a_store_that_enforces_if_none_match() {
     assert_eq!(
         checks,
         [
+            "configuration",
             "credentials and bucket",
             "clock",
             "list (s3:ListBucket)",
@@ -33,6 +34,26 @@ fn doctor_passes_on_a_store_that_enforces_if_none_match() {
         "{out}"
     );
     assert!(out.lines().all(|l| l.contains(": ok")), "{out}");
+}
+
+#[test]
+fn doctor_shows_each_setting_with_its_source_and_no_secret() {
+    let log = TestLog::new(Server::s3s(), "doctor-config");
+    let out = log.run(&["--retries", "3", "doctor"]).ok();
+    let line = out.lines().next().unwrap();
+    for shown in [
+        format!("bucket {} (env AWS_BUCKET_NAME)", log.server.bucket),
+        format!(
+            "endpoint {}/ (env AWS_ENDPOINT_URL)",
+            log.server.endpoint.trim_end_matches('/')
+        ),
+        "region us-east-1 (default)".to_owned(),
+        "(env AWS_ACCESS_KEY_ID)".to_owned(),
+        "retries 3 (--retries)".to_owned(),
+    ] {
+        assert!(line.contains(&shown), "{shown:?} not in {line}");
+    }
+    assert!(!line.contains(&log.server.secret_key), "{line}");
 }
 
 #[test]
@@ -79,7 +100,10 @@ fn doctor_reports_bad_credentials() {
     let run = common::Run::of(&mut command);
     assert_eq!(run.code, 1);
     assert!(
-        run.out().starts_with("credentials and bucket: PROBLEM:"),
+        run.out()
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("credentials and bucket: PROBLEM:")),
         "{}",
         run.out()
     );

@@ -16,7 +16,7 @@ mod signals;
 
 use append::{Source, Stored};
 use output::Output;
-use s3wal::config::{self, Env, Flags};
+use s3wal::config::{self, Env, Flags, Origin};
 use s3wal::error::{Error, exit};
 use s3wal::s3::{Client, Exchange};
 
@@ -147,8 +147,8 @@ struct AppendArgs {
 )]
 struct ReadArgs {
     /// offset of the record, from 1
-    #[argh(positional)]
-    offset: String,
+    #[argh(positional, from_str_fn(offset_from_1))]
+    offset: u64,
 }
 
 #[derive(FromArgs, Debug)]
@@ -169,8 +169,8 @@ struct LastArgs {}
 )]
 struct TruncateArgs {
     /// the offset to keep; every record after it is deleted
-    #[argh(positional)]
-    offset: String,
+    #[argh(positional, from_str_fn(offset_from_0))]
+    after: u64,
 }
 
 #[derive(FromArgs, Debug)]
@@ -184,11 +184,11 @@ struct TruncateArgs {
 )]
 struct DumpArgs {
     /// first offset to print (default: the log's first)
-    #[argh(option)]
-    from: Option<String>,
+    #[argh(option, from_str_fn(offset_from_1))]
+    from: Option<u64>,
     /// last offset to print (default: the log's last)
-    #[argh(option)]
-    to: Option<String>,
+    #[argh(option, from_str_fn(offset_from_1))]
+    to: Option<u64>,
     /// print only each record's data, one per line
     #[argh(switch)]
     raw: bool,
@@ -217,11 +217,11 @@ struct DoctorArgs {}
 )]
 struct VerifyArgs {
     /// first offset to check (default: the log's first)
-    #[argh(option)]
-    from: Option<String>,
+    #[argh(option, from_str_fn(offset_from_1))]
+    from: Option<u64>,
     /// last offset to check (default: the log's last)
-    #[argh(option)]
-    to: Option<String>,
+    #[argh(option, from_str_fn(offset_from_1))]
+    to: Option<u64>,
 }
 
 #[derive(FromArgs, Debug)]
@@ -242,8 +242,8 @@ struct StatArgs {}
 )]
 struct TrimArgs {
     /// the first offset to keep; every record before it is deleted
-    #[argh(positional)]
-    offset: String,
+    #[argh(positional, from_str_fn(offset_from_1))]
+    before: u64,
 }
 
 /// Runs the command line `args` (without the program name) and returns
@@ -386,7 +386,10 @@ fn run(args: Args, out: &mut Output, stored: &mut Stored) -> Result<(), Error> {
     let Some(command) = args.command else {
         return Err(Error::Usage("no command given (see s3wal --help)".into()));
     };
-    let offsets = parse_offsets(&command)?;
+    check_arguments(&command)?;
+    // Every global option is either read here or by the CLI itself: an
+    // `Args` field read nowhere is dead code (a warning, an error in CI)
+    // and a `Flags` field left out does not compile.
     let flags = Flags {
         bucket: args.bucket,
         prefix: args.prefix,
@@ -422,7 +425,7 @@ fn run(args: Args, out: &mut Output, stored: &mut Stored) -> Result<(), Error> {
             };
             append::run(&wal, source, out, stored)
         }
-        command => execute(&wal, command, offsets, out),
+        command => execute(&wal, command, &config.origins, out),
     };
     if args.verbose {
         log_summary(&counts.lock().expect("no panics while counting"));
@@ -430,57 +433,56 @@ fn run(args: Args, out: &mut Output, stored: &mut Stored) -> Result<(), Error> {
     result
 }
 
-/// A record offset from the command line: a whole number of at least `min`.
-fn parse_offset(raw: &str, min: u64) -> Result<u64, Error> {
+/// A record offset from the command line: a whole number of at least
+/// `min`, without sign or spaces.
+fn parse_offset(raw: &str, min: u64) -> Result<u64, String> {
     let digits = !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit());
     match raw.parse::<u64>() {
         Ok(offset) if digits && offset >= min => Ok(offset),
-        _ => Err(Error::Usage(format!(
+        _ => Err(format!(
             "offset must be a whole number from {min} to {}, not {raw:?}",
             u64::MAX
-        ))),
+        )),
     }
 }
 
-/// The offsets a command names, checked with the rest of its arguments
-/// before any configuration is read or request made: `[offset]` for read,
-/// truncate and trim, `[from, to]` for dump and verify.
-fn parse_offsets(command: &Command) -> Result<[Option<u64>; 2], Error> {
-    let optional =
-        |raw: &Option<String>, min| raw.as_deref().map(|r| parse_offset(r, min)).transpose();
-    Ok(match command {
-        Command::Read(read) => [Some(parse_offset(&read.offset, 1)?), None],
-        Command::Truncate(truncate) => [Some(parse_offset(&truncate.offset, 0)?), None],
-        Command::Trim(trim) => [Some(parse_offset(&trim.offset, 1)?), None],
+/// An offset of a record: read, trim, dump and verify.
+fn offset_from_1(raw: &str) -> Result<u64, String> {
+    parse_offset(raw, 1)
+}
+
+/// An offset to truncate after, where 0 empties the log.
+fn offset_from_0(raw: &str) -> Result<u64, String> {
+    parse_offset(raw, 0)
+}
+
+/// The rules between a command's arguments that argh cannot express,
+/// checked before any configuration is read or request made.
+fn check_arguments(command: &Command) -> Result<(), Error> {
+    match command {
         Command::Dump(DumpArgs {
             follow: true,
             to: Some(_),
             ..
-        }) => return Err(Error::Usage("dump --follow takes no --to".into())),
-        Command::Dump(DumpArgs { from, to, .. }) | Command::Verify(VerifyArgs { from, to }) => {
-            [optional(from, 1)?, optional(to, 1)?]
-        }
-        Command::Append(AppendArgs { lines, data }) if *lines == data.is_some() => {
-            return Err(Error::Usage(
-                "append takes either data (or - for stdin) or --lines".into(),
-            ));
-        }
-        _ => [None, None],
-    })
+        }) => Err(Error::Usage("dump --follow takes no --to".into())),
+        Command::Append(AppendArgs { lines, data }) if *lines == data.is_some() => Err(
+            Error::Usage("append takes either data (or - for stdin) or --lines".into()),
+        ),
+        _ => Ok(()),
+    }
 }
 
 fn execute(
     wal: &Wal<Client>,
     command: Command,
-    offsets: [Option<u64>; 2],
+    origins: &[Origin],
     out: &mut Output,
 ) -> Result<(), Error> {
-    let offset = offsets[0].unwrap_or_default();
     match command {
         Command::Recover(_) => out.last_offset(wal.recover()?),
         // `run` has taken every append.
         Command::Append(_) => Ok(()),
-        Command::Read(_) => {
+        Command::Read(ReadArgs { offset }) => {
             let Record { offset, data } = wal.read(offset)?;
             out.read(offset, &data)
         }
@@ -488,17 +490,17 @@ fn execute(
             let Record { offset, data } = wal.last()?;
             out.last(offset, &data)
         }
-        Command::Truncate(_) => {
-            wal.truncate(offset)?;
-            out.truncated(offset)
+        Command::Truncate(TruncateArgs { after }) => {
+            wal.truncate(after)?;
+            out.truncated(after)
         }
-        Command::Trim(_) => {
-            wal.trim(offset)?;
-            out.trimmed(offset)
+        Command::Trim(TrimArgs { before }) => {
+            wal.trim(before)?;
+            out.trimmed(before)
         }
         Command::Stat(_) => out.stat(wal.stat()?),
         Command::Doctor(_) => {
-            let findings = s3wal::doctor::diagnose(wal);
+            let findings = s3wal::doctor::diagnose(wal, origins);
             for finding in &findings {
                 out.finding(finding)?;
             }
@@ -507,12 +509,12 @@ fn execute(
                 false => Err(Error::Config("doctor found a problem".into())),
             }
         }
-        Command::Verify(_) => verify(wal, offsets, out),
+        Command::Verify(VerifyArgs { from, to }) => verify(wal, from, to, out),
         Command::Dump(dump) if dump.follow => {
             // Like plain dump, start no earlier than the first record: a
             // trimmed log never gets its low offsets back.
             let first = wal.first()?;
-            let from = match (offsets[0], first) {
+            let from = match (dump.from, first) {
                 (Some(from), Some(first)) => from.max(first),
                 (Some(from), None) => from,
                 (None, first) => first.unwrap_or(1),
@@ -526,7 +528,7 @@ fn execute(
             })
         }
         Command::Dump(dump) => {
-            let Some((from, to)) = wal.clamp_range(offsets[0], offsets[1])? else {
+            let Some((from, to)) = wal.clamp_range(dump.from, dump.to)? else {
                 return Ok(());
             };
             wal.read_range(from, to, |Record { offset, data }| match dump.raw {
@@ -539,7 +541,12 @@ fn execute(
 
 /// `verify`: one line per problem and a summary on stdout; progress on
 /// stderr when it is a terminal.
-fn verify(wal: &Wal<Client>, [from, to]: [Option<u64>; 2], out: &mut Output) -> Result<(), Error> {
+fn verify(
+    wal: &Wal<Client>,
+    from: Option<u64>,
+    to: Option<u64>,
+    out: &mut Output,
+) -> Result<(), Error> {
     let show_progress = io::stderr().is_terminal();
     let summary = wal.verify(
         from,
@@ -662,9 +669,55 @@ mod tests {
         let Some(Command::Dump(dump)) = parsed.command else {
             panic!("not a dump")
         };
-        assert_eq!(
-            (dump.from.as_deref(), dump.to.as_deref()),
-            (Some("1"), Some("2"))
-        );
+        assert_eq!((dump.from, dump.to), (Some(1), Some(2)));
+    }
+
+    fn parsed(args: &[&str]) -> Result<Command, String> {
+        match Args::from_args(&["s3wal"], args) {
+            Ok(args) => Ok(args.command.unwrap()),
+            Err(early) => Err(one_line(&early.output)),
+        }
+    }
+
+    #[test]
+    fn each_command_gets_its_offsets_typed() {
+        assert!(matches!(
+            parsed(&["read", "3"]),
+            Ok(Command::Read(ReadArgs { offset: 3 }))
+        ));
+        assert!(matches!(
+            parsed(&["truncate", "0"]),
+            Ok(Command::Truncate(TruncateArgs { after: 0 }))
+        ));
+        assert!(matches!(
+            parsed(&["trim", "7"]),
+            Ok(Command::Trim(TrimArgs { before: 7 }))
+        ));
+        assert!(matches!(
+            parsed(&["verify", "--to", "9"]),
+            Ok(Command::Verify(VerifyArgs {
+                from: None,
+                to: Some(9)
+            }))
+        ));
+    }
+
+    #[test]
+    fn bad_offsets_are_refused_while_parsing() {
+        for args in [
+            &["read", "0"][..],
+            &["trim", "x"],
+            &["dump", "--from", "+1"],
+        ] {
+            let error = parsed(args).unwrap_err();
+            assert!(
+                error.contains("offset must be a whole number from 1"),
+                "{error}"
+            );
+        }
+        let error = parsed(&["truncate", "-0"]).unwrap_err();
+        assert!(error.contains("-0"), "{error}");
+        let error = parsed(&["truncate", "1.5"]).unwrap_err();
+        assert!(error.contains("from 0"), "{error}");
     }
 }
