@@ -12,7 +12,7 @@
 use std::thread;
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ProtocolKind, Result};
 use crate::hint::TailHint;
 use crate::lock::AppendLock;
 use crate::probe::{Conditional, ProbeCache};
@@ -205,7 +205,9 @@ impl<S: Store> Wal<S> {
             (false, _) => {
                 return Err(Error::Protocol {
                     request: format!("PutObject {key}"),
-                    message: "a fresh scratch key already existed".into(),
+                    host: None,
+                    kind: ProtocolKind::ScratchKeyExisted,
+                    source: None,
                 });
             }
         };

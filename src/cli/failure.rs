@@ -1,0 +1,116 @@
+//! What a failed command tells the shell: its exit code and, for
+//! `--json`, a stable code naming the kind of error.
+//!
+//! The library says what went wrong; this is the policy a script sees,
+//! documented in README.md ("Exit codes") and `s3wal --help`, so it lives
+//! with the command line (as cargo's `CliError` does).
+
+use s3wal::Error;
+
+use super::append::Stored;
+
+/// Exit codes, documented in README.md and `s3wal --help`.
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// Network, S3, configuration or local I/O failure.
+    pub const FAILURE: u8 = 1;
+    /// Bad command line.
+    pub const USAGE: u8 = 2;
+    /// The record does not exist, or the log is empty.
+    pub const NOT_FOUND: u8 = 3;
+    /// A stored record failed a check.
+    pub const INTEGRITY: u8 = 4;
+    /// An append lost the race for a free offset more often than allowed.
+    pub const APPEND_GAVE_UP: u8 = 5;
+    /// An append stored records (or may have) and then failed: stderr
+    /// names their offsets, so they must not be appended again blindly.
+    pub const STORED_THEN_FAILED: u8 = 6;
+}
+
+/// A command that failed: the error, and what it means to the process.
+#[derive(Debug)]
+pub struct CliError {
+    /// What went wrong.
+    pub error: Error,
+    /// The process exit code.
+    pub exit: u8,
+    /// What an append stored before the error, as `the record at offset 7`.
+    pub stored: Option<String>,
+}
+
+impl CliError {
+    /// The failure of a command that stored `stored` before `error`: any
+    /// record stored, or one that may have been, makes it
+    /// [`exit::STORED_THEN_FAILED`], whatever the error, so that a script
+    /// never appends those records again blindly.
+    pub fn after(error: Error, stored: &Stored) -> CliError {
+        let exit = match stored.is_empty() && !matches!(error, Error::MaybeStored { .. }) {
+            true => exit_code(&error),
+            false => exit::STORED_THEN_FAILED,
+        };
+        CliError {
+            stored: (!stored.is_empty()).then(|| stored.to_string()),
+            error,
+            exit,
+        }
+    }
+
+    /// The stable name of the kind of error, for `--json` output.
+    pub fn code(&self) -> &'static str {
+        json_code(&self.error)
+    }
+}
+
+impl From<Error> for CliError {
+    /// The failure of a command that stored nothing.
+    fn from(error: Error) -> CliError {
+        CliError::after(error, &Stored::default())
+    }
+}
+
+/// The exit code of `error` when nothing was stored.
+fn exit_code(error: &Error) -> u8 {
+    match error {
+        Error::Usage(_) | Error::TrimPastTail { .. } | Error::RecordTooLarge { .. } => exit::USAGE,
+        Error::NotFound { .. } | Error::Empty => exit::NOT_FOUND,
+        Error::Corrupt { .. } | Error::VerifyFailed { .. } => exit::INTEGRITY,
+        Error::AppendGaveUp { .. } => exit::APPEND_GAVE_UP,
+        Error::Config(_)
+        | Error::Transport { .. }
+        | Error::Protocol { .. }
+        | Error::S3 { .. }
+        | Error::LogFull
+        | Error::UnsafeStore
+        | Error::Conflicted { .. }
+        | Error::MaybeStored { .. }
+        | Error::Interrupted { .. }
+        | Error::TruncateRaced { .. }
+        | Error::Io { .. } => exit::FAILURE,
+    }
+}
+
+/// The `--json` code of `error`.
+fn json_code(error: &Error) -> &'static str {
+    match error {
+        Error::Usage(_) => "usage",
+        Error::Config(_) => "config",
+        Error::Transport { .. } => "transport",
+        Error::Protocol { .. } => "protocol",
+        Error::S3 { .. } => "s3",
+        Error::NotFound { .. } => "not_found",
+        Error::Empty => "empty",
+        Error::Corrupt { .. } => "corrupt",
+        Error::VerifyFailed { .. } => "verify_failed",
+        Error::AppendGaveUp { .. } => "append_gave_up",
+        Error::Conflicted { .. } => "conflicted",
+        Error::TrimPastTail { .. } => "trim_past_tail",
+        Error::UnsafeStore => "unsafe_store",
+        Error::LogFull => "log_full",
+        Error::TruncateRaced { .. } => "truncate_raced",
+        Error::MaybeStored { .. } => "maybe_stored",
+        Error::RecordTooLarge { .. } => "record_too_large",
+        Error::Interrupted { .. } => "interrupted",
+        Error::Io { .. } => "io",
+    }
+}
