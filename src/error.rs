@@ -386,9 +386,9 @@ pub enum ProtocolKind {
         /// How many keys were not deleted.
         keys: usize,
         /// The first of them.
-        first: String,
+        first: Box<str>,
         /// The S3 error code the store gave for it.
-        code: String,
+        code: Box<str>,
     },
     /// A scratch key `doctor` or the If-None-Match probe had just chosen
     /// at random already existed.
@@ -519,3 +519,100 @@ fn describe_protocol(
 
 /// Shorthand for results in s3wal.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+    use std::io;
+
+    use super::*;
+
+    /// A PUT whose connection was reset in each of its `attempts`.
+    fn reset_put(attempts: u32) -> Error {
+        Error::Transport {
+            request: "PutObject wal/00000000000000000004".into(),
+            host: "store:9000".into(),
+            kind: TransportKind::Reset,
+            attempts,
+            elapsed: Duration::from_millis(1500),
+            body_never_arrived: false,
+            source: Box::new(io::Error::from(io::ErrorKind::ConnectionReset)),
+        }
+    }
+
+    #[test]
+    fn a_maybe_stored_record_leads_through_the_transport_failure_to_the_io_error() {
+        let error = Error::MaybeStored {
+            offset: 4,
+            source: Box::new(reset_put(1)),
+        };
+        let transport = error.source().unwrap();
+        assert!(matches!(
+            transport.downcast_ref::<Error>(),
+            Some(Error::Transport { .. })
+        ));
+        let io = transport.source().unwrap().downcast_ref::<io::Error>();
+        assert_eq!(
+            io.map(io::Error::kind),
+            Some(io::ErrorKind::ConnectionReset)
+        );
+    }
+
+    #[test]
+    fn an_io_error_is_its_own_source() {
+        let error = Error::Io {
+            context: "cannot read .env".into(),
+            source: io::ErrorKind::PermissionDenied.into(),
+        };
+        assert!(error.source().unwrap().is::<io::Error>());
+    }
+
+    #[test]
+    fn a_protocol_error_has_a_source_only_when_a_parser_gave_one() {
+        let missing = Error::Protocol {
+            request: "GetObject wal/k".into(),
+            host: None,
+            kind: ProtocolKind::ScratchKeyMissing,
+            source: None,
+        };
+        assert!(missing.source().is_none());
+        let malformed = Error::Protocol {
+            request: "ListObjectsV2 wal/".into(),
+            host: Some("store:9000".into()),
+            kind: ProtocolKind::MalformedXml,
+            source: Some("cut short".into()),
+        };
+        assert_eq!(malformed.source().unwrap().to_string(), "cut short");
+        assert_eq!(
+            malformed.to_string(),
+            "ListObjectsV2 wal/: malformed XML: cut short (the store at store:9000)"
+        );
+    }
+
+    #[test]
+    fn a_transport_error_is_one_line_naming_the_request_the_tries_and_the_host() {
+        let error = reset_put(3);
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "PutObject wal/00000000000000000004: 3 tries in 1.5 s: the connection to \
+                 store:9000 broke: {}",
+                io::Error::from(io::ErrorKind::ConnectionReset)
+            )
+        );
+    }
+
+    #[test]
+    fn a_maybe_stored_record_says_to_check_before_appending_again() {
+        let error = Error::MaybeStored {
+            offset: 4,
+            source: Box::new(reset_put(1)),
+        };
+        assert!(
+            error
+                .to_string()
+                .ends_with("the record may have been stored at offset 4: check with `read 4` before appending it again"),
+            "{error}"
+        );
+    }
+}

@@ -114,3 +114,136 @@ fn json_code(error: &Error) -> &'static str {
         Error::Io { .. } => "io",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::time::Duration;
+
+    use s3wal::error::{ProtocolKind, TransportKind};
+    use s3wal::record::Corruption;
+
+    use super::*;
+
+    fn transport() -> Error {
+        Error::Transport {
+            request: "PutObject wal/k".into(),
+            host: "h:1".into(),
+            kind: TransportKind::Reset,
+            attempts: 1,
+            elapsed: Duration::ZERO,
+            body_never_arrived: false,
+            source: Box::new(io::Error::from(io::ErrorKind::ConnectionReset)),
+        }
+    }
+
+    /// One error of every kind, with the exit code and the `--json` code
+    /// README.md and `--help` document for it.
+    fn every_error() -> Vec<(Error, u8, &'static str)> {
+        vec![
+            (Error::Usage("u".into()), 2, "usage"),
+            (Error::Config("c".into()), 1, "config"),
+            (transport(), 1, "transport"),
+            (
+                Error::Protocol {
+                    request: "GetObject wal/k".into(),
+                    host: None,
+                    kind: ProtocolKind::ScratchKeyMissing,
+                    source: None,
+                },
+                1,
+                "protocol",
+            ),
+            (
+                Error::S3 {
+                    request: "GetObject wal/k".into(),
+                    status: 403,
+                    permission: None,
+                    code: None,
+                    message: None,
+                    request_id: None,
+                },
+                1,
+                "s3",
+            ),
+            (Error::NotFound { offset: 4 }, 3, "not_found"),
+            (Error::Empty, 3, "empty"),
+            (
+                Error::Corrupt {
+                    offset: 4,
+                    problem: Corruption::ChecksumMismatch,
+                },
+                4,
+                "corrupt",
+            ),
+            (Error::VerifyFailed { problems: 2 }, 4, "verify_failed"),
+            (
+                Error::AppendGaveUp {
+                    attempts: 3,
+                    offset: 9,
+                },
+                5,
+                "append_gave_up",
+            ),
+            (
+                Error::Conflicted {
+                    key: "wal/k".into(),
+                    attempts: 3,
+                },
+                1,
+                "conflicted",
+            ),
+            (
+                Error::TrimPastTail {
+                    keep_from: 9,
+                    tail: 4,
+                },
+                2,
+                "trim_past_tail",
+            ),
+            (Error::UnsafeStore, 1, "unsafe_store"),
+            (Error::LogFull, 1, "log_full"),
+            (Error::TruncateRaced { after: 4 }, 1, "truncate_raced"),
+            (
+                Error::MaybeStored {
+                    offset: 4,
+                    source: Box::new(transport()),
+                },
+                6,
+                "maybe_stored",
+            ),
+            (Error::Interrupted { signal: "SIGINT" }, 1, "interrupted"),
+            (Error::RecordTooLarge { max: 1 }, 2, "record_too_large"),
+            (
+                Error::Io {
+                    context: "cannot read .env".into(),
+                    source: io::ErrorKind::NotFound.into(),
+                },
+                1,
+                "io",
+            ),
+        ]
+    }
+
+    #[test]
+    fn every_error_has_its_documented_exit_code_and_json_code() {
+        for (error, exit, code) in every_error() {
+            let described = format!("{error:?}");
+            let failure = CliError::from(error);
+            assert_eq!((failure.exit, failure.code()), (exit, code), "{described}");
+            assert_eq!(failure.stored, None);
+        }
+    }
+
+    #[test]
+    fn any_error_after_a_stored_record_is_stored_then_failed_and_names_it() {
+        let mut stored = Stored::default();
+        stored.push(7);
+        for (error, _, code) in every_error() {
+            let failure = CliError::after(error, &stored);
+            assert_eq!(failure.exit, exit::STORED_THEN_FAILED);
+            assert_eq!(failure.code(), code);
+            assert_eq!(failure.stored.as_deref(), Some("the record at offset 7"));
+        }
+    }
+}

@@ -72,8 +72,8 @@ fn deleted(request: &Request<'_>, response: Response) -> Result<()> {
         None => return Ok(()),
         Some((key, code)) => ProtocolKind::NotDeleted {
             keys: failures.len(),
-            first: key.clone(),
-            code: code.clone(),
+            first: key.as_str().into(),
+            code: code.as_str().into(),
         },
     };
     Err(Unreadable::from(unreadable).into_error(request))

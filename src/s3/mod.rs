@@ -593,9 +593,9 @@ pub(crate) fn redact_urls(message: &str) -> String {
 pub(crate) mod tests {
     use super::*;
 
-    /// A signer for tests of request building; nothing is sent.
-    pub(crate) fn signer() -> Signer {
-        Signer::new(&S3Config {
+    /// The configuration of a store at `127.0.0.1:9000`.
+    pub(crate) fn config() -> S3Config {
+        S3Config {
             endpoint: "http://127.0.0.1:9000".parse().unwrap(),
             bucket: "bucket".into(),
             region: "us-east-1".into(),
@@ -605,8 +605,12 @@ pub(crate) mod tests {
             ca_bundle: None,
             ssl_cert_file: None,
             proxy: None,
-        })
-        .unwrap()
+        }
+    }
+
+    /// A signer for tests of request building; nothing is sent.
+    pub(crate) fn signer() -> Signer {
+        Signer::new(&config()).unwrap()
     }
 
     fn error_for(action: &str, status: u16, body: &[u8]) -> Error {
@@ -753,6 +757,71 @@ pub(crate) mod tests {
         assert!(source.is::<Damage>(), "{source:?}");
     }
 
+    /// The error of a GET to a store at `127.0.0.1:port`, tried once,
+    /// waiting `idle` for progress.
+    fn failed_get(port: u16, idle: Duration) -> Error {
+        let config = S3Config {
+            endpoint: format!("http://127.0.0.1:{port}").parse().unwrap(),
+            retry: RetryPolicy {
+                retries: 0,
+                timeout: idle,
+            },
+            ..tests::config()
+        };
+        Client::new(&config).unwrap().get_object("k").unwrap_err()
+    }
+
+    /// The kind of a transport error, and whether its source is `E`.
+    fn kind_and_source<E: std::error::Error + 'static>(error: &Error) -> (TransportKind, bool) {
+        match error {
+            Error::Transport { kind, source, .. } => (*kind, source.is::<E>()),
+            other => panic!("not a transport error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_port_nobody_listens_on_is_a_refused_connection_keeping_the_io_error() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let error = failed_get(port, Duration::from_secs(2));
+        assert_eq!(
+            kind_and_source::<std::io::Error>(&error),
+            (TransportKind::Refused, true)
+        );
+    }
+
+    #[test]
+    fn a_store_that_hangs_up_is_a_broken_connection() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || drop(listener.accept()));
+        let error = failed_get(port, Duration::from_secs(2));
+        server.join().unwrap();
+        let (kind, io_source) = kind_and_source::<std::io::Error>(&error);
+        assert_eq!((kind, io_source), (TransportKind::Reset, true));
+    }
+
+    #[test]
+    fn a_store_that_never_answers_times_out_waiting_for_the_answer() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let idle = Duration::from_millis(200);
+        let error = failed_get(port, idle);
+        drop(listener);
+        let waited = TransportKind::Timeout {
+            during: crate::error::Stage::Answer,
+            after: idle,
+        };
+        assert_eq!(kind_and_source::<ureq::Error>(&error), (waited, true));
+        assert_eq!(
+            error.to_string(),
+            format!("GetObject k: 127.0.0.1:{port} sent nothing for 0.2 s (--timeout)")
+        );
+    }
+
     #[test]
     fn redaction_drops_query_strings_of_urls() {
         let message = "bad uri: http://h/b/k?X-Amz-Signature=abc failed";
@@ -766,11 +835,7 @@ pub(crate) mod tests {
             bucket: "logs".into(),
             region: "eu-west-1".into(),
             path_style: false,
-            credentials: Credentials::new("AKID", "SECRET"),
-            retry: RetryPolicy::default(),
-            ca_bundle: None,
-            ssl_cert_file: None,
-            proxy: None,
+            ..config()
         })
         .unwrap();
         let url = signer.get_object("wal/00000000000000000001").url;
