@@ -196,10 +196,10 @@ impl fmt::Display for Error {
                 if let Some(source) = source {
                     write!(f, ": {source}")?;
                 }
-                match (host, kind) {
-                    (Some(host), kind) if !matches!(kind, ProtocolKind::NotS3 { .. }) => {
-                        write!(f, " (the store at {host})")
-                    }
+                // NotS3 names the endpoint in its own words.
+                let named = matches!(kind, ProtocolKind::NotS3 { .. });
+                match host {
+                    Some(host) if !named => write!(f, " (the store at {host})"),
                     _ => Ok(()),
                 }
             }

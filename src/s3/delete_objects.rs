@@ -65,18 +65,20 @@ fn deleted(request: &Request<'_>, response: Response) -> Result<()> {
         _ => {}
     })
     .map_err(|e| Unreadable::from(e).into_error(request))?;
-    let unreadable = match failures.first() {
-        _ if !answered => ProtocolKind::WrongDocument {
+    let kind = if !answered {
+        ProtocolKind::WrongDocument {
             expected: "DeleteResult",
-        },
-        None => return Ok(()),
-        Some((key, code)) => ProtocolKind::NotDeleted {
+        }
+    } else if let Some((key, code)) = failures.first() {
+        ProtocolKind::NotDeleted {
             keys: failures.len(),
             first: key.as_str().into(),
             code: code.as_str().into(),
-        },
+        }
+    } else {
+        return Ok(());
     };
-    Err(Unreadable::from(unreadable).into_error(request))
+    Err(Unreadable::from(kind).into_error(request))
 }
 
 impl Client {
