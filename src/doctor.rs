@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use crate::config::Origin;
-use crate::error::{Error, Result};
+use crate::error::{Error, ProtocolKind, Result};
 use crate::local::Conditional;
 use crate::s3::Client;
 use crate::store::Store;
@@ -161,7 +161,9 @@ fn scratch_key_checks(wal: &Wal<Client>) -> Vec<Finding> {
             Ok(_) if !written => Ok("HEAD and GET were allowed (nothing to read back)".into()),
             Ok(_) => Err(Error::Protocol {
                 request: format!("GetObject {key}"),
-                message: "the scratch key written a moment ago is not there".into(),
+                host: None,
+                kind: ProtocolKind::ScratchKeyMissing,
+                source: None,
             }),
             Err(error) => Err(error),
         },

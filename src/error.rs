@@ -1,28 +1,15 @@
-//! Errors with the context a user needs to act on them, and the exit code
-//! each one maps to.
+//! Errors with the context a user needs to act on them.
+//!
+//! Each error says what happened in typed fields (a transport failure's
+//! [`TransportKind`], the number of attempts, the underlying error as its
+//! [`source`](std::error::Error::source)), and its `Display` is one line a
+//! user can act on. What an error means to a process (its exit code, its
+//! `--json` code) is the command line's business, not the library's.
 
 use std::fmt;
+use std::time::Duration;
 
 use crate::record::Corruption;
-
-/// Exit codes, documented in README.md and `s3wal --help`.
-pub mod exit {
-    /// Success.
-    pub const OK: u8 = 0;
-    /// Network, S3, configuration or local I/O failure.
-    pub const FAILURE: u8 = 1;
-    /// Bad command line.
-    pub const USAGE: u8 = 2;
-    /// The record does not exist, or the log is empty.
-    pub const NOT_FOUND: u8 = 3;
-    /// A stored record failed a check.
-    pub const INTEGRITY: u8 = 4;
-    /// An append lost the race for a free offset more often than allowed.
-    pub const APPEND_GAVE_UP: u8 = 5;
-    /// An append stored records (or may have) and then failed: stderr
-    /// names their offsets, so they must not be appended again blindly.
-    pub const STORED_THEN_FAILED: u8 = 6;
-}
 
 /// Everything that can go wrong in s3wal.
 #[derive(Debug)]
@@ -36,19 +23,33 @@ pub enum Error {
     Transport {
         /// What was asked, as `METHOD key`; never the signed URL.
         request: String,
+        /// The store's `host:port`.
+        host: String,
         /// What went wrong.
-        message: String,
+        kind: TransportKind,
+        /// How many times the request was sent.
+        attempts: u32,
+        /// From the first attempt to the end of the last.
+        elapsed: Duration,
         /// The request had a body that never reached the store whole (the
         /// upload was cut off, or never started) and no try got an answer
         /// that leaves doubt, so it had no effect: a PUT stored nothing.
         body_never_arrived: bool,
+        /// The failure the last attempt ended in, as the HTTP client, the
+        /// operating system or TLS reported it (never naming a signed URL).
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The store answered, but not in a way s3wal can read.
     Protocol {
         /// What was asked, as `METHOD key`; never the signed URL.
         request: String,
+        /// The store's `host:port`, when the answer came from the wire
+        /// rather than from a check of the store's behaviour.
+        host: Option<String>,
         /// What was wrong with the answer.
-        message: String,
+        kind: ProtocolKind,
+        /// Why the answer could not be read, when a parser said so.
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// The store answered with an error status.
     S3 {
@@ -143,54 +144,6 @@ pub enum Error {
 }
 
 impl Error {
-    /// The process exit code for this error.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Error::Usage(_) | Error::TrimPastTail { .. } | Error::RecordTooLarge { .. } => {
-                exit::USAGE
-            }
-            Error::NotFound { .. } | Error::Empty => exit::NOT_FOUND,
-            Error::Corrupt { .. } | Error::VerifyFailed { .. } => exit::INTEGRITY,
-            Error::AppendGaveUp { .. } => exit::APPEND_GAVE_UP,
-            Error::Config(_)
-            | Error::Transport { .. }
-            | Error::Protocol { .. }
-            | Error::S3 { .. }
-            | Error::LogFull
-            | Error::UnsafeStore
-            | Error::Conflicted { .. }
-            | Error::MaybeStored { .. }
-            | Error::Interrupted { .. }
-            | Error::TruncateRaced { .. }
-            | Error::Io { .. } => exit::FAILURE,
-        }
-    }
-
-    /// A stable name for the kind of error, for `--json` output.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Error::Usage(_) => "usage",
-            Error::Config(_) => "config",
-            Error::Transport { .. } => "transport",
-            Error::Protocol { .. } => "protocol",
-            Error::S3 { .. } => "s3",
-            Error::NotFound { .. } => "not_found",
-            Error::Empty => "empty",
-            Error::Corrupt { .. } => "corrupt",
-            Error::VerifyFailed { .. } => "verify_failed",
-            Error::AppendGaveUp { .. } => "append_gave_up",
-            Error::Conflicted { .. } => "conflicted",
-            Error::TrimPastTail { .. } => "trim_past_tail",
-            Error::UnsafeStore => "unsafe_store",
-            Error::LogFull => "log_full",
-            Error::TruncateRaced { .. } => "truncate_raced",
-            Error::MaybeStored { .. } => "maybe_stored",
-            Error::RecordTooLarge { .. } => "record_too_large",
-            Error::Interrupted { .. } => "interrupted",
-            Error::Io { .. } => "io",
-        }
-    }
-
     /// The S3 error code of an error answer, such as `AccessDenied`.
     pub fn s3_code(&self) -> Option<&str> {
         match self {
@@ -212,9 +165,44 @@ impl fmt::Display for Error {
         match self {
             Error::Usage(message) | Error::Config(message) => f.write_str(message),
             Error::Transport {
-                request, message, ..
+                request,
+                host,
+                kind,
+                attempts,
+                elapsed,
+                body_never_arrived,
+                source,
+            } => {
+                write!(f, "{request}: ")?;
+                if *attempts > 1 {
+                    write!(f, "{attempts} tries in {:.1} s: ", elapsed.as_secs_f64())?;
+                }
+                describe_transport(f, *kind, host, source.as_ref())?;
+                match body_never_arrived {
+                    true => f.write_str(
+                        "; the request body never reached the store whole, so it had no effect",
+                    ),
+                    false => Ok(()),
+                }
             }
-            | Error::Protocol { request, message } => write!(f, "{request}: {message}"),
+            Error::Protocol {
+                request,
+                host,
+                kind,
+                source,
+            } => {
+                write!(f, "{request}: ")?;
+                describe_protocol(f, kind, host.as_deref())?;
+                if let Some(source) = source {
+                    write!(f, ": {source}")?;
+                }
+                // NotS3 names the endpoint in its own words.
+                let named = matches!(kind, ProtocolKind::NotS3 { .. });
+                match host {
+                    Some(host) if !named => write!(f, " (the store at {host})"),
+                    _ => Ok(()),
+                }
+            }
             Error::S3 {
                 request,
                 status,
@@ -304,10 +292,337 @@ impl std::error::Error for Error {
         match self {
             Error::Io { source, .. } => Some(source),
             Error::MaybeStored { source, .. } => Some(source.as_ref()),
+            Error::Transport { source, .. } => Some(source.as_ref()),
+            Error::Protocol { source, .. } => source.as_deref().map(|s| s as _),
             _ => None,
+        }
+    }
+}
+
+/// What kept a request from getting an answer s3wal could use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TransportKind {
+    /// The endpoint's host name does not resolve.
+    Dns,
+    /// Nothing moved for the time allowed (`--timeout`).
+    Timeout {
+        /// What the request was doing.
+        during: Stage,
+        /// How long nothing moved.
+        after: Duration,
+    },
+    /// The connection was refused: nothing listens at the endpoint's port.
+    Refused,
+    /// The store's TLS certificate was refused.
+    Certificate(CertificateProblem),
+    /// The endpoint answered the TLS handshake in plain HTTP.
+    NotTls,
+    /// The TLS handshake failed otherwise (no common protocol, an alert).
+    Handshake,
+    /// The connection broke during the exchange: reset, closed early, or
+    /// a TLS record that failed its check.
+    Reset,
+    /// The answer's body kept arriving damaged: shorter or longer than
+    /// announced, or with another MD5 than its ETag.
+    DamagedBody,
+    /// Another failure of the HTTP exchange.
+    Other,
+}
+
+/// Where in an exchange a time limit ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Resolving the host name.
+    Resolve,
+    /// Connecting (TCP and TLS).
+    Connect,
+    /// Sending the request: the request was cut off.
+    Send,
+    /// Waiting for the answer, or reading it.
+    Answer,
+}
+
+/// Why the store's TLS certificate was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CertificateProblem {
+    /// It is signed by a CA that is not trusted.
+    UnknownIssuer,
+    /// It is a CA's certificate, not one issued to the server.
+    CaUsedAsEndEntity,
+    /// It was issued for another name than the endpoint's.
+    NotValidForName,
+    /// Another problem (expired, revoked, badly encoded…).
+    Other,
+}
+
+/// What was wrong with an answer the store gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProtocolKind {
+    /// An error status whose body is not S3's XML: the endpoint is
+    /// probably not an S3 API.
+    NotS3 {
+        /// The HTTP status.
+        status: u16,
+        /// What the body looks like.
+        body: BodyKind,
+    },
+    /// The answer is not well-formed XML.
+    MalformedXml,
+    /// The answer is XML, but not the document the action answers with.
+    WrongDocument {
+        /// The document expected, such as `ListBucketResult`.
+        expected: &'static str,
+    },
+    /// A truncated listing without a continuation token.
+    NoContinuationToken,
+    /// A truncated listing handing back the continuation token that asked
+    /// for it, so the listing would never end.
+    RepeatedContinuationToken,
+    /// A listing that kept handing out truncated pages without a key.
+    EndlessListing {
+        /// How many such pages came in a row.
+        empty_pages: u32,
+    },
+    /// A multi-delete answered that some keys were not deleted.
+    NotDeleted {
+        /// How many keys were not deleted.
+        keys: usize,
+        /// The first of them.
+        first: Box<str>,
+        /// The S3 error code the store gave for it.
+        code: Box<str>,
+    },
+    /// A scratch key `doctor` or the If-None-Match probe had just chosen
+    /// at random already existed.
+    ScratchKeyExisted,
+    /// A scratch key written a moment ago could not be read back.
+    ScratchKeyMissing,
+}
+
+/// What a body that is not S3's XML looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// A web page.
+    Html,
+    /// XML, but no S3 `<Error>`.
+    OtherXml,
+    /// Not XML at all.
+    NotXml,
+}
+
+/// The part of a transport error's message after the request.
+fn describe_transport(
+    f: &mut fmt::Formatter<'_>,
+    kind: TransportKind,
+    host: &str,
+    source: &(dyn std::error::Error + Send + Sync),
+) -> fmt::Result {
+    let unresolved = |f: &mut fmt::Formatter<'_>, why: &dyn fmt::Display| {
+        write!(
+            f,
+            "cannot resolve the host name of {host} ({why}): check the endpoint (--endpoint)"
+        )
+    };
+    match kind {
+        TransportKind::Dns => unresolved(f, &source),
+        TransportKind::Timeout { during, after } => {
+            let secs = after.as_secs_f64();
+            match during {
+                Stage::Resolve => unresolved(f, &format_args!("no answer in {secs} s")),
+                Stage::Connect => {
+                    write!(f, "could not connect to {host} within {secs} s (--timeout)")
+                }
+                Stage::Send => write!(
+                    f,
+                    "{host} took no data for {secs} s (--timeout); the request was cut off"
+                ),
+                Stage::Answer => write!(f, "{host} sent nothing for {secs} s (--timeout)"),
+            }
+        }
+        TransportKind::Refused => write!(
+            f,
+            "{host} refused the connection (refused connections are retried for {} s at \
+             most): is the store running there? check the endpoint (--endpoint)",
+            crate::s3::REFUSED_RETRY_TIME.as_secs()
+        ),
+        TransportKind::Certificate(CertificateProblem::UnknownIssuer) => write!(
+            f,
+            "the TLS certificate of {host} is signed by a CA that is not trusted \
+             (UnknownIssuer): pass that CA's certificate with --ca-bundle (AWS_CA_BUNDLE)"
+        ),
+        TransportKind::Certificate(CertificateProblem::CaUsedAsEndEntity) => write!(
+            f,
+            "{host} presents a CA certificate as its own (CaUsedAsEndEntity): the server \
+             needs a leaf certificate (basicConstraints CA:FALSE) issued by that CA, whose \
+             certificate goes in --ca-bundle"
+        ),
+        TransportKind::Certificate(CertificateProblem::NotValidForName) => write!(
+            f,
+            "the TLS certificate of {host} is not valid for that name (NotValidForName): \
+             use the name the certificate was issued for in the endpoint"
+        ),
+        TransportKind::Certificate(CertificateProblem::Other) => {
+            write!(f, "the TLS certificate of {host} is refused: {source}")
+        }
+        TransportKind::NotTls => write!(
+            f,
+            "{host} does not speak TLS (InvalidContentType): it seems to speak plain HTTP; \
+             use an http:// endpoint"
+        ),
+        TransportKind::Handshake => write!(f, "the TLS handshake with {host} failed: {source}"),
+        TransportKind::Reset => write!(f, "the connection to {host} broke: {source}"),
+        TransportKind::DamagedBody => {
+            write!(f, "the body kept arriving damaged from {host}: {source}")
+        }
+        TransportKind::Other => write!(f, "{source} ({host})"),
+    }
+}
+
+/// The part of a protocol error's message after the request.
+fn describe_protocol(
+    f: &mut fmt::Formatter<'_>,
+    kind: &ProtocolKind,
+    host: Option<&str>,
+) -> fmt::Result {
+    match kind {
+        ProtocolKind::NotS3 { status, body } => {
+            let body = match body {
+                BodyKind::Html => "an HTML page",
+                BodyKind::OtherXml => "XML without an S3 error code",
+                BodyKind::NotXml => "not XML",
+            };
+            let at = host.map(|host| format!(" {host}")).unwrap_or_default();
+            write!(
+                f,
+                "the endpoint{at} answered HTTP {status} with a body that is not S3's XML \
+                 ({body}): is --endpoint an S3 API endpoint?"
+            )
+        }
+        ProtocolKind::MalformedXml => f.write_str("malformed XML"),
+        ProtocolKind::WrongDocument { expected } => {
+            write!(f, "the answer is not a {expected}")
+        }
+        ProtocolKind::NoContinuationToken => {
+            f.write_str("the listing is truncated but has no continuation token")
+        }
+        ProtocolKind::RepeatedContinuationToken => f.write_str(
+            "a truncated page carries the continuation token that asked for it, so the \
+             listing would never end",
+        ),
+        ProtocolKind::EndlessListing { empty_pages } => write!(
+            f,
+            "{empty_pages} truncated pages in a row without a key, so the listing would \
+             never end"
+        ),
+        ProtocolKind::NotDeleted { keys, first, code } => {
+            write!(f, "{keys} key(s) not deleted, the first {first}: {code}")
+        }
+        ProtocolKind::ScratchKeyExisted => f.write_str("a fresh scratch key already existed"),
+        ProtocolKind::ScratchKeyMissing => {
+            f.write_str("the scratch key written a moment ago is not there")
         }
     }
 }
 
 /// Shorthand for results in s3wal.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+    use std::io;
+
+    use super::*;
+
+    /// A PUT whose connection was reset in each of its `attempts`.
+    fn reset_put(attempts: u32) -> Error {
+        Error::Transport {
+            request: "PutObject wal/00000000000000000004".into(),
+            host: "store:9000".into(),
+            kind: TransportKind::Reset,
+            attempts,
+            elapsed: Duration::from_millis(1500),
+            body_never_arrived: false,
+            source: Box::new(io::Error::from(io::ErrorKind::ConnectionReset)),
+        }
+    }
+
+    #[test]
+    fn a_maybe_stored_record_leads_through_the_transport_failure_to_the_io_error() {
+        let error = Error::MaybeStored {
+            offset: 4,
+            source: Box::new(reset_put(1)),
+        };
+        let transport = error.source().unwrap();
+        assert!(matches!(
+            transport.downcast_ref::<Error>(),
+            Some(Error::Transport { .. })
+        ));
+        let io = transport.source().unwrap().downcast_ref::<io::Error>();
+        assert_eq!(
+            io.map(io::Error::kind),
+            Some(io::ErrorKind::ConnectionReset)
+        );
+    }
+
+    #[test]
+    fn an_io_error_is_its_own_source() {
+        let error = Error::Io {
+            context: "cannot read .env".into(),
+            source: io::ErrorKind::PermissionDenied.into(),
+        };
+        assert!(error.source().unwrap().is::<io::Error>());
+    }
+
+    #[test]
+    fn a_protocol_error_has_a_source_only_when_a_parser_gave_one() {
+        let missing = Error::Protocol {
+            request: "GetObject wal/k".into(),
+            host: None,
+            kind: ProtocolKind::ScratchKeyMissing,
+            source: None,
+        };
+        assert!(missing.source().is_none());
+        let malformed = Error::Protocol {
+            request: "ListObjectsV2 wal/".into(),
+            host: Some("store:9000".into()),
+            kind: ProtocolKind::MalformedXml,
+            source: Some("cut short".into()),
+        };
+        assert_eq!(malformed.source().unwrap().to_string(), "cut short");
+        assert_eq!(
+            malformed.to_string(),
+            "ListObjectsV2 wal/: malformed XML: cut short (the store at store:9000)"
+        );
+    }
+
+    #[test]
+    fn a_transport_error_is_one_line_naming_the_request_the_tries_and_the_host() {
+        let error = reset_put(3);
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "PutObject wal/00000000000000000004: 3 tries in 1.5 s: the connection to \
+                 store:9000 broke: {}",
+                io::Error::from(io::ErrorKind::ConnectionReset)
+            )
+        );
+    }
+
+    #[test]
+    fn a_maybe_stored_record_says_to_check_before_appending_again() {
+        let error = Error::MaybeStored {
+            offset: 4,
+            source: Box::new(reset_put(1)),
+        };
+        assert!(
+            error
+                .to_string()
+                .ends_with("the record may have been stored at offset 4: check with `read 4` before appending it again"),
+            "{error}"
+        );
+    }
+}

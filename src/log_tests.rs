@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TransportKind};
 use crate::local::LocalState;
 use crate::memory::MemoryStore;
 use crate::record::{self, Prefix};
@@ -45,8 +45,12 @@ struct Faulty {
 fn no_answer(key: &str, body_never_arrived: bool) -> Error {
     Error::Transport {
         request: format!("PutObject {key}"),
-        message: "injected: no answer".into(),
+        host: "memory".into(),
+        kind: TransportKind::Reset,
+        attempts: 1,
+        elapsed: std::time::Duration::ZERO,
         body_never_arrived,
+        source: Box::new(std::io::Error::other("injected: no answer")),
     }
 }
 

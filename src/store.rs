@@ -5,7 +5,7 @@
 //! order after a key, and delete a batch. Keeping the interface this narrow keeps the log
 //! logic in `wal.rs` free of HTTP and S3 details.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ProtocolKind, Result};
 use crate::s3::{Client, ListPage, ObjectHead, PageRequest, PutOutcome};
 
 /// What the log needs from an object store.
@@ -96,10 +96,11 @@ impl<S: Store> Iterator for Keys<'_, S> {
                         self.done = true;
                         return Some(Err(Error::Protocol {
                             request: format!("ListObjectsV2 {}", self.prefix),
-                            message: format!(
-                                "the store answered {MAX_EMPTY_PAGES} truncated pages in a row \
-                                 without a key; the listing would never end"
-                            ),
+                            host: None,
+                            kind: ProtocolKind::EndlessListing {
+                                empty_pages: self.empty_pages,
+                            },
+                            source: None,
                         }));
                     }
                     self.done = page.continuation.is_none();

@@ -13,7 +13,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::append::{Answer, Append, GiveUp, Limits, Step};
-use crate::error::{Error, Result};
+use crate::error::{Error, ProtocolKind, Result};
 use crate::local::{Conditional, LocalState};
 use crate::record::{self, Body, Prefix};
 use crate::s3::{MAX_KEYS_PER_DELETE, PutOutcome, random as retry_draw};
@@ -184,7 +184,9 @@ impl<S: Store> Wal<S> {
             (false, _) => {
                 return Err(Error::Protocol {
                     request: format!("PutObject {key}"),
-                    message: "a fresh scratch key already existed".into(),
+                    host: None,
+                    kind: ProtocolKind::ScratchKeyExisted,
+                    source: None,
                 });
             }
         };

@@ -190,7 +190,7 @@ fn an_unknown_host_fails_at_once_naming_it() {
     log.fails_within(
         Duration::from_secs(1),
         &args,
-        "aaaa.invalid:9000 (Name or service not known)",
+        "aaaa.invalid:9000 (failed to lookup address information: Name or service not known)",
     );
 }
 

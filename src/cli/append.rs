@@ -50,7 +50,7 @@ pub struct Stored {
 }
 
 impl Stored {
-    fn push(&mut self, offset: u64) {
+    pub(super) fn push(&mut self, offset: u64) {
         self.count += 1;
         match self.runs.last_mut() {
             Some((_, last)) if last.checked_add(1) == Some(offset) => *last = offset,

@@ -11,13 +11,15 @@ use std::sync::{Arc, Mutex};
 use argh::FromArgs;
 
 mod append;
+mod failure;
 mod output;
 mod signals;
 
 use append::{Source, Stored};
+use failure::{CliError, exit};
 use output::Output;
 use s3wal::config::{self, Env, Flags, Origin};
-use s3wal::error::{Error, exit};
+use s3wal::error::Error;
 use s3wal::s3::{Client, Exchange};
 
 use s3wal::{Record, Wal};
@@ -251,13 +253,9 @@ struct TrimArgs {
 pub fn main(args: Vec<OsString>) -> u8 {
     // Guessed before parsing, so that usage errors come out as JSON too.
     let mut json = args.iter().any(|arg| arg == "--json");
-    let fail = |error: Error, json: bool| {
-        let exit = error.exit_code();
-        to_stderr(format_args!(
-            "{}",
-            output::error_line(&error, exit, None, json)
-        ));
-        exit
+    let fail = |error: CliError, json: bool| {
+        to_stderr(format_args!("{}", output::error_line(&error, json)));
+        error.exit
     };
     let Ok(args) = args
         .into_iter()
@@ -265,7 +263,8 @@ pub fn main(args: Vec<OsString>) -> u8 {
         .collect::<Result<Vec<_>, _>>()
     else {
         return fail(
-            Error::Usage("an argument is not valid UTF-8; pass binary data with `append -`".into()),
+            Error::Usage("an argument is not valid UTF-8; pass binary data with `append -`".into())
+                .into(),
             json,
         );
     };
@@ -277,7 +276,10 @@ pub fn main(args: Vec<OsString>) -> u8 {
         Err(early) => {
             let message = one_line(&early.output);
             let message = message.trim_end_matches('.');
-            return fail(Error::Usage(format!("{message} (see s3wal --help)")), json);
+            return fail(
+                Error::Usage(format!("{message} (see s3wal --help)")).into(),
+                json,
+            );
         }
     };
     json = parsed.json;
@@ -300,16 +302,7 @@ pub fn main(args: Vec<OsString>) -> u8 {
         // `s3wal dump | head -1`: the reader has all it wanted.
         return exit::OK;
     }
-    let exit = match stored.is_empty() && !matches!(error, Error::MaybeStored { .. }) {
-        true => error.exit_code(),
-        false => exit::STORED_THEN_FAILED,
-    };
-    let stored = (!stored.is_empty()).then(|| stored.to_string());
-    to_stderr(format_args!(
-        "{}",
-        output::error_line(&error, exit, stored.as_deref(), json)
-    ));
-    exit
+    fail(CliError::after(error, &stored), json)
 }
 
 /// Whether `error` is a write to a stdout whose reader has gone.

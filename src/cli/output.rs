@@ -13,6 +13,8 @@ use s3wal::doctor::Finding;
 use s3wal::verify::{Problem, Summary};
 use s3wal::wal::Stat;
 
+use super::failure::CliError;
+
 /// Where the results go, and in which form.
 pub struct Output {
     json: bool,
@@ -241,9 +243,14 @@ impl Output {
 }
 
 /// The one line an error prints on stderr: `s3wal: <message>`, or with
-/// `json` the object `{"code":…,"exit":…,"message":…}`; `stored` names
-/// what an append stored before the error, and adds `"stored":"…"`.
-pub fn error_line(error: &Error, exit: u8, stored: Option<&str>, json: bool) -> String {
+/// `json` the object `{"code":…,"exit":…,"message":…}`; what an append
+/// stored before the error is named, and adds `"stored":"…"`.
+pub fn error_line(failure: &CliError, json: bool) -> String {
+    let CliError {
+        error,
+        exit,
+        stored,
+    } = failure;
     let mut message = error.to_string();
     if let Some(stored) = stored {
         let _ = write!(
@@ -255,9 +262,11 @@ pub fn error_line(error: &Error, exit: u8, stored: Option<&str>, json: bool) -> 
     match json {
         true => format!(
             "{{\"code\":{},\"exit\":{exit},\"message\":{}{}}}",
-            json_string(error.code()),
+            json_string(failure.code()),
             json_string(&message),
-            stored.map_or_else(String::new, |s| format!(",\"stored\":{}", json_string(s)))
+            stored
+                .as_deref()
+                .map_or_else(String::new, |s| format!(",\"stored\":{}", json_string(s)))
         ),
         false => format!("s3wal: {message}"),
     }
@@ -280,7 +289,7 @@ mod tests {
 
     #[test]
     fn errors_in_json_carry_a_code_and_the_exit_code() {
-        let line = error_line(&Error::NotFound { offset: 4 }, 3, None, true);
+        let line = error_line(&Error::NotFound { offset: 4 }.into(), true);
         assert_eq!(
             line,
             "{\"code\":\"not_found\",\"exit\":3,\"message\":\"no record at offset 4\"}"

@@ -3,8 +3,8 @@
 use quick_xml::escape::escape;
 use rusty_s3::Map;
 
-use super::{Client, Request, Response, Signer, integrity, xml};
-use crate::error::{Error, Result};
+use super::{Client, Request, Response, Signer, Unreadable, integrity, xml};
+use crate::error::{ProtocolKind, Result};
 
 /// The most keys S3 accepts in one DeleteObjects request.
 pub const MAX_KEYS_PER_DELETE: usize = 1000;
@@ -64,26 +64,21 @@ fn deleted(request: &Request<'_>, response: Response) -> Result<()> {
         }
         _ => {}
     })
-    .map_err(|message| Error::Protocol {
-        request: request.describe(),
-        message,
-    })?;
-    if !answered {
-        return Err(Error::Protocol {
-            request: request.describe(),
-            message: "the answer is not a DeleteResult".into(),
-        });
-    }
-    match failures.first() {
-        None => Ok(()),
-        Some((key, code)) => Err(Error::Protocol {
-            request: request.describe(),
-            message: format!(
-                "{} key(s) not deleted, the first {key}: {code}",
-                failures.len()
-            ),
-        }),
-    }
+    .map_err(|e| Unreadable::from(e).into_error(request))?;
+    let kind = if !answered {
+        ProtocolKind::WrongDocument {
+            expected: "DeleteResult",
+        }
+    } else if let Some((key, code)) = failures.first() {
+        ProtocolKind::NotDeleted {
+            keys: failures.len(),
+            first: key.as_str().into(),
+            code: code.as_str().into(),
+        }
+    } else {
+        return Ok(());
+    };
+    Err(Unreadable::from(kind).into_error(request))
 }
 
 impl Client {
@@ -152,6 +147,14 @@ mod tests {
         let body = "<DeleteResult><Error><Key>wal/x</Key><Code>AccessDenied</Code>\
                     <Message>no</Message></Error></DeleteResult>";
         let error = deleted(&request, answer(200, body)).unwrap_err();
-        assert!(error.to_string().contains("wal/x: AccessDenied"), "{error}");
+        let not_deleted = ProtocolKind::NotDeleted {
+            keys: 1,
+            first: "wal/x".into(),
+            code: "AccessDenied".into(),
+        };
+        assert!(
+            matches!(&error, crate::Error::Protocol { kind, .. } if *kind == not_deleted),
+            "{error:?}"
+        );
     }
 }

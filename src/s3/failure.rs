@@ -6,11 +6,22 @@
 //! retrying them only makes the user wait for the same error. A refused
 //! connection is between: a store restarting comes back within seconds,
 //! a wrong port never does, so it gets a few seconds of tries.
+//!
+//! Failures are told apart by their types (ureq's error, the I/O error's
+//! kind, rustls' and webpki's errors), never by their text.
 
+use std::error::Error as StdError;
+use std::fmt;
 use std::io;
 use std::time::Duration;
 
 use rustls::CertificateError;
+use ureq::config::Config;
+use ureq::http::Uri;
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::NextTimeout;
+
+use crate::error::{CertificateProblem, Stage, TransportKind};
 
 /// How long a refused connection is retried: enough for a store that is
 /// restarting, short enough that a wrong port is reported at once.
@@ -28,145 +39,184 @@ pub(crate) enum Retry {
 }
 
 /// One failed exchange, judged.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) struct Failure {
+    /// What went wrong.
+    pub kind: TransportKind,
+    /// The error that says so, with nothing in it that names a signed URL.
+    pub source: Box<dyn StdError + Send + Sync>,
+}
+
+impl Failure {
     /// Whether and how long to retry.
-    pub retry: Retry,
-    /// What went wrong and, where there is one, what to do; never a URL.
-    pub message: String,
+    pub(crate) fn retry(&self) -> Retry {
+        match self.kind {
+            TransportKind::Refused => Retry::Briefly,
+            TransportKind::Dns
+            | TransportKind::Timeout {
+                during: Stage::Resolve,
+                ..
+            }
+            | TransportKind::Certificate(_)
+            | TransportKind::NotTls
+            | TransportKind::Handshake => Retry::No,
+            _ => Retry::Yes,
+        }
+    }
+
     /// It failed before the whole request was sent (resolving, connecting,
     /// the TLS handshake, or a stalled write), so it cannot have taken
     /// effect.
-    pub while_sending: bool,
+    pub(crate) fn while_sending(&self) -> bool {
+        match self.kind {
+            TransportKind::Timeout { during, .. } => during != Stage::Answer,
+            TransportKind::Reset | TransportKind::DamagedBody | TransportKind::Other => false,
+            _ => true,
+        }
+    }
 }
 
-/// Judges a failed exchange with `host` (`name:port`), where `idle` is the
-/// longest a network operation may make no progress (`--timeout`).
-pub(crate) fn judge(error: &ureq::Error, host: &str, idle: Duration) -> Failure {
+/// A host name that did not resolve: the resolver's own error, marked so
+/// that [`judge`] tells it from other I/O errors by its type. (std reports
+/// a failed lookup as an uncategorised I/O error, known only by its text.)
+#[derive(Debug)]
+struct Unresolved(io::Error);
+
+impl fmt::Display for Unresolved {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl StdError for Unresolved {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(&self.0)
+    }
+}
+
+/// ureq's resolver, with its I/O errors marked [`Unresolved`].
+#[derive(Debug, Default)]
+pub(crate) struct MarkingResolver(DefaultResolver);
+
+impl Resolver for MarkingResolver {
+    fn resolve(
+        &self,
+        uri: &Uri,
+        config: &Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        self.0
+            .resolve(uri, config, timeout)
+            .map_err(|error| match error {
+                ureq::Error::Io(io) => ureq::Error::Other(Box::new(Unresolved(io))),
+                other => other,
+            })
+    }
+}
+
+/// Judges a failed exchange, where `idle` is the longest a network
+/// operation may make no progress (`--timeout`).
+pub(crate) fn judge(error: ureq::Error, idle: Duration) -> Failure {
     use ureq::Timeout;
-    let secs = idle.as_secs_f64();
-    let (retry, message, while_sending) = match error {
-        ureq::Error::Io(io) => return judge_io(io, host),
-        ureq::Error::HostNotFound => (Retry::No, unresolved(host, "no address"), true),
-        ureq::Error::Timeout(Timeout::Resolve) => (
-            Retry::No,
-            unresolved(host, &format!("no answer in {secs} s")),
-            true,
-        ),
-        ureq::Error::Timeout(Timeout::Connect) => (
-            Retry::Yes,
-            format!("could not connect to {host} within {secs} s (--timeout)"),
-            true,
-        ),
-        ureq::Error::Timeout(Timeout::PerWrite | Timeout::SendRequest | Timeout::SendBody) => (
-            Retry::Yes,
-            format!("{host} took no data for {secs} s (--timeout); the request was cut off"),
-            true,
-        ),
-        ureq::Error::Timeout(_) => (
-            Retry::Yes,
-            format!("{host} sent nothing for {secs} s (--timeout)"),
-            false,
-        ),
-        ureq::Error::Tls(what) => (Retry::No, format!("TLS with {host}: {what}"), true),
-        other => (
-            Retry::Yes,
-            format!("{} ({host})", super::redact_urls(&other.to_string())),
-            false,
-        ),
+    let error = match error {
+        ureq::Error::Io(io) => return judge_io(io),
+        ureq::Error::Rustls(tls) => {
+            return Failure {
+                kind: judge_tls(&tls),
+                source: Box::new(tls),
+            };
+        }
+        ureq::Error::Other(other) => match other.downcast::<Unresolved>() {
+            Ok(unresolved) => {
+                return Failure {
+                    kind: TransportKind::Dns,
+                    source: Box::new(unresolved.0),
+                };
+            }
+            Err(other) => ureq::Error::Other(other),
+        },
+        // ureq names the whole URL in these, and a presigned URL's query
+        // string is a credential.
+        error @ (ureq::Error::BadUri(_) | ureq::Error::RequireHttpsOnly(_)) => {
+            return Failure {
+                kind: TransportKind::Other,
+                source: super::redact_urls(&error.to_string()).into(),
+            };
+        }
+        other => other,
+    };
+    let timeout = |during| TransportKind::Timeout {
+        during,
+        after: idle,
+    };
+    let kind = match &error {
+        ureq::Error::HostNotFound => TransportKind::Dns,
+        ureq::Error::Timeout(Timeout::Resolve) => timeout(Stage::Resolve),
+        ureq::Error::Timeout(Timeout::Connect) => timeout(Stage::Connect),
+        ureq::Error::Timeout(Timeout::PerWrite | Timeout::SendRequest | Timeout::SendBody) => {
+            timeout(Stage::Send)
+        }
+        ureq::Error::Timeout(_) => timeout(Stage::Answer),
+        ureq::Error::Tls(_) => TransportKind::Handshake,
+        ureq::Error::ConnectionFailed | ureq::Error::BodyStalled => TransportKind::Reset,
+        _ => TransportKind::Other,
     };
     Failure {
-        retry,
-        message,
-        while_sending,
+        kind,
+        source: Box::new(error),
     }
 }
 
-fn unresolved(host: &str, why: &str) -> String {
-    format!("cannot resolve the host name of {host} ({why}): check the endpoint (--endpoint)")
-}
-
-/// An I/O failure: refused, unresolved, a TLS error, or a transient one.
-fn judge_io(io: &io::Error, host: &str) -> Failure {
-    if let Some(tls) = io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
-        return judge_tls(tls, host);
-    }
-    let text = io.to_string();
-    let (retry, message, while_sending) = if io.kind() == io::ErrorKind::ConnectionRefused {
-        (
-            Retry::Briefly,
-            format!(
-                "{host} refused the connection (refused connections are retried for {} s \
-                 at most): is the store running there? check the endpoint (--endpoint)",
-                REFUSED_RETRY_TIME.as_secs()
-            ),
-            true,
-        )
-    } else if let Some(why) = text.strip_prefix("failed to lookup address information: ") {
-        // std's getaddrinfo error: the name does not resolve. The resolver
-        // has already retried its servers; s3wal trying again changes
-        // nothing.
-        (Retry::No, unresolved(host, why), true)
-    } else {
-        (Retry::Yes, format!("{text} ({host})"), false)
-    };
-    Failure {
-        retry,
-        message,
-        while_sending,
+/// An I/O failure: a TLS error (whose source is rustls' own error), a
+/// refused connection, or a transient one.
+fn judge_io(io: io::Error) -> Failure {
+    match io.downcast::<rustls::Error>() {
+        Ok(tls) => Failure {
+            kind: judge_tls(&tls),
+            source: Box::new(tls),
+        },
+        Err(io) => Failure {
+            kind: match io.kind() {
+                io::ErrorKind::ConnectionRefused => TransportKind::Refused,
+                _ => TransportKind::Reset,
+            },
+            source: Box::new(io),
+        },
     }
 }
 
 /// A TLS failure. Certificate and handshake failures are final and say
 /// what to change; a record damaged in transit (a MAC that fails) is not.
-fn judge_tls(error: &rustls::Error, host: &str) -> Failure {
-    let advice = match error {
-        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => format!(
-            "the TLS certificate of {host} is signed by a CA that is not trusted \
-             (UnknownIssuer): pass that CA's certificate with --ca-bundle (AWS_CA_BUNDLE)"
-        ),
-        // rustls reports webpki's CaUsedAsEndEntity only as text.
-        rustls::Error::InvalidCertificate(CertificateError::Other(other))
-            if other.to_string().contains("CaUsedAsEndEntity") =>
-        {
-            format!(
-                "{host} presents a CA certificate as its own (CaUsedAsEndEntity): the \
-                 server needs a leaf certificate (basicConstraints CA:FALSE) issued by \
-                 that CA, whose certificate goes in --ca-bundle"
-            )
-        }
-        rustls::Error::InvalidCertificate(
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-        ) => format!(
-            "the TLS certificate of {host} is not valid for that name (NotValidForName): \
-             use the name the certificate was issued for in the endpoint"
-        ),
+fn judge_tls(error: &rustls::Error) -> TransportKind {
+    match error {
         rustls::Error::InvalidCertificate(problem) => {
-            format!("the TLS certificate of {host} is refused: {problem:?}")
+            TransportKind::Certificate(match problem {
+                CertificateError::UnknownIssuer => CertificateProblem::UnknownIssuer,
+                CertificateError::NotValidForName
+                | CertificateError::NotValidForNameContext { .. } => {
+                    CertificateProblem::NotValidForName
+                }
+                // rustls passes webpki's CaUsedAsEndEntity on as webpki's error.
+                CertificateError::Other(other)
+                    if matches!(
+                        other.0.downcast_ref::<webpki::Error>(),
+                        Some(webpki::Error::CaUsedAsEndEntity)
+                    ) =>
+                {
+                    CertificateProblem::CaUsedAsEndEntity
+                }
+                _ => CertificateProblem::Other,
+            })
         }
-        rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => format!(
-            "{host} does not speak TLS (InvalidContentType): it seems to speak plain \
-             HTTP; use an http:// endpoint"
-        ),
+        rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => {
+            TransportKind::NotTls
+        }
         rustls::Error::InvalidMessage(_)
         | rustls::Error::PeerIncompatible(_)
         | rustls::Error::NoCertificatesPresented
         | rustls::Error::UnsupportedNameType
-        | rustls::Error::AlertReceived(_) => {
-            format!("the TLS handshake with {host} failed: {error}")
-        }
-        transient => {
-            return Failure {
-                retry: Retry::Yes,
-                message: format!("TLS with {host}: {transient}"),
-                while_sending: false,
-            };
-        }
-    };
-    Failure {
-        retry: Retry::No,
-        message: advice,
-        while_sending: true,
+        | rustls::Error::AlertReceived(_) => TransportKind::Handshake,
+        _ => TransportKind::Reset,
     }
 }
 
@@ -174,10 +224,10 @@ fn judge_tls(error: &rustls::Error, host: &str) -> Failure {
 mod tests {
     use super::*;
 
-    const HOST: &str = "store.example:9000";
+    const IDLE: Duration = Duration::from_secs(2);
 
     fn judged(error: ureq::Error) -> Failure {
-        judge(&error, HOST, Duration::from_secs(2))
+        judge(error, IDLE)
     }
 
     fn tls(error: rustls::Error) -> ureq::Error {
@@ -185,67 +235,110 @@ mod tests {
     }
 
     #[test]
-    fn a_name_that_does_not_resolve_is_final_and_names_the_host() {
-        let lookup =
-            io::Error::other("failed to lookup address information: Name or service not known");
-        let failure = judged(ureq::Error::Io(lookup));
-        assert_eq!(failure.retry, Retry::No);
-        assert!(failure.while_sending);
-        assert!(failure.message.contains(HOST), "{}", failure.message);
-        assert!(failure.message.contains("Name or service not known"));
-        assert_eq!(judged(ureq::Error::HostNotFound).retry, Retry::No);
+    fn a_name_that_does_not_resolve_is_final_and_keeps_the_resolvers_error() {
+        let lookup = io::Error::other("Name or service not known");
+        let failure = judged(ureq::Error::Other(Box::new(Unresolved(lookup))));
+        assert_eq!(failure.kind, TransportKind::Dns);
+        assert_eq!(failure.retry(), Retry::No);
+        assert!(failure.while_sending());
+        assert!(failure.source.is::<io::Error>());
+        assert_eq!(judged(ureq::Error::HostNotFound).retry(), Retry::No);
+    }
+
+    #[test]
+    fn the_resolver_marks_what_it_could_not_resolve() {
+        // A label longer than 63 bytes fails in the resolver itself, with
+        // no DNS packet sent.
+        let uri: Uri = format!("http://{}.invalid:9000/", "a".repeat(64))
+            .parse()
+            .unwrap();
+        let config = ureq::Agent::config_builder().build();
+        let error = MarkingResolver::default()
+            .resolve(&uri, &config, NextTimeout::default())
+            .unwrap_err();
+        assert_eq!(judged(error).kind, TransportKind::Dns);
     }
 
     #[test]
     fn a_refused_connection_is_retried_briefly() {
         let failure = judged(ureq::Error::Io(io::ErrorKind::ConnectionRefused.into()));
-        assert_eq!(failure.retry, Retry::Briefly);
-        assert!(failure.message.contains("are retried for 3 s at most"));
-        assert!(failure.while_sending);
+        assert_eq!(failure.kind, TransportKind::Refused);
+        assert_eq!(failure.retry(), Retry::Briefly);
+        assert!(failure.while_sending());
     }
 
     #[test]
-    fn an_unknown_issuer_is_final_and_points_at_ca_bundle() {
+    fn a_certificate_from_an_unknown_issuer_is_final_and_its_source_is_rustls_error() {
         let failure = judged(tls(rustls::Error::InvalidCertificate(
             CertificateError::UnknownIssuer,
         )));
-        assert_eq!(failure.retry, Retry::No);
-        assert!(
-            failure.message.contains("--ca-bundle"),
-            "{}",
-            failure.message
+        assert_eq!(
+            failure.kind,
+            TransportKind::Certificate(CertificateProblem::UnknownIssuer)
+        );
+        assert_eq!(failure.retry(), Retry::No);
+        assert!(failure.source.is::<rustls::Error>());
+    }
+
+    #[test]
+    fn a_ca_certificate_served_as_the_servers_is_told_by_webpkis_error() {
+        let webpki = rustls::OtherError(std::sync::Arc::new(webpki::Error::CaUsedAsEndEntity));
+        let failure = judged(tls(rustls::Error::InvalidCertificate(
+            CertificateError::Other(webpki),
+        )));
+        assert_eq!(
+            failure.kind,
+            TransportKind::Certificate(CertificateProblem::CaUsedAsEndEntity)
         );
     }
 
     #[test]
-    fn plain_http_behind_an_https_endpoint_is_final_and_says_use_http() {
+    fn plain_http_behind_an_https_endpoint_is_final() {
         let failure = judged(tls(rustls::Error::InvalidMessage(
             rustls::InvalidMessage::InvalidContentType,
         )));
-        assert_eq!(failure.retry, Retry::No);
-        assert!(failure.message.contains("use an http:// endpoint"));
+        assert_eq!(failure.kind, TransportKind::NotTls);
+        assert_eq!(failure.retry(), Retry::No);
     }
 
     #[test]
     fn a_record_that_fails_its_mac_is_retried() {
-        assert_eq!(judged(tls(rustls::Error::DecryptError)).retry, Retry::Yes);
+        let failure = judged(tls(rustls::Error::DecryptError));
+        assert_eq!(failure.kind, TransportKind::Reset);
+        assert_eq!(failure.retry(), Retry::Yes);
     }
 
     #[test]
     fn a_stalled_upload_was_cut_off_while_sending() {
         let failure = judged(ureq::Error::Timeout(ureq::Timeout::PerWrite));
-        assert_eq!(failure.retry, Retry::Yes);
-        assert!(failure.while_sending);
-        assert!(failure.message.contains("took no data for 2 s (--timeout)"));
+        let cut_off = TransportKind::Timeout {
+            during: Stage::Send,
+            after: IDLE,
+        };
+        assert_eq!(failure.kind, cut_off);
+        assert_eq!(failure.retry(), Retry::Yes);
+        assert!(failure.while_sending());
     }
 
     #[test]
     fn a_missing_answer_may_follow_a_whole_request() {
         let failure = judged(ureq::Error::Timeout(ureq::Timeout::PerRead));
-        assert_eq!(failure.retry, Retry::Yes);
-        assert!(!failure.while_sending);
+        assert_eq!(failure.retry(), Retry::Yes);
+        assert!(!failure.while_sending());
         let reset = judged(ureq::Error::Io(io::ErrorKind::ConnectionReset.into()));
-        assert_eq!(reset.retry, Retry::Yes);
-        assert!(!reset.while_sending);
+        assert_eq!(reset.kind, TransportKind::Reset);
+        assert!(reset.source.is::<io::Error>());
+        assert!(!reset.while_sending());
+    }
+
+    #[test]
+    fn errors_that_name_a_url_keep_no_query_string() {
+        let url = "http://h/b/k?X-Amz-Signature=abc".to_owned();
+        let failure = judged(ureq::Error::RequireHttpsOnly(url));
+        assert!(
+            !failure.source.to_string().contains("abc"),
+            "{}",
+            failure.source
+        );
     }
 }

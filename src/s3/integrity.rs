@@ -40,28 +40,57 @@ pub(crate) fn stated_md5(
     Some(md5)
 }
 
+/// How a body differs from what the store sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Damage {
+    /// Shorter or longer than its `Content-Length`.
+    Length {
+        /// The bytes that arrived.
+        arrived: u64,
+        /// The bytes announced.
+        announced: u64,
+    },
+    /// Another MD5 than its ETag states.
+    Md5 {
+        /// The MD5 of the bytes that arrived.
+        arrived: [u8; 16],
+        /// The MD5 the ETag states.
+        stated: [u8; 16],
+    },
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Damage::Length { arrived, announced } => {
+                write!(f, "{arrived} bytes arrived of the {announced} announced")
+            }
+            Damage::Md5 { arrived, stated } => write!(
+                f,
+                "its MD5 {} differs from the ETag {}",
+                hex::encode(arrived),
+                hex::encode(stated)
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Damage {}
+
 /// Why `body` is not what the store sent, if it is not: shorter or longer
 /// than its `Content-Length`, or with another MD5 than its ETag states.
 pub(crate) fn transit_damage(
     body: &[u8],
     content_length: Option<u64>,
     md5: Option<[u8; 16]>,
-) -> Option<String> {
-    if let Some(length) = content_length.filter(|&n| n != body.len() as u64) {
-        return Some(format!(
-            "{} bytes arrived of the {length} announced",
-            body.len()
-        ));
+) -> Option<Damage> {
+    let arrived = body.len() as u64;
+    if let Some(announced) = content_length.filter(|&n| n != arrived) {
+        return Some(Damage::Length { arrived, announced });
     }
     let stated = md5?;
-    let got: [u8; 16] = Md5::digest(body).into();
-    (got != stated).then(|| {
-        format!(
-            "its MD5 {} differs from the ETag {}",
-            hex::encode(got),
-            hex::encode(stated)
-        )
-    })
+    let arrived: [u8; 16] = Md5::digest(body).into();
+    (arrived != stated).then_some(Damage::Md5 { arrived, stated })
 }
 
 #[cfg(test)]
@@ -113,14 +142,14 @@ mod tests {
 
     #[test]
     fn body_damaged_in_transit_differs_from_its_etag() {
-        let damage = transit_damage(b"hello worle", Some(11), md5_of(HELLO_MD5)).unwrap();
-        assert!(damage.contains("differs from the ETag"), "{damage}");
+        let damage = transit_damage(b"hello worle", Some(11), md5_of(HELLO_MD5));
+        assert!(matches!(damage, Some(Damage::Md5 { .. })), "{damage:?}");
     }
 
     #[test]
     fn a_body_of_another_length_than_announced_is_damaged() {
         let damage = transit_damage(b"hello", Some(11), None).unwrap();
-        assert_eq!(damage, "5 bytes arrived of the 11 announced");
+        assert_eq!(damage.to_string(), "5 bytes arrived of the 11 announced");
     }
 
     #[test]

@@ -2,8 +2,8 @@
 
 use rusty_s3::Map;
 
-use super::{Client, Request, Response, Signer, xml};
-use crate::error::{Error, Result};
+use super::{Client, Request, Response, Signer, Unreadable, xml};
+use crate::error::{ProtocolKind, Result};
 
 /// Which page of a listing to ask for.
 #[derive(Debug, Clone, Copy)]
@@ -64,7 +64,7 @@ impl ListPage {
     /// Reads a ListObjectsV2 answer. An empty or foreign document, or a
     /// truncated listing without a continuation token, is an error: it
     /// must never read as the end of the log.
-    pub fn parse(body: &[u8]) -> Result<ListPage, String> {
+    pub(crate) fn parse(body: &[u8]) -> Result<ListPage, Unreadable> {
         let mut page = ListPage::default();
         let mut truncated = false;
         let mut answered = false;
@@ -78,12 +78,15 @@ impl ListPage {
             _ => {}
         })?;
         if !answered {
-            return Err("the answer is not a ListBucketResult".into());
+            return Err(ProtocolKind::WrongDocument {
+                expected: "ListBucketResult",
+            }
+            .into());
         }
         if !truncated {
             page.continuation = None;
         } else if page.continuation.as_deref().is_none_or(str::is_empty) {
-            return Err("the listing is truncated but has no continuation token".into());
+            return Err(ProtocolKind::NoContinuationToken.into());
         }
         Ok(page)
     }
@@ -97,17 +100,9 @@ fn list_page(request: &Request<'_>, sent: Option<&str>, response: Response) -> R
     if response.status != 200 {
         return Err(response.into_error(request));
     }
-    let protocol = |message: String| Error::Protocol {
-        request: request.describe(),
-        message: format!("{message} (the store at {})", request.host()),
-    };
-    let page = ListPage::parse(&response.body).map_err(protocol)?;
+    let page = ListPage::parse(&response.body).map_err(|e| e.into_error(request))?;
     if page.continuation.is_some() && page.continuation.as_deref() == sent {
-        return Err(protocol(
-            "a truncated page carries the continuation token that asked for it, \
-             so the listing would never end"
-                .into(),
-        ));
+        return Err(Unreadable::from(ProtocolKind::RepeatedContinuationToken).into_error(request));
     }
     Ok(page)
 }
@@ -124,6 +119,7 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Error;
     use crate::s3::tests::signer;
 
     fn answer(body: &str) -> Response {
@@ -132,6 +128,13 @@ mod tests {
             request_id: None,
             body: body.as_bytes().to_vec(),
             ..Response::default()
+        }
+    }
+
+    fn kind(error: &Error) -> Option<&ProtocolKind> {
+        match error {
+            Error::Protocol { kind, .. } => Some(kind),
+            _ => None,
         }
     }
 
@@ -199,7 +202,7 @@ mod tests {
             answer("<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>"),
         )
         .unwrap_err();
-        assert!(matches!(error, Error::Protocol { .. }), "{error}");
+        assert_eq!(kind(&error), Some(&ProtocolKind::NoContinuationToken));
     }
 
     #[test]
@@ -207,17 +210,22 @@ mod tests {
         let repeated = "<ListBucketResult><IsTruncated>true</IsTruncated>\
                         <NextContinuationToken>T1</NextContinuationToken></ListBucketResult>";
         let error = list_page(&request(), Some("T1"), answer(repeated)).unwrap_err();
-        assert!(matches!(error, Error::Protocol { .. }), "{error}");
-        let message = error.to_string();
-        assert!(message.contains("would never end"), "{message}");
-        assert!(message.contains("the store at 127.0.0.1:9000"), "{message}");
+        assert_eq!(kind(&error), Some(&ProtocolKind::RepeatedContinuationToken));
+        assert_eq!(
+            error.to_string(),
+            "ListObjectsV2 wal/: a truncated page carries the continuation token that asked \
+             for it, so the listing would never end (the store at 127.0.0.1:9000)"
+        );
     }
 
     #[test]
     fn empty_or_foreign_answer_is_not_an_empty_listing() {
+        let not_a_listing = ProtocolKind::WrongDocument {
+            expected: "ListBucketResult",
+        };
         for body in ["", "<Error/>", "<html><body>proxy</body></html>"] {
             let error = list_page(&request(), None, answer(body)).unwrap_err();
-            assert!(matches!(error, Error::Protocol { .. }), "{body:?}: {error}");
+            assert_eq!(kind(&error), Some(&not_a_listing), "{body:?}");
         }
     }
 
@@ -225,6 +233,8 @@ mod tests {
     fn malformed_listing_is_a_protocol_error() {
         let error =
             list_page(&request(), None, answer("<ListBucketResult><Contents>")).unwrap_err();
-        assert!(matches!(error, Error::Protocol { .. }), "{error}");
+        assert_eq!(kind(&error), Some(&ProtocolKind::MalformedXml));
+        let source = std::error::Error::source(&error).unwrap();
+        assert_eq!(source.to_string(), "the document ends inside an element");
     }
 }

@@ -24,11 +24,16 @@ use std::time::{Duration, Instant};
 
 use rusty_s3::{Bucket, Credentials, Map, Method, UrlStyle};
 use ureq::tls::{RootCerts, TlsConfig};
+use ureq::unversioned::transport::DefaultConnector;
 use ureq::{Proxy, SendBody};
 use url::Url;
 
-use crate::error::{Error, Result};
+use crate::error::{BodyKind, Error, ProtocolKind, Result, TransportKind};
 use failure::Retry;
+use integrity::Damage;
+use xml::XmlError;
+
+pub(crate) use failure::REFUSED_RETRY_TIME;
 
 pub use delete_objects::MAX_KEYS_PER_DELETE;
 pub use head_object::ObjectHead;
@@ -139,7 +144,7 @@ pub(crate) struct Response {
     /// How many times the request was sent to get this answer.
     attempts: u32,
     /// Why a checked body is not what the store sent, if it is not.
-    damage: Option<String>,
+    damage: Option<Damage>,
 }
 
 impl Response {
@@ -153,16 +158,11 @@ impl Response {
     fn into_error(self, request: &Request<'_>) -> Error {
         let parsed = xml::parse_error(&self.body);
         if !self.body.is_empty() && !is_s3_error(&self.body) {
-            return Error::Protocol {
-                request: request.describe(),
-                message: format!(
-                    "the endpoint {} answered HTTP {} with a body that is not S3's XML ({}): \
-                     is --endpoint an S3 API endpoint?",
-                    &request.url[url::Position::BeforeHost..url::Position::AfterPort],
-                    self.status,
-                    body_kind(&self.body)
-                ),
-            };
+            return Unreadable::from(ProtocolKind::NotS3 {
+                status: self.status,
+                body: body_kind(&self.body),
+            })
+            .into_error(request);
         }
         let denied =
             self.status == 403 && parsed.code.as_deref().is_none_or(|c| c == "AccessDenied");
@@ -184,15 +184,50 @@ fn is_s3_error(body: &[u8]) -> bool {
 }
 
 /// What a body that is not S3's XML looks like, for the error message.
-fn body_kind(body: &[u8]) -> &'static str {
+fn body_kind(body: &[u8]) -> BodyKind {
     let start = String::from_utf8_lossy(&body[..body.len().min(64)]).to_ascii_lowercase();
     let start = start.trim_start();
     if start.starts_with("<!doctype html") || start.starts_with("<html") {
-        "an HTML page"
+        BodyKind::Html
     } else if start.starts_with('<') {
-        "XML without an S3 error code"
+        BodyKind::OtherXml
     } else {
-        "not XML"
+        BodyKind::NotXml
+    }
+}
+
+/// An answer s3wal cannot read, before it is tied to the request it
+/// answered.
+#[derive(Debug)]
+pub(crate) struct Unreadable {
+    kind: ProtocolKind,
+    source: Option<XmlError>,
+}
+
+impl From<ProtocolKind> for Unreadable {
+    fn from(kind: ProtocolKind) -> Unreadable {
+        Unreadable { kind, source: None }
+    }
+}
+
+impl From<XmlError> for Unreadable {
+    fn from(error: XmlError) -> Unreadable {
+        Unreadable {
+            kind: ProtocolKind::MalformedXml,
+            source: Some(error),
+        }
+    }
+}
+
+impl Unreadable {
+    /// The error for `request`, naming the store that answered.
+    fn into_error(self, request: &Request<'_>) -> Error {
+        Error::Protocol {
+            request: request.describe(),
+            host: Some(request.host()),
+            kind: self.kind,
+            source: self.source.map(|e| Box::new(e) as _),
+        }
     }
 }
 
@@ -304,7 +339,7 @@ impl Client {
             })?),
             None => None,
         };
-        let agent = ureq::Agent::config_builder()
+        let agent_config = ureq::Agent::config_builder()
             .proxy(proxy)
             .tls_config(TlsConfig::builder().root_certs(roots).build())
             // Error statuses are answers to map (412, 404), not failures.
@@ -320,8 +355,14 @@ impl Client {
             .timeout_connect(Some(CONNECT_TIMEOUT.min(config.retry.timeout)))
             .timeout_per_read(Some(config.retry.timeout))
             .timeout_per_write(Some(config.retry.timeout))
-            .build()
-            .new_agent();
+            .build();
+        // The resolver marks names that do not resolve, so that the
+        // failure is told by its type (see `failure`).
+        let agent = ureq::Agent::with_parts(
+            agent_config,
+            DefaultConnector::new(),
+            failure::MarkingResolver::default(),
+        );
         Ok(Client {
             signer: Signer::new(config)?,
             agent,
@@ -361,15 +402,15 @@ impl Client {
             let mut unsent: &[u8] = &request.body;
             let outcome = self
                 .exchange_observed(request, &mut unsent)
-                .map_err(|error| failure::judge(&error, &request.host(), idle));
+                .map_err(|error| failure::judge(error, idle));
             let retry = match &outcome {
                 Ok(response) => {
                     may_have_acted |= retry::may_have_acted(response.status);
                     retry::answer_retry(response)
                 }
                 Err(failure) => {
-                    may_have_acted |= !failure.while_sending && unsent.is_empty();
-                    failure.retry
+                    may_have_acted |= !failure.while_sending() && unsent.is_empty();
+                    failure.retry()
                 }
             };
             let budget = match retry {
@@ -505,41 +546,34 @@ fn last_outcome(
     outcome: Result<Response, failure::Failure>,
     tried: &Tried,
 ) -> Result<Response> {
-    let transport = |message: String, body_never_arrived| {
-        let tries = match tried.tries {
-            1 => String::new(),
-            n => format!("{n} tries in {:.1} s: ", tried.elapsed.as_secs_f64()),
-        };
-        Error::Transport {
-            request: request.describe(),
-            message: format!("{tries}{message}"),
-            body_never_arrived,
-        }
-    };
-    match outcome {
+    let failure = match outcome {
         Ok(Response {
             damage: Some(damage),
             ..
-        }) => Err(transport(
-            format!(
-                "the body kept arriving damaged from {}: {damage}",
-                request.host()
-            ),
-            false,
-        )),
-        Ok(response) => Ok(Response {
-            attempts: tried.tries,
-            ..response
-        }),
-        Err(failure) if !request.body.is_empty() && !tried.may_have_acted => Err(transport(
-            format!(
-                "{}; the request body never reached the store whole, so it had no effect",
-                failure.message
-            ),
-            true,
-        )),
-        Err(failure) => Err(transport(failure.message, false)),
-    }
+        }) => failure::Failure {
+            kind: TransportKind::DamagedBody,
+            source: Box::new(damage),
+        },
+        Ok(response) => {
+            return Ok(Response {
+                attempts: tried.tries,
+                ..response
+            });
+        }
+        Err(failure) => failure,
+    };
+    let body_never_arrived = failure.kind != TransportKind::DamagedBody
+        && !request.body.is_empty()
+        && !tried.may_have_acted;
+    Err(Error::Transport {
+        request: request.describe(),
+        host: request.host(),
+        kind: failure.kind,
+        attempts: tried.tries,
+        elapsed: tried.elapsed,
+        body_never_arrived,
+        source: failure.source,
+    })
 }
 
 /// Removes the query string of every URL in `message`, because a presigned
@@ -559,9 +593,9 @@ pub(crate) fn redact_urls(message: &str) -> String {
 pub(crate) mod tests {
     use super::*;
 
-    /// A signer for tests of request building; nothing is sent.
-    pub(crate) fn signer() -> Signer {
-        Signer::new(&S3Config {
+    /// The configuration of a store at `127.0.0.1:9000`.
+    pub(crate) fn config() -> S3Config {
+        S3Config {
             endpoint: "http://127.0.0.1:9000".parse().unwrap(),
             bucket: "bucket".into(),
             region: "us-east-1".into(),
@@ -571,8 +605,12 @@ pub(crate) mod tests {
             ca_bundle: None,
             ssl_cert_file: None,
             proxy: None,
-        })
-        .unwrap()
+        }
+    }
+
+    /// A signer for tests of request building; nothing is sent.
+    pub(crate) fn signer() -> Signer {
+        Signer::new(&config()).unwrap()
     }
 
     fn error_for(action: &str, status: u16, body: &[u8]) -> Error {
@@ -643,8 +681,7 @@ pub(crate) mod tests {
 
     fn cut_off() -> failure::Failure {
         failure::judge(
-            &ureq::Error::Timeout(ureq::Timeout::PerWrite),
-            "h:1",
+            ureq::Error::Timeout(ureq::Timeout::PerWrite),
             Duration::from_secs(5),
         )
     }
@@ -674,7 +711,7 @@ pub(crate) mod tests {
         assert!(never_arrived(&error));
         assert_eq!(
             error.to_string(),
-            "PutObject k: 3 tries in 1.5 s: h:1 took no data for 5 s (--timeout); the \
+            "PutObject k: 3 tries in 1.5 s: 127.0.0.1:9000 took no data for 5 s (--timeout); the \
              request was cut off; the request body never reached the store whole, so it \
              had no effect"
         );
@@ -693,14 +730,95 @@ pub(crate) mod tests {
         let request = signer().get_object("k");
         let damaged = Response {
             status: 200,
-            damage: Some("its MD5 differs".into()),
+            damage: Some(Damage::Length {
+                arrived: 3,
+                announced: 5,
+            }),
             ..Response::default()
         };
         let error = last_outcome(&request, Ok(damaged), &tried(9, false)).unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                Error::Transport {
+                    kind: TransportKind::DamagedBody,
+                    attempts: 9,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
         assert_eq!(
             error.to_string(),
             "GetObject k: 9 tries in 1.5 s: the body kept arriving damaged from \
-             127.0.0.1:9000: its MD5 differs"
+             127.0.0.1:9000: 3 bytes arrived of the 5 announced"
+        );
+        let source = std::error::Error::source(&error).unwrap();
+        assert!(source.is::<Damage>(), "{source:?}");
+    }
+
+    /// The error of a GET to a store at `127.0.0.1:port`, tried once,
+    /// waiting `idle` for progress.
+    fn failed_get(port: u16, idle: Duration) -> Error {
+        let config = S3Config {
+            endpoint: format!("http://127.0.0.1:{port}").parse().unwrap(),
+            retry: RetryPolicy {
+                retries: 0,
+                timeout: idle,
+            },
+            ..tests::config()
+        };
+        Client::new(&config).unwrap().get_object("k").unwrap_err()
+    }
+
+    /// The kind of a transport error, and whether its source is `E`.
+    fn kind_and_source<E: std::error::Error + 'static>(error: &Error) -> (TransportKind, bool) {
+        match error {
+            Error::Transport { kind, source, .. } => (*kind, source.is::<E>()),
+            other => panic!("not a transport error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_port_nobody_listens_on_is_a_refused_connection_keeping_the_io_error() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let error = failed_get(port, Duration::from_secs(2));
+        assert_eq!(
+            kind_and_source::<std::io::Error>(&error),
+            (TransportKind::Refused, true)
+        );
+    }
+
+    #[test]
+    fn a_store_that_hangs_up_is_a_broken_connection() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || drop(listener.accept()));
+        let error = failed_get(port, Duration::from_secs(2));
+        server.join().unwrap();
+        let (kind, io_source) = kind_and_source::<std::io::Error>(&error);
+        assert_eq!((kind, io_source), (TransportKind::Reset, true));
+    }
+
+    #[test]
+    fn a_store_that_never_answers_times_out_waiting_for_the_answer() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let idle = Duration::from_millis(200);
+        let error = failed_get(port, idle);
+        drop(listener);
+        let waited = TransportKind::Timeout {
+            during: crate::error::Stage::Answer,
+            after: idle,
+        };
+        assert_eq!(kind_and_source::<ureq::Error>(&error), (waited, true));
+        assert_eq!(
+            error.to_string(),
+            format!("GetObject k: 127.0.0.1:{port} sent nothing for 0.2 s (--timeout)")
         );
     }
 
@@ -717,11 +835,7 @@ pub(crate) mod tests {
             bucket: "logs".into(),
             region: "eu-west-1".into(),
             path_style: false,
-            credentials: Credentials::new("AKID", "SECRET"),
-            retry: RetryPolicy::default(),
-            ca_bundle: None,
-            ssl_cert_file: None,
-            proxy: None,
+            ..config()
         })
         .unwrap();
         let url = signer.get_object("wal/00000000000000000001").url;

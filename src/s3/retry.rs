@@ -86,6 +86,7 @@ pub fn draw() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::s3::integrity::Damage;
 
     #[test]
     fn throttling_and_server_errors_are_transient() {
@@ -123,7 +124,10 @@ mod tests {
     fn body_damaged_in_transit_is_retried() {
         let answer = Response {
             status: 200,
-            damage: Some("its MD5 differs from the ETag".into()),
+            damage: Some(Damage::Length {
+                arrived: 1,
+                announced: 2,
+            }),
             ..Response::default()
         };
         assert_eq!(answer_retry(&answer), Retry::Yes);

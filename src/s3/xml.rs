@@ -9,21 +9,52 @@ use quick_xml::escape::resolve_predefined_entity;
 use quick_xml::events::Event;
 use quick_xml::reader::Reader;
 
+/// Why a document could not be read.
+#[derive(Debug)]
+pub(crate) enum XmlError {
+    /// The bytes are not UTF-8.
+    NotUtf8(std::str::Utf8Error),
+    /// quick-xml could not read it.
+    Malformed(quick_xml::Error),
+    /// An entity that is neither predefined nor a character reference.
+    UnknownEntity(String),
+    /// The document ends inside an element: it was cut short.
+    Unclosed,
+}
+
+impl std::fmt::Display for XmlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            XmlError::NotUtf8(e) => write!(f, "not UTF-8: {e}"),
+            XmlError::Malformed(e) => e.fmt(f),
+            XmlError::UnknownEntity(name) => write!(f, "unknown entity &{name};"),
+            XmlError::Unclosed => f.write_str("the document ends inside an element"),
+        }
+    }
+}
+
+impl std::error::Error for XmlError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            XmlError::NotUtf8(e) => Some(e),
+            XmlError::Malformed(e) => Some(e),
+            XmlError::UnknownEntity(_) | XmlError::Unclosed => None,
+        }
+    }
+}
+
 /// Calls `visit` with the path of element names and the text of every
 /// element, at its end tag. Fails on malformed or truncated XML.
 pub(crate) fn for_each_leaf(
     xml: &[u8],
     mut visit: impl FnMut(&[&str], &str),
-) -> Result<(), String> {
-    let xml = std::str::from_utf8(xml).map_err(|e| format!("XML is not UTF-8: {e}"))?;
+) -> Result<(), XmlError> {
+    let xml = std::str::from_utf8(xml).map_err(XmlError::NotUtf8)?;
     let mut reader = Reader::from_str(xml);
     let mut names: Vec<String> = Vec::new();
     let mut text = String::new();
     loop {
-        match reader
-            .read_event()
-            .map_err(|e| format!("malformed XML: {e}"))?
-        {
+        match reader.read_event().map_err(XmlError::Malformed)? {
             Event::Start(start) => {
                 names.push(start.local_name().as_ref().to_owned());
                 text.clear();
@@ -44,7 +75,7 @@ pub(crate) fn for_each_leaf(
                 Ok(Some(ch)) => text.push(ch),
                 _ => match resolve_predefined_entity(&r) {
                     Some(s) => text.push_str(s),
-                    None => return Err(format!("malformed XML: unknown entity &{};", &*r)),
+                    None => return Err(XmlError::UnknownEntity(r.to_string())),
                 },
             },
             Event::Eof => break,
@@ -54,7 +85,7 @@ pub(crate) fn for_each_leaf(
     if names.is_empty() {
         Ok(())
     } else {
-        Err("malformed XML: the document ends inside an element".into())
+        Err(XmlError::Unclosed)
     }
 }
 
@@ -145,6 +176,7 @@ mod tests {
 
     #[test]
     fn truncated_document_is_an_error() {
-        assert!(for_each_leaf(b"<a><b>x</b>", |_, _| {}).is_err());
+        let error = for_each_leaf(b"<a><b>x</b>", |_, _| {}).unwrap_err();
+        assert!(matches!(error, XmlError::Unclosed), "{error:?}");
     }
 }
