@@ -36,6 +36,27 @@ fn conflict_409_retries_the_same_offset() {
 }
 
 #[test]
+fn endless_409s_give_up_with_exit_6_naming_the_key_the_record_may_be_at() {
+    let log = TestLog::new(Server::s3s(), "endless-409");
+    let proxy = FaultProxy::start(&log.server.endpoint, |method, path| {
+        match method == "PUT" && !is_probe(path) {
+            true => Fault::Answer(409, "ConditionalRequestConflict"),
+            false => Fault::Forward,
+        }
+    });
+    let run = log.via(&proxy.endpoint).run(&["append", "x"]);
+    run.fails(
+        6,
+        &format!("{}: HTTP 409 in all 8 attempts", log.key(&key_name(1))),
+    );
+    assert!(
+        run.stderr.contains("may have been stored there"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn append_gives_up_with_exit_5_when_every_offset_is_taken() {
     let log = TestLog::new(Server::s3s(), "always-412");
     let proxy = FaultProxy::start(&log.server.endpoint, |method, path| match method {
@@ -64,6 +85,21 @@ fn server_error_on_put_fails_with_the_s3_code_and_writes_nothing() {
         .run(&["--retries", "0", "append", "x"])
         .fails(1, "HTTP 500 InternalError: injected");
     assert_eq!(log.offsets(), Vec::<u64>::new());
+}
+
+#[test]
+fn server_error_on_a_record_put_says_the_record_may_be_stored() {
+    let log = TestLog::new(Server::s3s(), "record-put-500");
+    let proxy = FaultProxy::start(&log.server.endpoint, |method, path| {
+        match method == "PUT" && !is_probe(path) {
+            true => Fault::Answer(500, "InternalError"),
+            false => Fault::Forward,
+        }
+    });
+    // A 500 may come from a store that wrote the object and then failed.
+    log.via(&proxy.endpoint)
+        .run(&["--retries", "0", "append", "x"])
+        .fails(6, "may have been stored at offset 1");
 }
 
 #[test]
