@@ -7,17 +7,35 @@
 //! machines off each other's offsets. The library never prints; the `s3wal`
 //! binary formats what it returns.
 //!
-//! Layers, each usable without the next:
-//! - [`record`]: the on-object format, pure;
-//! - [`s3`]: a small S3 client (rusty-s3 signs, ureq sends);
-//! - [`store`]: the narrow interface the log needs from a store;
-//! - [`wal`]: the log's operations ([`Wal::append`], [`Wal::append_batch`],
-//!   [`Wal::read`], [`Wal::last`], [`Wal::read_range`], [`Wal::truncate`],
-//!   [`Wal::trim`], [`Wal::stat`], [`Wal::verify`], [`Wal::follow`]);
-//! - [`config`]: flags, environment, `.env` and `~/.aws` profiles into a
-//!   [`config::Config`].
+//! A [`Wal`] is a log over a [`Store`]: an S3 bucket through
+//! [`s3::Client`], or a [`MemoryStore`] for tests and for trying it out.
+//! The log's operations are [`Wal::append`], [`Wal::append_each`],
+//! [`Wal::read`], [`Wal::last`], [`Wal::recover`], [`Wal::read_range`],
+//! [`Wal::follow`], [`Wal::truncate`], [`Wal::trim`], [`Wal::stat`] and
+//! [`Wal::verify`]. What the log keeps on this machine (its lock, its tail
+//! hint, the store probe's verdict) is a [`LocalState`].
 //!
-//! Configure and open a log; nothing below touches the network until an
+//! A log in memory, with everything a log on S3 does:
+//!
+//! ```
+//! use s3wal::{LocalState, MemoryStore, Wal, record::Prefix};
+//!
+//! let folder = std::env::temp_dir().join(format!("s3wal-doc-{}", std::process::id()));
+//! let local = LocalState::in_dir(&folder, "memory", "bucket", "wal");
+//! let wal = Wal::new(MemoryStore::new(), Prefix::new("wal")?, local);
+//!
+//! assert_eq!(wal.append(b"Record #1")?, 1);
+//! assert_eq!(wal.append_batch(&["Record #2", "Record #3"])?, [2, 3]);
+//! assert_eq!(wal.read(2)?.data, b"Record #2");
+//! assert_eq!(wal.last()?.offset, 3);
+//! wal.truncate(1)?;
+//! assert_eq!(wal.recover()?, 1);
+//! # std::fs::remove_dir_all(folder)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! A log in S3, configured as the `s3wal` command is (flags, environment,
+//! `.env`, `~/.aws` profiles); nothing touches the network until an
 //! operation is called:
 //!
 //! ```
@@ -35,15 +53,15 @@
 //!     Vec::new(),
 //! );
 //! let flags = Flags { prefix: Some("/wal/".into()), ..Flags::default() };
-//! let config = config::resolve(&flags, &env).unwrap();
+//! let config = config::resolve(&flags, &env)?;
 //! assert!(config.s3.path_style, "custom endpoints are addressed path-style");
-//! let wal = s3wal::open(&config).unwrap();
+//! let wal = s3wal::open(&config)?;
 //! assert_eq!(wal.prefix().key(1), "wal/00000000000000000001");
 //! // With a server: let offset = wal.append(b"Record #1")?;
-//! //                let record = wal.read(offset)?;
+//! # Ok::<(), s3wal::Error>(())
 //! ```
 //!
-//! The format on its own:
+//! The format on its own, in [`record`]:
 //!
 //! ```
 //! use s3wal::record;
@@ -59,23 +77,28 @@
 mod append;
 pub mod base64;
 pub mod config;
-pub mod doctor;
+mod doctor;
 pub mod error;
-pub mod local;
+mod local;
 mod lock;
 #[cfg(test)]
 mod log_tests;
-pub mod memory;
-pub mod range;
+mod memory;
+mod range;
 pub mod record;
 pub mod s3;
-pub mod store;
+mod store;
 mod tail;
-pub mod verify;
-pub mod wal;
+mod verify;
+mod wal;
 
+pub use doctor::{Finding, diagnose};
 pub use error::{Error, Result};
-pub use wal::{Record, Wal};
+pub use local::{Conditional, LocalState};
+pub use memory::MemoryStore;
+pub use store::{Keys, Store};
+pub use verify::{Problem, Summary};
+pub use wal::{MAX_APPEND_ATTEMPTS, MAX_CONFLICT_RETRIES, Record, Stat, Wal};
 
 /// Opens the log that `config` describes.
 pub fn open(config: &config::Config) -> Result<Wal<s3::Client>> {

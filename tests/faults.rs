@@ -70,7 +70,7 @@ fn append_gives_up_with_exit_5_when_every_offset_is_taken() {
         .iter()
         .filter(|s| s.method == "PUT" && !is_probe(&s.path))
         .count();
-    assert_eq!(puts as u32, s3wal::wal::MAX_APPEND_ATTEMPTS);
+    assert_eq!(puts as u32, s3wal::MAX_APPEND_ATTEMPTS);
     assert_eq!(log.offsets(), Vec::<u64>::new());
 }
 

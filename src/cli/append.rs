@@ -17,8 +17,8 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError
 use std::thread;
 use std::time::Duration;
 
+use s3wal::Error;
 use s3wal::Wal;
-use s3wal::error::Error;
 use s3wal::record::{Body, MAX_DATA_LEN};
 use s3wal::s3::Client;
 

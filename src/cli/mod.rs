@@ -18,8 +18,8 @@ mod signals;
 use append::{Source, Stored};
 use failure::{CliError, exit};
 use output::Output;
+use s3wal::Error;
 use s3wal::config::{self, Env, Flags, Origin};
-use s3wal::error::Error;
 use s3wal::s3::{Client, Exchange};
 
 use s3wal::{Record, Wal};
@@ -493,7 +493,7 @@ fn execute(
         }
         Command::Stat(_) => out.stat(wal.stat()?),
         Command::Doctor(_) => {
-            let findings = s3wal::doctor::diagnose(wal, origins);
+            let findings = s3wal::diagnose(wal, origins);
             for finding in &findings {
                 out.finding(finding)?;
             }

@@ -9,9 +9,9 @@ use std::fmt::Write as _;
 use std::io::{self, BufWriter, StdoutLock, Write};
 
 use s3wal::Error;
-use s3wal::doctor::Finding;
-use s3wal::verify::{Problem, Summary};
-use s3wal::wal::Stat;
+use s3wal::Finding;
+use s3wal::Stat;
+use s3wal::{Problem, Summary};
 
 use super::failure::CliError;
 

@@ -10,10 +10,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
+use s3wal::Store;
 use s3wal::Wal;
 use s3wal::config::{self, Env, Flags};
 use s3wal::s3::Client;
-use s3wal::store::Store;
 
 /// A running S3 server, as described by the environment `make test` sets.
 #[derive(Debug, Clone)]
