@@ -18,6 +18,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 
@@ -56,6 +57,13 @@ def peak_rss_kib(child):
             break
         time.sleep(0.05)
     return peak
+
+
+def feed(path, pipe):
+    """Copies the file at `path` into `pipe` and closes it."""
+    with open(path, "rb") as source:
+        shutil.copyfileobj(source, pipe, 1024 * 1024)
+    pipe.close()
 
 
 class Server:
@@ -259,6 +267,45 @@ class Bench:
             self.row(f"peak RSS of `dump` over {n:,} records", f"{peak_kib / 1024:.1f} MiB",
                      "", "<= 8 MiB, flat in N")
 
+    def big_records(self):
+        """Peak RSS and time of one big record through append (from a pipe,
+        as `tar c | s3wal append -`), read and dump, beside a curl PUT of
+        the same bytes."""
+        for mib in (50, 500):
+            note(f"a {mib} MiB record: append from a pipe, read, dump")
+            prefix = f"bench/big-{mib}"
+            path = os.path.join(self.scratch, f"big-{mib}")
+            with open(path, "wb") as out:
+                for _ in range(mib):
+                    out.write(os.urandom(1024 * 1024))
+            env = dict(self.env, AWS_PREFIX=prefix,
+                       S3WAL_LOCK_DIR=os.path.join(self.scratch, "locks"))
+            measured = {}
+            for what, args, stdout in (("append", ["append", "-"], subprocess.DEVNULL),
+                                       ("read", ["read", "1"], subprocess.DEVNULL),
+                                       ("dump", ["dump", "--raw"], subprocess.DEVNULL)):
+                start = time.perf_counter()
+                child = subprocess.Popen([self.s3wal] + args, env=env, cwd=self.scratch,
+                                         stdin=subprocess.PIPE if what == "append" else None,
+                                         stdout=stdout)
+                if what == "append":
+                    # A pipe, as from tar: the size is not known in advance.
+                    feeder = threading.Thread(target=feed, args=(path, child.stdin))
+                    feeder.start()
+                peak_kib = peak_rss_kib(child)
+                if what == "append":
+                    feeder.join()
+                assert child.wait() == 0, (what, child.returncode)
+                measured[what] = (time.perf_counter() - start, peak_kib / 1024)
+            curl = self.wall(["curl", "-sf", "-o", "/dev/null", "-T", path,
+                              self.server.presign("PUT", prefix + "/curl")], 1)
+            for what, (seconds, peak) in measured.items():
+                compare = f"curl PUT {curl:.2f} s" if what == "append" else ""
+                self.row(f"`{what}` of a {mib} MiB record: time, peak RSS",
+                         f"{seconds:.2f} s, {peak:.0f} MiB", compare,
+                         "RSS <= 1.2x the record" if what != "dump" else "RSS <= 2.4x")
+            os.remove(path)
+
     def sizes(self, static):
         for label, path in (("release binary (dynamic)", self.s3wal), ("release binary (static)", static)):
             if path and os.path.exists(path):
@@ -282,6 +329,7 @@ def main():
         bench.request_counts()
         bench.batch()
         bench.dump()
+        bench.big_records()
         bench.sizes(static)
         note("")
         bench.table()
