@@ -1,6 +1,6 @@
 //! `dump --follow`: the records there are, then new ones as they come.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;

@@ -5,7 +5,7 @@
 //! folder per writer they behave like eight machines; with one shared
 //! folder, like eight processes on one machine.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

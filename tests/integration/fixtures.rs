@@ -1,7 +1,7 @@
 //! Objects written in the seed's format by an independent route
 //! (`fixtures/make_fixtures.py`), uploaded with a plain PUT and read back.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -1,7 +1,7 @@
 //! The seed's own stories, run through the real binary on s3s-fs, with the
 //! seed's exact output lines.
 
-mod common;
+use crate::common;
 
 use common::{Server, TestLog, append_records};
 

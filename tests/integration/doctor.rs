@@ -1,6 +1,6 @@
 //! `doctor`, and the If-None-Match probe that guards every append.
 
-mod common;
+use crate::common;
 
 use common::proxy::{Fault, FaultProxy};
 use common::{Server, TestLog, request_counts};

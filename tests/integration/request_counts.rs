@@ -1,7 +1,7 @@
 //! What each command costs in requests, pinned at several log sizes from
 //! the `--verbose` summary (the numbers the benchmark reports in time).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -1,7 +1,7 @@
 //! HTTPS for real: a private CA made with openssl, a TLS front before the
 //! local server, and s3wal trusting that CA only through the bundle.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! real servers: flipped bytes each way, slow and stalled links, and a
 //! listing that never ends.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

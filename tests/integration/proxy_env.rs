@@ -1,7 +1,7 @@
 //! `HTTP_PROXY` / `HTTPS_PROXY` / `ALL_PROXY` and `NO_PROXY`, honoured the
 //! way curl and aws CLI honour them.
 
-mod common;
+use crate::common;
 
 use common::proxy::{Fault, FaultProxy};
 use common::{Run, Server, TestLog};

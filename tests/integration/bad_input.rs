@@ -1,7 +1,7 @@
 //! The bad-input catalogue: every case gets one `s3wal: ` line on stderr,
 //! nothing on stdout, the documented exit code, and no panic.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

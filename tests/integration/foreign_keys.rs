@@ -1,7 +1,7 @@
 //! Keys under the prefix that are not `<prefix>/<20 digits>` are foreign:
 //! every operation ignores them alike, and none changes the tail.
 
-mod common;
+use crate::common;
 
 use common::{Server, TestLog, key_name};
 

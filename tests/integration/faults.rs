@@ -1,7 +1,7 @@
 //! What the store answers decides what an append does: a fault-injecting
 //! proxy in front of s3s-fs makes it answer 409 or 412 on demand.
 
-mod common;
+use crate::common;
 
 use common::proxy::{Fault, FaultProxy};
 use common::{Server, TestLog, key_name};

@@ -1,7 +1,7 @@
 //! Named profiles from ~/.aws, with aws CLI's precedence: flags, then the
 //! environment, then the profile.
 
-mod common;
+use crate::common;
 
 use common::{Run, Server, TestLog};
 

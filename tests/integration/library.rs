@@ -1,6 +1,6 @@
 //! The library API on a real server, without the CLI.
 
-mod common;
+use crate::common;
 
 use common::{Server, TestLog};
 use s3wal::{Error, Record};

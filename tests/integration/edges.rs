@@ -4,7 +4,7 @@
 //! Whatever ends an append, a record that was stored is named with its
 //! offset, so that a script never stores it twice by retrying.
 
-mod common;
+use crate::common;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};

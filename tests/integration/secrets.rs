@@ -1,7 +1,7 @@
 //! Secrets, session tokens and signatures never reach stdout or stderr,
 //! whatever the command does, verbose or not, failing or not.
 
-mod common;
+use crate::common;
 
 use common::proxy::{Fault, FaultProxy};
 use common::{Run, Server, TestLog};

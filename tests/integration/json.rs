@@ -1,7 +1,7 @@
 //! `--json`: one JSON object per line on stdout for every command, errors
 //! as one JSON object on stderr, exit codes unchanged.
 
-mod common;
+use crate::common;
 
 use common::{Server, TestLog, fill_on_disk};
 

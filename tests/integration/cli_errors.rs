@@ -1,6 +1,6 @@
 //! Bad input gets one `s3wal: ` line on stderr and a documented exit code.
 
-mod common;
+use crate::common;
 
 use common::{Run, Server, TestLog};
 
@@ -71,7 +71,7 @@ fn bucket_that_does_not_exist_is_a_failure_not_an_empty_log() {
     let log = log("no-such-bucket");
     // s3s-fs answers a GET in a missing bucket with NoSuchKey and creates a
     // bucket on PUT, so `read` and `append` of a missing bucket are tested
-    // on RGW (tests/rgw_races.rs); these only list.
+    // on RGW (rgw_races.rs); these only list.
     for command in [&["last"][..], &["recover"]] {
         let args = [&["--bucket", "s3wal-no-such-bucket"][..], command].concat();
         log.run(&args).fails(1, "NoSuchBucket");

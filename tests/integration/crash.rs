@@ -1,7 +1,7 @@
 //! `kill -9` in the middle of a truncate: the log left behind reads
 //! correctly, and running the truncate again completes it.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::thread;

@@ -1,7 +1,7 @@
 //! `verify` reads every record and reports corrupt ones, holes and foreign
 //! keys, with a summary line; exit 4 if anything is wrong.
 
-mod common;
+use crate::common;
 
 use common::{Server, TestLog, fill_on_disk, key_name};
 

@@ -1,6 +1,5 @@
 //! Shared test harness: real S3 servers started by `make test`, one fresh
 //! prefix per test, and helpers to run the real `s3wal` binary.
-#![allow(dead_code)] // each test file uses a different part of the harness
 
 pub mod proxy;
 

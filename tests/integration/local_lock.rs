@@ -1,6 +1,6 @@
 //! Appends and truncates on one machine queue on the lock file.
 
-mod common;
+use crate::common;
 
 use std::fs::File;
 use std::process::Stdio;

@@ -1,7 +1,7 @@
 //! `trim` (retention) and `stat`, and every command on a log that no
 //! longer starts at 1.
 
-mod common;
+use crate::common;
 
 use common::{Server, TestLog, fill_on_disk};
 

@@ -2,7 +2,7 @@
 //! finding names the permission, on a real Ceph RGW whose bucket policy
 //! grants a second user only some of them.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::Duration;

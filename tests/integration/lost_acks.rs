@@ -2,7 +2,7 @@
 //! answers, throttling, resets and hangs. Afterwards the bucket must hold
 //! every record exactly once, at dense offsets.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
