@@ -14,6 +14,7 @@ fn unconditional_store(name: &str) -> (TestLog, FaultProxy) {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn doctor_passes_on_a_store_that_enforces_if_none_match() {
     let out = TestLog::new(Server::s3s(), "doctor-ok")
         .run(&["doctor"])
@@ -36,6 +37,7 @@ fn doctor_passes_on_a_store_that_enforces_if_none_match() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn doctor_passes_on_rgw() {
     TestLog::new(Server::rgw(), "doctor-rgw")
         .run(&["doctor"])
@@ -43,6 +45,7 @@ fn doctor_passes_on_rgw() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn doctor_reports_a_store_that_ignores_if_none_match() {
     let (log, _proxy) = unconditional_store("doctor-unsafe");
     let run = log.run(&["doctor"]);
@@ -56,6 +59,7 @@ fn doctor_reports_a_store_that_ignores_if_none_match() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn append_refuses_a_store_that_ignores_if_none_match() {
     let (log, _proxy) = unconditional_store("append-unsafe");
     log.run(&["append", "x"]).fails(1, "refusing to append");
@@ -63,6 +67,7 @@ fn append_refuses_a_store_that_ignores_if_none_match() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn explicit_override_appends_on_such_a_store() {
     let (log, _proxy) = unconditional_store("append-override");
     assert_eq!(
@@ -72,6 +77,7 @@ fn explicit_override_appends_on_such_a_store() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn doctor_reports_bad_credentials() {
     let log = TestLog::new(Server::s3s(), "doctor-403");
     let mut command = log.command();
@@ -87,6 +93,7 @@ fn doctor_reports_bad_credentials() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn the_probe_runs_once_per_machine_and_log() {
     let log = TestLog::new(Server::s3s(), "probe-once");
     let first = log.run(&["-v", "append", "a"]);
@@ -100,6 +107,7 @@ fn the_probe_runs_once_per_machine_and_log() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn credentials_that_cannot_delete_can_still_append() {
     let log = TestLog::new(Server::s3s(), "no-delete");
     let proxy = FaultProxy::start(&log.server.endpoint, |method, _| match method {
@@ -115,6 +123,7 @@ fn credentials_that_cannot_delete_can_still_append() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn doctor_names_s3_get_object_when_reads_are_denied() {
     let log = TestLog::new(Server::s3s(), "doctor-no-get");
     let proxy = FaultProxy::start(&log.server.endpoint, |method, path| {

@@ -12,6 +12,7 @@ fn is_probe(path: &str) -> bool {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn conflict_409_retries_the_same_offset() {
     let log = TestLog::new(Server::s3s(), "conflict-409");
     let mut first_put = true;
@@ -36,6 +37,7 @@ fn conflict_409_retries_the_same_offset() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn append_gives_up_with_exit_5_when_every_offset_is_taken() {
     let log = TestLog::new(Server::s3s(), "always-412");
     let proxy = FaultProxy::start(&log.server.endpoint, |method, path| match method {
@@ -54,6 +56,7 @@ fn append_gives_up_with_exit_5_when_every_offset_is_taken() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn server_error_on_put_fails_with_the_s3_code_and_writes_nothing() {
     let log = TestLog::new(Server::s3s(), "put-500");
     let proxy = FaultProxy::start(&log.server.endpoint, |method, _| match method {
@@ -67,6 +70,7 @@ fn server_error_on_put_fails_with_the_s3_code_and_writes_nothing() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn interrupted_truncate_leaves_a_dense_log_that_a_rerun_finishes() {
     let log = TestLog::new(Server::s3s(), "truncate-interrupted");
     common::fill_on_disk(&log, 1..=1205);
@@ -91,6 +95,7 @@ fn interrupted_truncate_leaves_a_dense_log_that_a_rerun_finishes() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn lost_answer_then_409_then_412_is_recognised_as_our_own_record() {
     let log = TestLog::new(Server::s3s(), "lost-then-409");
     let mut record_puts = 0;

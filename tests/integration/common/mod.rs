@@ -50,6 +50,21 @@ impl Server {
     pub fn rgw() -> Server {
         Server::from_env("RGW")
     }
+
+    /// No server: for the tests whose command ends before any request
+    /// (usage and configuration errors), which `cargo test` runs without
+    /// `make test`. The configuration is complete, and its endpoint is the
+    /// discard port, where nothing listens: a request made by mistake
+    /// fails loudly, it never reaches a store.
+    pub fn none() -> Server {
+        Server {
+            endpoint: "http://127.0.0.1:9".into(),
+            bucket: "no-server".into(),
+            access_key: "no-server-key".into(),
+            secret_key: "no-server-secret".into(),
+            data_dir: None,
+        }
+    }
 }
 
 /// What one run of the binary did.
@@ -152,6 +167,11 @@ impl TestLog {
             workdir,
             lock_dir,
         }
+    }
+
+    /// A log on no server ([`Server::none`]).
+    pub fn without_server(name: &str) -> TestLog {
+        TestLog::new(Server::none(), name)
     }
 
     /// The binary, configured for this log through the environment, with
