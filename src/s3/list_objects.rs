@@ -124,16 +124,7 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::s3::tests::signer;
-
-    fn answer(body: &str) -> Response {
-        Response {
-            status: 200,
-            request_id: None,
-            body: body.as_bytes().to_vec(),
-            ..Response::default()
-        }
-    }
+    use crate::s3::tests::{answer, signer};
 
     fn request() -> Request<'static> {
         signer().list_objects(&PageRequest {
@@ -165,6 +156,7 @@ mod tests {
             &request(),
             None,
             answer(
+                200,
                 r#"<?xml version="1.0" encoding="UTF-8"?>
 <ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name>
 <IsTruncated>false</IsTruncated>
@@ -183,6 +175,7 @@ mod tests {
             &request(),
             None,
             answer(
+                200,
                 "<ListBucketResult><IsTruncated>true</IsTruncated>\
                  <NextContinuationToken>T1</NextContinuationToken></ListBucketResult>",
             ),
@@ -196,7 +189,10 @@ mod tests {
         let error = list_page(
             &request(),
             None,
-            answer("<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>"),
+            answer(
+                200,
+                "<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>",
+            ),
         )
         .unwrap_err();
         assert!(matches!(error, Error::Protocol { .. }), "{error}");
@@ -206,7 +202,7 @@ mod tests {
     fn a_truncated_page_that_repeats_its_token_is_a_protocol_error_naming_the_store() {
         let repeated = "<ListBucketResult><IsTruncated>true</IsTruncated>\
                         <NextContinuationToken>T1</NextContinuationToken></ListBucketResult>";
-        let error = list_page(&request(), Some("T1"), answer(repeated)).unwrap_err();
+        let error = list_page(&request(), Some("T1"), answer(200, repeated)).unwrap_err();
         assert!(matches!(error, Error::Protocol { .. }), "{error}");
         let message = error.to_string();
         assert!(message.contains("would never end"), "{message}");
@@ -216,15 +212,19 @@ mod tests {
     #[test]
     fn empty_or_foreign_answer_is_not_an_empty_listing() {
         for body in ["", "<Error/>", "<html><body>proxy</body></html>"] {
-            let error = list_page(&request(), None, answer(body)).unwrap_err();
+            let error = list_page(&request(), None, answer(200, body)).unwrap_err();
             assert!(matches!(error, Error::Protocol { .. }), "{body:?}: {error}");
         }
     }
 
     #[test]
     fn malformed_listing_is_a_protocol_error() {
-        let error =
-            list_page(&request(), None, answer("<ListBucketResult><Contents>")).unwrap_err();
+        let error = list_page(
+            &request(),
+            None,
+            answer(200, "<ListBucketResult><Contents>"),
+        )
+        .unwrap_err();
         assert!(matches!(error, Error::Protocol { .. }), "{error}");
     }
 }

@@ -575,17 +575,26 @@ pub(crate) mod tests {
         .unwrap()
     }
 
+    /// The store's answer to a request: `status` and `body`.
+    pub(crate) fn answer(status: u16, body: impl AsRef<[u8]>) -> Response {
+        Response {
+            status,
+            body: body.as_ref().to_vec(),
+            ..Response::default()
+        }
+    }
+
+    /// An S3 `<Error>` answer whose code is `code`.
+    pub(crate) fn coded(status: u16, code: &str) -> Response {
+        answer(status, format!("<Error><Code>{code}</Code></Error>"))
+    }
+
     fn error_for(action: &str, status: u16, body: &[u8]) -> Error {
         let request = match action {
             "HeadObject" => signer().head_object("wal/k"),
             _ => signer().get_object("wal/k"),
         };
-        Response {
-            status,
-            body: body.to_vec(),
-            ..Response::default()
-        }
-        .into_error(&request)
+        answer(status, body).into_error(&request)
     }
 
     #[test]

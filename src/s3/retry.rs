@@ -86,6 +86,7 @@ pub fn draw() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::s3::tests::coded;
 
     #[test]
     fn throttling_and_server_errors_are_transient() {
@@ -98,14 +99,6 @@ mod tests {
     fn answers_are_not_retried() {
         for status in [200, 400, 403, 404, 409, 412, 501] {
             assert!(!is_transient(status), "{status}");
-        }
-    }
-
-    fn coded(status: u16, code: &str) -> Response {
-        Response {
-            status,
-            body: format!("<Error><Code>{code}</Code></Error>").into_bytes(),
-            ..Response::default()
         }
     }
 
