@@ -56,7 +56,6 @@
 
 #![warn(missing_docs)]
 
-pub mod base64;
 pub mod config;
 pub mod doctor;
 pub mod error;

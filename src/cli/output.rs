@@ -8,6 +8,9 @@
 use std::fmt::Write as _;
 use std::io::{self, BufWriter, StdoutLock, Write};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
 use s3wal::Error;
 use s3wal::doctor::Finding;
 use s3wal::verify::{Problem, Summary};
@@ -44,7 +47,7 @@ pub fn json_string(text: &str) -> String {
 fn json_data(data: &[u8]) -> String {
     match std::str::from_utf8(data) {
         Ok(text) => format!("\"data\":{}", json_string(text)),
-        Err(_) => format!("\"data_base64\":\"{}\"", s3wal::base64::encode(data)),
+        Err(_) => format!("\"data_base64\":\"{}\"", BASE64.encode(data)),
     }
 }
 
