@@ -63,6 +63,7 @@ pub mod hint;
 pub mod lock;
 pub mod probe;
 pub mod profile;
+mod random;
 pub mod range;
 pub mod record;
 pub mod s3;

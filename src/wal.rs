@@ -16,8 +16,9 @@ use crate::error::{Error, Result};
 use crate::hint::TailHint;
 use crate::lock::AppendLock;
 use crate::probe::{Conditional, ProbeCache};
+use crate::random::{jitter, random};
 use crate::record::{self, Body, Prefix};
-use crate::s3::{MAX_KEYS_PER_DELETE, PageRequest, PutOutcome, random as retry_draw};
+use crate::s3::{MAX_KEYS_PER_DELETE, PageRequest, PutOutcome};
 use crate::store::Store;
 use crate::tail::TailSearch;
 
@@ -107,9 +108,10 @@ fn scratch_key(prefix: &Prefix, token: &str) -> String {
     format!("{prefix}/{SCRATCH_NAME}{random}")
 }
 
-/// A fresh random token for one append.
+/// A fresh token for one append: 128 bits from the operating system's
+/// random source, which no other writer anywhere draws again.
 fn new_token() -> String {
-    format!("{:016x}{:016x}", retry_draw(), retry_draw())
+    format!("{:016x}{:016x}", random(), random())
 }
 
 /// The offsets after `after` up to `tail`, highest first, in requests of
@@ -151,7 +153,7 @@ fn next_offset(tail: u64) -> Result<u64> {
 
 /// A pause of up to `ceiling_ms`, random so that racing writers spread out.
 fn jittered_pause(ceiling_ms: u64) {
-    thread::sleep(Duration::from_millis(retry_draw() % (ceiling_ms + 1)));
+    thread::sleep(jitter(Duration::from_millis(ceiling_ms)));
 }
 
 impl<S: Store> Wal<S> {

@@ -34,7 +34,7 @@ pub use delete_objects::MAX_KEYS_PER_DELETE;
 pub use head_object::ObjectHead;
 pub use list_objects::{ListPage, PageRequest};
 pub use put_object::PutOutcome;
-pub use retry::{RetryPolicy, draw as random};
+pub use retry::RetryPolicy;
 pub use xml::{ErrorBody, parse_error};
 
 /// How long a presigned URL stays valid. Requests are signed right before
@@ -377,7 +377,7 @@ impl Client {
                 _ => idle,
             };
             let since_failure = first_failure.get_or_insert_with(Instant::now).elapsed();
-            let pause = retry::wait_before(tries, retry::draw());
+            let pause = crate::random::jitter(retry::longest_wait(tries));
             if retry == Retry::No || tries > self.retry.retries || since_failure + pause >= budget {
                 let tried = Tried {
                     tries,
