@@ -275,6 +275,28 @@ mod tests {
         assert_eq!(json_string("a\"b\\c\nd\u{1}"), "\"a\\\"b\\\\c\\nd\\u0001\"");
     }
 
+    /// serde_json, an independent decoder, reads every string back as it
+    /// was: controls, quotes, backslashes, non-ASCII, and the separators
+    /// JSON allows raw but JavaScript once did not (U+2028, U+2029).
+    #[test]
+    fn json_strings_read_back_as_the_text_by_serde_json() {
+        let every_control: String = (0..=0x9f).filter_map(char::from_u32).collect();
+        let tricky = [
+            "",
+            "Record #1",
+            "quote \" backslash \\ slash /",
+            "\n\r\t\u{8}\u{c}\u{0}\u{1f}\u{7f}",
+            "\\u0041 is not an escape here",
+            "é, 日本語, 🦀",
+            "\u{2028}\u{2029}\u{feff}\u{fffd}",
+            &every_control,
+        ];
+        for text in tricky {
+            let decoded: String = serde_json::from_str(&json_string(text)).unwrap();
+            assert_eq!(decoded, text);
+        }
+    }
+
     #[test]
     fn utf8_data_is_a_string_and_other_bytes_are_base64() {
         assert_eq!(json_data(b"Record #1"), "\"data\":\"Record #1\"");
