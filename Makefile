@@ -12,9 +12,10 @@ demo: build
 	tests/servers/demo.sh target/release/s3wal
 
 # Installs s3s-fs and the Ceph RGW packages if missing, starts both servers,
-# runs every test (unit, integration, doc), stops the servers.
+# runs every test (unit, integration, doc) including those a plain
+# `cargo test` skips as needing the servers, stops the servers.
 test:
-	tests/servers/with-servers.sh $(CARGO) test --locked
+	tests/servers/with-servers.sh $(CARGO) test --locked -- --include-ignored
 
 lint:
 	$(CARGO) fmt --check

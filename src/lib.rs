@@ -75,7 +75,6 @@
 #![warn(missing_docs)]
 
 mod append;
-pub mod base64;
 pub mod config;
 mod doctor;
 pub mod error;
@@ -84,6 +83,7 @@ mod lock;
 #[cfg(test)]
 mod log_tests;
 mod memory;
+mod random;
 mod range;
 pub mod record;
 pub mod s3;

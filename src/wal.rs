@@ -15,8 +15,9 @@ use std::time::Duration;
 use crate::append::{Answer, Append, GiveUp, Limits, Step};
 use crate::error::{Error, ProtocolKind, Result};
 use crate::local::{Conditional, LocalState};
+use crate::random::{jitter, random};
 use crate::record::{self, Body, Prefix};
-use crate::s3::{MAX_KEYS_PER_DELETE, PutOutcome, random as retry_draw};
+use crate::s3::{MAX_KEYS_PER_DELETE, PutOutcome};
 use crate::store::Store;
 use crate::tail::TailSearch;
 
@@ -86,9 +87,10 @@ fn scratch_key(prefix: &Prefix, token: &str) -> String {
     format!("{prefix}/{SCRATCH_NAME}{random}")
 }
 
-/// A fresh random token for one append.
+/// A fresh token for one append: 128 bits from the operating system's
+/// random source, which no other writer anywhere draws again.
 fn new_token() -> String {
-    format!("{:016x}{:016x}", retry_draw(), retry_draw())
+    format!("{:016x}{:016x}", random(), random())
 }
 
 /// The offsets after `after` up to `tail`, highest first, in requests of
@@ -127,10 +129,7 @@ fn next_offset(tail: u64) -> Result<u64> {
 
 /// A pause of up to `ceiling`, random so that racing writers spread out.
 fn jittered_pause(ceiling: Duration) {
-    let ceiling_ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
-    thread::sleep(Duration::from_millis(
-        retry_draw() % ceiling_ms.saturating_add(1),
-    ));
+    thread::sleep(jitter(ceiling));
 }
 
 impl<S: Store> Wal<S> {

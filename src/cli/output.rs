@@ -8,6 +8,9 @@
 use std::fmt::Write as _;
 use std::io::{self, BufWriter, StdoutLock, Write};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
 use s3wal::Error;
 use s3wal::Finding;
 use s3wal::Stat;
@@ -46,7 +49,7 @@ pub fn json_string(text: &str) -> String {
 fn json_data(data: &[u8]) -> String {
     match std::str::from_utf8(data) {
         Ok(text) => format!("\"data\":{}", json_string(text)),
-        Err(_) => format!("\"data_base64\":\"{}\"", s3wal::base64::encode(data)),
+        Err(_) => format!("\"data_base64\":\"{}\"", BASE64.encode(data)),
     }
 }
 
@@ -279,6 +282,28 @@ mod tests {
     #[test]
     fn json_strings_escape_quotes_backslashes_and_controls() {
         assert_eq!(json_string("a\"b\\c\nd\u{1}"), "\"a\\\"b\\\\c\\nd\\u0001\"");
+    }
+
+    /// serde_json, an independent decoder, reads every string back as it
+    /// was: controls, quotes, backslashes, non-ASCII, and the separators
+    /// JSON allows raw but JavaScript once did not (U+2028, U+2029).
+    #[test]
+    fn json_strings_read_back_as_the_text_by_serde_json() {
+        let every_control: String = (0..=0x9f).filter_map(char::from_u32).collect();
+        let tricky = [
+            "",
+            "Record #1",
+            "quote \" backslash \\ slash /",
+            "\n\r\t\u{8}\u{c}\u{0}\u{1f}\u{7f}",
+            "\\u0041 is not an escape here",
+            "é, 日本語, 🦀",
+            "\u{2028}\u{2029}\u{feff}\u{fffd}",
+            &every_control,
+        ];
+        for text in tricky {
+            let decoded: String = serde_json::from_str(&json_string(text)).unwrap();
+            assert_eq!(decoded, text);
+        }
     }
 
     #[test]

@@ -94,19 +94,10 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::s3::tests::signer;
+    use crate::s3::tests::{answer, signer};
 
     fn keys() -> Vec<String> {
         vec!["wal/00000000000000000002".into(), "wal/a<b".into()]
-    }
-
-    fn answer(status: u16, body: &str) -> Response {
-        Response {
-            status,
-            request_id: None,
-            body: body.as_bytes().to_vec(),
-            ..Response::default()
-        }
     }
 
     #[test]

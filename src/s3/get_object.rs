@@ -46,16 +46,7 @@ impl Client {
 mod tests {
     use super::*;
     use crate::error::Error;
-    use crate::s3::tests::signer;
-
-    fn answer(status: u16, body: &[u8]) -> Response {
-        Response {
-            status,
-            request_id: None,
-            body: body.to_vec(),
-            ..Response::default()
-        }
-    }
+    use crate::s3::tests::{answer, signer};
 
     #[test]
     fn missing_key_is_none() {

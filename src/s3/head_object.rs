@@ -53,23 +53,14 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::s3::tests::signer;
-
-    fn answer(status: u16) -> Response {
-        Response {
-            status,
-            request_id: None,
-            body: Vec::new(),
-            ..Response::default()
-        }
-    }
+    use crate::s3::tests::{answer, signer};
 
     #[test]
     fn status_200_gives_the_head_with_its_token() {
         let request = signer().head_object("k");
         let found = Response {
             token: Some("t1".into()),
-            ..answer(200)
+            ..answer(200, "")
         };
         let head = object_head(&request, found).unwrap().unwrap();
         assert_eq!(head.token.as_deref(), Some("t1"));
@@ -78,12 +69,12 @@ mod tests {
     #[test]
     fn status_404_means_no_object() {
         let request = signer().head_object("k");
-        assert_eq!(object_head(&request, answer(404)).unwrap(), None);
+        assert_eq!(object_head(&request, answer(404, "")).unwrap(), None);
     }
 
     #[test]
     fn status_403_is_an_error() {
         let request = signer().head_object("k");
-        assert!(object_head(&request, answer(403)).is_err());
+        assert!(object_head(&request, answer(403, "")).is_err());
     }
 }

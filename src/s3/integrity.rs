@@ -13,13 +13,13 @@
 //! and is fetched again; only a body that matches its ETag (or whose ETag
 //! is no MD5) and still fails the record's checks is corrupt in the store.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use md5::{Digest, Md5};
-
-use crate::base64;
 
 /// The `Content-MD5` header value of `body`: its MD5, in base64.
 pub(crate) fn content_md5(body: &[u8]) -> String {
-    base64::encode(&Md5::digest(body))
+    BASE64.encode(Md5::digest(body))
 }
 
 /// The MD5 of the stored bytes, when the answer's headers state one: a

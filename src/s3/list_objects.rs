@@ -120,16 +120,7 @@ impl Client {
 mod tests {
     use super::*;
     use crate::Error;
-    use crate::s3::tests::signer;
-
-    fn answer(body: &str) -> Response {
-        Response {
-            status: 200,
-            request_id: None,
-            body: body.as_bytes().to_vec(),
-            ..Response::default()
-        }
-    }
+    use crate::s3::tests::{answer, signer};
 
     fn kind(error: &Error) -> Option<&ProtocolKind> {
         match error {
@@ -168,6 +159,7 @@ mod tests {
             &request(),
             None,
             answer(
+                200,
                 r#"<?xml version="1.0" encoding="UTF-8"?>
 <ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name>
 <IsTruncated>false</IsTruncated>
@@ -186,6 +178,7 @@ mod tests {
             &request(),
             None,
             answer(
+                200,
                 "<ListBucketResult><IsTruncated>true</IsTruncated>\
                  <NextContinuationToken>T1</NextContinuationToken></ListBucketResult>",
             ),
@@ -199,7 +192,10 @@ mod tests {
         let error = list_page(
             &request(),
             None,
-            answer("<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>"),
+            answer(
+                200,
+                "<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>",
+            ),
         )
         .unwrap_err();
         assert_eq!(kind(&error), Some(&ProtocolKind::NoContinuationToken));
@@ -209,7 +205,7 @@ mod tests {
     fn a_truncated_page_that_repeats_its_token_is_a_protocol_error_naming_the_store() {
         let repeated = "<ListBucketResult><IsTruncated>true</IsTruncated>\
                         <NextContinuationToken>T1</NextContinuationToken></ListBucketResult>";
-        let error = list_page(&request(), Some("T1"), answer(repeated)).unwrap_err();
+        let error = list_page(&request(), Some("T1"), answer(200, repeated)).unwrap_err();
         assert_eq!(kind(&error), Some(&ProtocolKind::RepeatedContinuationToken));
         assert_eq!(
             error.to_string(),
@@ -224,15 +220,19 @@ mod tests {
             expected: "ListBucketResult",
         };
         for body in ["", "<Error/>", "<html><body>proxy</body></html>"] {
-            let error = list_page(&request(), None, answer(body)).unwrap_err();
+            let error = list_page(&request(), None, answer(200, body)).unwrap_err();
             assert_eq!(kind(&error), Some(&not_a_listing), "{body:?}");
         }
     }
 
     #[test]
     fn malformed_listing_is_a_protocol_error() {
-        let error =
-            list_page(&request(), None, answer("<ListBucketResult><Contents>")).unwrap_err();
+        let error = list_page(
+            &request(),
+            None,
+            answer(200, "<ListBucketResult><Contents>"),
+        )
+        .unwrap_err();
         assert_eq!(kind(&error), Some(&ProtocolKind::MalformedXml));
         let source = std::error::Error::source(&error).unwrap();
         assert_eq!(source.to_string(), "the document ends inside an element");

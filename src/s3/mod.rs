@@ -39,7 +39,7 @@ pub use delete_objects::MAX_KEYS_PER_DELETE;
 pub use head_object::ObjectHead;
 pub use list_objects::{ListPage, PageRequest};
 pub use put_object::PutOutcome;
-pub use retry::{RetryPolicy, draw as random};
+pub use retry::RetryPolicy;
 pub use xml::{ErrorBody, parse_error};
 
 /// How long a presigned URL stays valid. Requests are signed right before
@@ -418,7 +418,7 @@ impl Client {
                 _ => idle,
             };
             let since_failure = first_failure.get_or_insert_with(Instant::now).elapsed();
-            let pause = retry::wait_before(tries, retry::draw());
+            let pause = crate::random::jitter(retry::longest_wait(tries));
             if retry == Retry::No || tries > self.retry.retries || since_failure + pause >= budget {
                 let tried = Tried {
                     tries,
@@ -613,17 +613,26 @@ pub(crate) mod tests {
         Signer::new(&config()).unwrap()
     }
 
+    /// The store's answer to a request: `status` and `body`.
+    pub(crate) fn answer(status: u16, body: impl AsRef<[u8]>) -> Response {
+        Response {
+            status,
+            body: body.as_ref().to_vec(),
+            ..Response::default()
+        }
+    }
+
+    /// An S3 `<Error>` answer whose code is `code`.
+    pub(crate) fn coded(status: u16, code: &str) -> Response {
+        answer(status, format!("<Error><Code>{code}</Code></Error>"))
+    }
+
     fn error_for(action: &str, status: u16, body: &[u8]) -> Error {
         let request = match action {
             "HeadObject" => signer().head_object("wal/k"),
             _ => signer().get_object("wal/k"),
         };
-        Response {
-            status,
-            body: body.to_vec(),
-            ..Response::default()
-        }
-        .into_error(&request)
+        answer(status, body).into_error(&request)
     }
 
     #[test]

@@ -89,20 +89,7 @@ impl Client {
 mod tests {
     use super::*;
     use crate::error::Error;
-    use crate::s3::tests::signer;
-
-    fn answer(status: u16) -> Response {
-        coded(status, "")
-    }
-
-    fn coded(status: u16, code: &str) -> Response {
-        Response {
-            status,
-            request_id: None,
-            body: format!("<Error><Code>{code}</Code></Error>").into_bytes(),
-            ..Response::default()
-        }
-    }
+    use crate::s3::tests::{answer, coded, signer};
 
     #[test]
     fn conditional_put_carries_if_none_match_star() {
@@ -126,7 +113,7 @@ mod tests {
     fn status_412_means_the_key_is_taken() {
         let request = signer().put_if_absent("k", b"", "t");
         assert_eq!(
-            put_outcome(&request, answer(412)).unwrap(),
+            put_outcome(&request, answer(412, "")).unwrap(),
             PutOutcome::Exists { retried: false }
         );
     }
@@ -144,7 +131,7 @@ mod tests {
     fn other_409s_are_errors() {
         let request = signer().put_if_absent("k", b"", "t");
         assert!(put_outcome(&request, coded(409, "InvalidBucketState")).is_err());
-        assert!(put_outcome(&request, answer(409)).is_err());
+        assert!(put_outcome(&request, answer(409, "")).is_err());
     }
 
     #[test]
@@ -152,7 +139,7 @@ mod tests {
         let request = signer().put_if_absent("k", b"", "t");
         let retried = Response {
             attempts: 2,
-            ..answer(412)
+            ..answer(412, "")
         };
         assert_eq!(
             put_outcome(&request, retried).unwrap(),
@@ -164,7 +151,7 @@ mod tests {
     fn status_200_means_created() {
         let request = signer().put_if_absent("k", b"", "t");
         assert_eq!(
-            put_outcome(&request, answer(200)).unwrap(),
+            put_outcome(&request, answer(200, "")).unwrap(),
             PutOutcome::Created
         );
     }
@@ -172,7 +159,7 @@ mod tests {
     #[test]
     fn other_statuses_are_errors() {
         let request = signer().put_if_absent("k", b"", "t");
-        let error = put_outcome(&request, answer(403)).unwrap_err();
+        let error = put_outcome(&request, answer(403, "")).unwrap_err();
         assert!(matches!(error, Error::S3 { status: 403, .. }));
     }
 }

@@ -65,28 +65,20 @@ pub(crate) fn may_have_acted(status: u16) -> bool {
     matches!(status, 500 | 502 | 504)
 }
 
-/// The wait before retry number `retry` (from 1), given a random `draw`:
-/// anywhere from nothing to the exponential ceiling ("full jitter"), so
-/// that clients throttled together do not come back together.
-pub(crate) fn wait_before(retry: u32, draw: u64) -> Duration {
-    let ceiling = FIRST_WAIT
+/// The longest wait before retry number `retry` (from 1): exponential up
+/// to [`MAX_WAIT`]. The wait itself is a random part of it
+/// ([`crate::random::jitter`]).
+pub(crate) fn longest_wait(retry: u32) -> Duration {
+    FIRST_WAIT
         .saturating_mul(1 << retry.saturating_sub(1).min(16))
-        .min(MAX_WAIT);
-    let ceiling_ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
-    Duration::from_millis(draw % (ceiling_ms + 1))
-}
-
-/// A random number, for jitter and tokens (std's per-process random hash
-/// keys, mixed with the time: no extra crate for something this small).
-pub fn draw() -> u64 {
-    use std::hash::{BuildHasher, RandomState};
-    RandomState::new().hash_one(std::time::SystemTime::now())
+        .min(MAX_WAIT)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::s3::integrity::Damage;
+    use crate::s3::tests::coded;
 
     #[test]
     fn throttling_and_server_errors_are_transient() {
@@ -99,14 +91,6 @@ mod tests {
     fn answers_are_not_retried() {
         for status in [200, 400, 403, 404, 409, 412, 501] {
             assert!(!is_transient(status), "{status}");
-        }
-    }
-
-    fn coded(status: u16, code: &str) -> Response {
-        Response {
-            status,
-            body: format!("<Error><Code>{code}</Code></Error>").into_bytes(),
-            ..Response::default()
         }
     }
 
@@ -141,19 +125,11 @@ mod tests {
 
     #[test]
     fn waits_double_from_100_ms_up_to_15_s() {
-        let most = |retry| wait_before(retry, u64::MAX - 1);
-        assert!(most(1) <= Duration::from_millis(100));
-        assert!(most(2) <= Duration::from_millis(200));
-        assert!(most(8) <= MAX_WAIT);
-        assert!(most(40) <= MAX_WAIT);
-        assert_eq!(wait_before(3, 0), Duration::ZERO);
-    }
-
-    #[test]
-    fn jitter_spreads_waits_below_the_ceiling() {
-        let waits: std::collections::HashSet<Duration> =
-            (0..50).map(|i| wait_before(4, i * 7919)).collect();
-        assert!(waits.len() > 10);
-        assert!(waits.iter().all(|w| *w <= Duration::from_millis(800)));
+        assert_eq!(longest_wait(1), Duration::from_millis(100));
+        assert_eq!(longest_wait(2), Duration::from_millis(200));
+        assert_eq!(longest_wait(4), Duration::from_millis(800));
+        assert_eq!(longest_wait(8), Duration::from_millis(12_800));
+        assert_eq!(longest_wait(9), MAX_WAIT);
+        assert_eq!(longest_wait(40), MAX_WAIT);
     }
 }

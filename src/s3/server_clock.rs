@@ -20,6 +20,23 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + day_of_era - 719_468
 }
 
+/// The number of days in `month` (1 to 12) of `year`.
+fn days_in_month(year: i64, month: i64) -> i64 {
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// A field of ASCII digits as a number: no sign, no space.
+fn digits(field: &str) -> Option<i64> {
+    let all_digits = !field.is_empty() && field.bytes().all(|b| b.is_ascii_digit());
+    all_digits.then(|| field.parse().ok()).flatten()
+}
+
 /// Seconds since the Unix epoch of an HTTP `Date` in the one format HTTP
 /// servers send (`Tue, 24 Nov 2026 01:28:06 GMT`); `None` for any other.
 pub(crate) fn parse_http_date(date: &str) -> Option<i64> {
@@ -28,19 +45,18 @@ pub(crate) fn parse_http_date(date: &str) -> Option<i64> {
         return None;
     };
     let month = MONTHS.iter().position(|m| *m == month)? as i64 + 1;
-    let clock: Vec<i64> = time
-        .split(':')
-        .map(|n| n.parse().ok())
-        .collect::<Option<_>>()?;
+    let clock: Vec<i64> = time.split(':').map(digits).collect::<Option<_>>()?;
     let [hour, minute, second] = clock[..] else {
         return None;
     };
-    let (day, year): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
-    let valid = (1..=31).contains(&day)
+    let (day, year) = (digits(day)?, digits(year)?);
+    let valid = (1..=days_in_month(year, month)).contains(&day)
         && (1970..=9999).contains(&year)
         && hour < 24
         && minute < 60
         && second <= 60;
+    // A leap second counts as the second before it: Unix time has none.
+    let second = second.min(59);
     valid.then(|| days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
 }
 
@@ -80,14 +96,68 @@ mod tests {
         );
     }
 
+    /// jiff's RFC 2822 parser, an oracle: HTTP's date format is a subset
+    /// of RFC 2822's. The day name is not checked, as s3wal does not.
+    fn jiff(date: &str) -> Option<i64> {
+        let parser = jiff::fmt::rfc2822::DateTimeParser::new().relaxed_weekday(true);
+        parser.parse_timestamp(date).ok().map(|t| t.as_second())
+    }
+
     #[test]
-    fn other_formats_are_none() {
+    fn http_dates_read_as_jiff_reads_them() {
         for date in [
-            "yesterday",
-            "",
-            "Tue, 24 Nov 2026 01:28:06 CET",
-            "Tue, 24 Foo 2026 01:28:06 GMT",
+            "Thu, 01 Jan 1970 00:00:00 GMT",
+            "Tue, 24 Nov 2026 01:28:06 GMT",
+            "Tue, 29 Feb 2028 12:00:00 GMT",
+            "Sun, 31 Dec 2000 23:59:59 GMT",
+            "Wed, 01 Mar 2100 00:00:00 GMT",
+            "Sat, 01 Jan 2500 00:00:00 GMT",
+            "Sat, 31 Dec 2016 23:59:60 GMT",
+            "Mon, 24 Nov 2026 01:28:06 GMT",
+            "Tue, 4 Nov 2026 01:28:06 GMT",
+            "Tue,  24  Nov  2026  01:28:06  GMT",
         ] {
+            assert!(jiff(date).is_some(), "{date}");
+            assert_eq!(parse_http_date(date), jiff(date), "{date}");
+        }
+    }
+
+    #[test]
+    fn what_jiff_refuses_is_refused() {
+        for date in [
+            "Thu, 29 Feb 2029 00:00:00 GMT",
+            "Thu, 31 Apr 2026 00:00:00 GMT",
+            "Thu, 30 Feb 2028 00:00:00 GMT",
+            "Thu, 29 Feb 2100 00:00:00 GMT",
+            "Thu, 00 Jan 2026 00:00:00 GMT",
+            "Thu, 32 Jan 2026 00:00:00 GMT",
+            "Thu, 01 Jan 2026 24:00:00 GMT",
+            "Thu, 01 Jan 2026 00:60:00 GMT",
+            "Thu, 01 Jan 2026 00:00:61 GMT",
+            "Thu, 01 Foo 2026 00:00:00 GMT",
+            "Thu, 01 Jan 2026 0:0:0:0 GMT",
+            "Thu, 01 Jan 2026 -1:00:00 GMT",
+            "Thu, +1 Jan 2026 00:00:00 GMT",
+            "",
+            "yesterday",
+        ] {
+            assert_eq!(parse_http_date(date), None, "{date}");
+            assert_eq!(jiff(date), None, "{date}");
+        }
+    }
+
+    /// RFC 2822 allows more than the one format HTTP servers send (RFC
+    /// 9110's IMF-fixdate); s3wal reads only that one.
+    #[test]
+    fn rfc_2822_forms_that_http_does_not_use_are_none() {
+        for date in [
+            "Thu, 01 Jan 2026 00:00 GMT",
+            "01 Jan 2026 00:00:00 GMT",
+            "Thu, 01 Jan 2026 00:00:00 +0000",
+            "Thu, 01 Jan 2026 00:00:00 UT",
+            "Thu, 01 Jan 2026 00:00:00 CET",
+        ] {
+            assert!(jiff(date).is_some(), "{date}");
             assert_eq!(parse_http_date(date), None, "{date}");
         }
     }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the real S3 servers used by the tests (see docs/test-servers.md).
+# Install the real S3 servers used by the tests (see README.md, "Two commands").
 # Idempotent: each step is skipped when its tool is already there.
 # Usage: tests/servers/install.sh      (Ceph/curl steps need root, as in CI)
 #        S3WAL_SKIP_RGW=1 tests/servers/install.sh   (s3s-fs and curl only)

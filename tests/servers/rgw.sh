@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run a throwaway one-node Ceph cluster (mon + memstore OSD + radosgw) for tests.
 # Everything (config, data, logs, sockets, pids, env) lives under DIR; it never
-# reads /etc/ceph. Needs root (as in CI). See docs/test-servers.md.
+# reads /etc/ceph. Needs root (as in CI). See README.md, "Two commands".
 # Usage: tests/servers/rgw.sh start DIR   -> writes DIR/env, prints the endpoint
 #        tests/servers/rgw.sh stop DIR
 set -Eeuo pipefail

@@ -1,7 +1,7 @@
 //! `verify` reads every record and reports corrupt ones, holes and foreign
 //! keys, with a summary line; exit 4 if anything is wrong.
 
-mod common;
+use crate::common;
 
 use common::{Server, TestLog, fill_on_disk, key_name};
 
@@ -12,6 +12,7 @@ fn log_of(n: u64, name: &str) -> TestLog {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn clean_log_verifies_with_exit_0() {
     let out = log_of(50, "verify-clean").run(&["verify"]).ok();
     assert_eq!(
@@ -21,6 +22,7 @@ fn clean_log_verifies_with_exit_0() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn empty_log_verifies() {
     let out = TestLog::new(Server::s3s(), "verify-empty")
         .run(&["verify"])
@@ -32,6 +34,7 @@ fn empty_log_verifies() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn corrupt_record_is_reported_with_exit_4() {
     let log = log_of(5, "verify-corrupt");
     let mut body = s3wal::record::encode(3, b"r3");
@@ -52,6 +55,7 @@ fn corrupt_record_is_reported_with_exit_4() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn holes_are_reported_as_ranges() {
     let log = TestLog::new(Server::s3s(), "verify-holes");
     fill_on_disk(&log, [1, 2, 5, 7]);
@@ -65,6 +69,7 @@ fn holes_are_reported_as_ranges() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn foreign_keys_are_reported() {
     let log = log_of(2, "verify-foreign");
     log.put_raw("x", b"not a record");
@@ -79,6 +84,7 @@ fn foreign_keys_are_reported() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn range_limits_what_is_read() {
     let log = log_of(20, "verify-range");
     let out = log.run(&["verify", "--from", "5", "--to", "9"]).ok();

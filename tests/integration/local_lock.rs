@@ -1,6 +1,6 @@
 //! Appends and truncates on one machine queue on the lock file.
 
-mod common;
+use crate::common;
 
 use std::fs::File;
 use std::process::Stdio;
@@ -56,6 +56,7 @@ fn run_behind_held_lock(log: &TestLog, args: &[&str]) -> Run {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn append_waits_for_the_local_lock() {
     let log = TestLog::new(Server::s3s(), "lock-append");
     log.run(&["append", "first"]).ok();
@@ -64,6 +65,7 @@ fn append_waits_for_the_local_lock() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn truncate_waits_for_the_local_lock() {
     let log = TestLog::new(Server::s3s(), "lock-truncate");
     log.run(&["append", "first"]).ok();
@@ -73,6 +75,7 @@ fn truncate_waits_for_the_local_lock() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn one_lock_file_per_endpoint_bucket_and_prefix() {
     let log = TestLog::new(Server::s3s(), "lock-files");
     log.run(&["append", "a"]).ok();

@@ -1,7 +1,7 @@
 //! Keys under the prefix that are not `<prefix>/<20 digits>` are foreign:
 //! every operation ignores them alike, and none changes the tail.
 
-mod common;
+use crate::common;
 
 use common::{Server, TestLog, key_name};
 
@@ -25,18 +25,21 @@ fn log_with_foreign_keys(name: &str) -> TestLog {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn foreign_keys_do_not_change_the_tail() {
     let log = log_with_foreign_keys("foreign-recover");
     assert_eq!(log.run(&["recover"]).ok(), "Last offset: 2\n");
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn last_ignores_foreign_keys() {
     let log = log_with_foreign_keys("foreign-last");
     assert_eq!(log.run(&["last"]).ok(), "Last record: offset=2, data=two\n");
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn append_after_foreign_keys_takes_the_next_record_offset() {
     let log = log_with_foreign_keys("foreign-append");
     assert_eq!(
@@ -46,6 +49,7 @@ fn append_after_foreign_keys_takes_the_next_record_offset() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn truncate_leaves_foreign_keys_alone() {
     let log = log_with_foreign_keys("foreign-truncate");
     log.run(&["truncate", "0"]).ok();
@@ -58,6 +62,7 @@ fn truncate_leaves_foreign_keys_alone() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn a_log_of_only_foreign_keys_is_empty() {
     let log = TestLog::new(Server::s3s(), "foreign-only");
     for key in FOREIGN {
@@ -68,6 +73,7 @@ fn a_log_of_only_foreign_keys_is_empty() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn a_sibling_prefix_is_not_part_of_the_log() {
     let log = TestLog::new(Server::s3s(), "sibling");
     let sibling = TestLog {

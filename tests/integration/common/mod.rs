@@ -1,9 +1,9 @@
 //! Shared test harness: real S3 servers started by `make test`, one fresh
 //! prefix per test, and helpers to run the real `s3wal` binary.
-#![allow(dead_code)] // each test file uses a different part of the harness
 
 pub mod proxy;
 
+use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -52,6 +52,21 @@ impl Server {
     pub fn rgw() -> Server {
         Server::from_env("RGW")
     }
+
+    /// No server: for the tests whose command ends before any request
+    /// (usage and configuration errors), which `cargo test` runs without
+    /// `make test`. The configuration is complete, and its endpoint is the
+    /// discard port, where nothing listens: a request made by mistake
+    /// fails loudly, it never reaches a store.
+    pub fn none() -> Server {
+        Server {
+            endpoint: "http://127.0.0.1:9".into(),
+            bucket: "no-server".into(),
+            access_key: "no-server-key".into(),
+            secret_key: "no-server-secret".into(),
+            data_dir: None,
+        }
+    }
 }
 
 /// What one run of the binary did.
@@ -64,15 +79,41 @@ pub struct Run {
 
 impl Run {
     /// Runs `command` to the end.
+    #[track_caller]
     pub fn of(command: &mut Command) -> Run {
-        Run::from_output(command.output().unwrap())
+        let json = asks_for_json(command.get_args());
+        Run::from_output(command.output().unwrap(), json)
     }
 
-    fn from_output(output: Output) -> Run {
-        Run {
+    /// What the run did; with `json`, checked to be JSON lines.
+    #[track_caller]
+    fn from_output(output: Output, json: bool) -> Run {
+        let run = Run {
             code: output.status.code().expect("s3wal exited by a signal"),
             stdout: output.stdout,
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        };
+        if json {
+            run.assert_json_lines();
+        }
+        run
+    }
+
+    /// With `--json`, every line of stdout and every error line of stderr
+    /// (all but `-v`'s `[s3wal] ` lines) is a JSON object, as serde_json
+    /// reads it: an oracle for the hand-written encoder on every output
+    /// the tests produce. An error's `exit` is the exit code.
+    #[track_caller]
+    fn assert_json_lines(&self) {
+        let stdout = std::str::from_utf8(&self.stdout).expect("--json output is UTF-8");
+        let errors = self.stderr.lines().filter(|l| !l.starts_with("[s3wal] "));
+        for line in stdout.lines().chain(errors) {
+            let value: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|error| panic!("not JSON ({error}): {line}"));
+            assert!(value.is_object(), "not a JSON object: {line}");
+            if let Some(exit) = value.get("exit") {
+                assert_eq!(exit, &serde_json::json!(self.code), "{line}");
+            }
         }
     }
 
@@ -109,6 +150,14 @@ impl Run {
             self.stderr
         );
     }
+}
+
+/// Whether `args` ask for JSON output: `--json` before any `--`, after
+/// which every argument is data.
+fn asks_for_json<'a>(args: impl IntoIterator<Item = &'a OsStr>) -> bool {
+    args.into_iter()
+        .take_while(|arg| *arg != "--")
+        .any(|arg| arg == "--json")
 }
 
 /// A scratch folder under cargo's target dir, unique to this run.
@@ -156,6 +205,11 @@ impl TestLog {
         }
     }
 
+    /// A log on no server ([`Server::none`]).
+    pub fn without_server(name: &str) -> TestLog {
+        TestLog::new(Server::none(), name)
+    }
+
     /// The binary, configured for this log through the environment, with
     /// no other AWS setting of the machine leaking in.
     pub fn command(&self) -> Command {
@@ -181,8 +235,9 @@ impl TestLog {
     }
 
     /// Runs `s3wal ARGS` and returns what it did.
+    #[track_caller]
     pub fn run(&self, args: &[&str]) -> Run {
-        Run::from_output(self.command().args(args).output().unwrap())
+        Run::of(self.command().args(args))
     }
 
     /// Runs `s3wal ARGS` and asserts that it fails with exit 1 and an
@@ -197,6 +252,7 @@ impl TestLog {
     }
 
     /// Runs `s3wal ARGS` with `stdin` as standard input.
+    #[track_caller]
     pub fn run_with_stdin(&self, args: &[&str], stdin: &[u8]) -> Run {
         use std::io::Write;
         let mut child = self
@@ -208,7 +264,8 @@ impl TestLog {
             .spawn()
             .unwrap();
         child.stdin.take().unwrap().write_all(stdin).unwrap();
-        Run::from_output(child.wait_with_output().unwrap())
+        let json = asks_for_json(args.iter().map(OsStr::new));
+        Run::from_output(child.wait_with_output().unwrap(), json)
     }
 
     /// The library's view of the same log.

@@ -1,7 +1,7 @@
 //! `HTTP_PROXY` / `HTTPS_PROXY` / `ALL_PROXY` and `NO_PROXY`, honoured the
 //! way curl and aws CLI honour them.
 
-mod common;
+use crate::common;
 
 use common::proxy::{Fault, FaultProxy};
 use common::{Run, Server, TestLog};
@@ -17,6 +17,7 @@ fn run_with_proxy_env(log: &TestLog, env: &[(&str, &str)], args: &[&str]) -> (Ru
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn http_proxy_carries_every_request_to_an_http_endpoint() {
     let log = TestLog::new(Server::s3s(), "http-proxy");
     let (run, proxy) =
@@ -30,6 +31,7 @@ fn http_proxy_carries_every_request_to_an_http_endpoint() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn all_proxy_is_the_fallback() {
     let log = TestLog::new(Server::s3s(), "all-proxy");
     let (run, proxy) = run_with_proxy_env(&log, &[("all_proxy", "{proxy}")], &["recover"]);
@@ -38,6 +40,7 @@ fn all_proxy_is_the_fallback() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn https_proxy_is_not_used_for_an_http_endpoint() {
     let log = TestLog::new(Server::s3s(), "https-proxy-unused");
     let (run, proxy) = run_with_proxy_env(&log, &[("HTTPS_PROXY", "{proxy}")], &["recover"]);
@@ -46,6 +49,7 @@ fn https_proxy_is_not_used_for_an_http_endpoint() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn no_proxy_sends_the_named_host_direct() {
     let log = TestLog::new(Server::s3s(), "no-proxy");
     let env = [
@@ -58,6 +62,7 @@ fn no_proxy_sends_the_named_host_direct() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn proxy_from_dotenv_is_honoured_too() {
     let log = TestLog::new(Server::s3s(), "dotenv-proxy");
     let proxy = FaultProxy::start(&log.server.endpoint, |_, _| Fault::Forward);

@@ -1,7 +1,7 @@
 //! HTTPS for real: a private CA made with openssl, a TLS front before the
 //! local server, and s3wal trusting that CA only through the bundle.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -132,6 +132,7 @@ fn https_log(name: &str) -> (TestLog, PathBuf, FaultProxy) {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn https_endpoint_works_with_the_private_ca_bundle() {
     let (log, ca, _front) = https_log("https-bundle");
     let ca = ca.to_str().unwrap();
@@ -146,6 +147,7 @@ fn https_endpoint_works_with_the_private_ca_bundle() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn aws_ca_bundle_names_the_bundle_too() {
     let (log, ca, _front) = https_log("https-env");
     let mut command = log.command();
@@ -154,6 +156,7 @@ fn aws_ca_bundle_names_the_bundle_too() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn without_the_bundle_the_private_ca_is_not_trusted_and_no_retry_is_made() {
     let (log, _ca, _front) = https_log("https-untrusted");
     log.fails_within(
@@ -164,6 +167,7 @@ fn without_the_bundle_the_private_ca_is_not_trusted_and_no_retry_is_made() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn a_ca_certificate_served_as_the_server_certificate_is_refused_at_once_saying_why() {
     let log = TestLog::new(Server::s3s(), "https-ca-as-leaf");
     let (ca, _) = private_ca(&log.workdir, "leafless-ca");
@@ -180,6 +184,7 @@ fn a_ca_certificate_served_as_the_server_certificate_is_refused_at_once_saying_w
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn https_to_a_plain_http_server_is_refused_at_once_saying_use_http() {
     let log = TestLog::new(Server::s3s(), "https-to-http");
     let endpoint = log.server.endpoint.replace("http://", "https://");
@@ -191,6 +196,7 @@ fn https_to_a_plain_http_server_is_refused_at_once_saying_use_http() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn a_bundle_of_another_ca_is_not_enough() {
     let (log, _ca, _front) = https_log("https-other-ca");
     let other = log.workdir.join("other");
@@ -208,7 +214,8 @@ fn a_bundle_of_another_ca_is_not_enough() {
 
 #[test]
 fn a_bundle_without_certificates_is_refused() {
-    let (log, _ca, _front) = https_log("https-empty-bundle");
+    // Read before any request: no server, and no TLS front, needed.
+    let log = TestLog::without_server("https-empty-bundle").via("https://127.0.0.1:9");
     let empty = log.workdir.join("empty.pem");
     std::fs::write(&empty, "nothing here\n").unwrap();
     log.run(&["--ca-bundle", empty.to_str().unwrap(), "recover"])

@@ -1,6 +1,6 @@
 //! `doctor`, and the If-None-Match probe that guards every append.
 
-mod common;
+use crate::common;
 
 use common::proxy::{Fault, FaultProxy};
 use common::{Server, TestLog, request_counts};
@@ -14,6 +14,7 @@ fn unconditional_store(name: &str) -> (TestLog, FaultProxy) {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn doctor_passes_on_a_store_that_enforces_if_none_match() {
     let out = TestLog::new(Server::s3s(), "doctor-ok")
         .run(&["doctor"])
@@ -37,6 +38,7 @@ fn doctor_passes_on_a_store_that_enforces_if_none_match() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn doctor_shows_each_setting_with_its_source_and_no_secret() {
     let log = TestLog::new(Server::s3s(), "doctor-config");
     let out = log.run(&["--retries", "3", "doctor"]).ok();
@@ -57,6 +59,7 @@ fn doctor_shows_each_setting_with_its_source_and_no_secret() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn doctor_passes_on_rgw() {
     TestLog::new(Server::rgw(), "doctor-rgw")
         .run(&["doctor"])
@@ -64,6 +67,7 @@ fn doctor_passes_on_rgw() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn doctor_reports_a_store_that_ignores_if_none_match() {
     let (log, _proxy) = unconditional_store("doctor-unsafe");
     let run = log.run(&["doctor"]);
@@ -77,6 +81,7 @@ fn doctor_reports_a_store_that_ignores_if_none_match() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn append_refuses_a_store_that_ignores_if_none_match() {
     let (log, _proxy) = unconditional_store("append-unsafe");
     log.run(&["append", "x"]).fails(1, "refusing to append");
@@ -84,6 +89,7 @@ fn append_refuses_a_store_that_ignores_if_none_match() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn explicit_override_appends_on_such_a_store() {
     let (log, _proxy) = unconditional_store("append-override");
     assert_eq!(
@@ -93,6 +99,7 @@ fn explicit_override_appends_on_such_a_store() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn doctor_reports_bad_credentials() {
     let log = TestLog::new(Server::s3s(), "doctor-403");
     let mut command = log.command();
@@ -111,6 +118,7 @@ fn doctor_reports_bad_credentials() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn the_probe_runs_once_per_machine_and_log() {
     let log = TestLog::new(Server::s3s(), "probe-once");
     let first = log.run(&["-v", "append", "a"]);
@@ -124,6 +132,7 @@ fn the_probe_runs_once_per_machine_and_log() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn credentials_that_cannot_delete_can_still_append() {
     let log = TestLog::new(Server::s3s(), "no-delete");
     let proxy = FaultProxy::start(&log.server.endpoint, |method, _| match method {
@@ -139,6 +148,7 @@ fn credentials_that_cannot_delete_can_still_append() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn doctor_names_s3_get_object_when_reads_are_denied() {
     let log = TestLog::new(Server::s3s(), "doctor-no-get");
     let proxy = FaultProxy::start(&log.server.endpoint, |method, path| {

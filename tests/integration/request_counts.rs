@@ -1,7 +1,7 @@
 //! What each command costs in requests, pinned at several log sizes from
 //! the `--verbose` summary (the numbers the benchmark reports in time).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 
@@ -24,6 +24,7 @@ fn cold_budget(n: u64) -> u64 {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn first_append_to_an_empty_log_is_one_list_and_one_put() {
     let log = TestLog::new(Server::s3s(), "empty-append");
     log.run(&["doctor"]).ok();
@@ -36,6 +37,7 @@ fn first_append_to_an_empty_log_is_one_list_and_one_put() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn steady_state_append_is_one_head_and_one_put_at_every_size() {
     for n in [10, 1_000, 5_000] {
         let log = log_of(n, "steady");
@@ -54,6 +56,7 @@ fn steady_state_append_is_one_head_and_one_put_at_every_size() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn cold_tail_search_is_logarithmic_and_never_lists_the_whole_log() {
     for n in [10, 1_000, 5_000] {
         let log = log_of(n, "cold");
@@ -67,6 +70,7 @@ fn cold_tail_search_is_logarithmic_and_never_lists_the_whole_log() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn warm_recover_is_at_most_two_requests() {
     let log = log_of(1_000, "warm");
     log.run(&["recover"]).ok();
@@ -79,6 +83,7 @@ fn warm_recover_is_at_most_two_requests() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn log_that_starts_late_is_found_as_cheaply() {
     let log = TestLog::new(Server::s3s(), "late-start");
     fill_on_disk(&log, 5_001..=5_100);
@@ -92,6 +97,7 @@ fn log_that_starts_late_is_found_as_cheaply() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn batch_of_lines_costs_one_put_per_record() {
     let log = log_of(1_000, "lines-cost");
     log.run(&["doctor"]).ok();
@@ -106,6 +112,7 @@ fn batch_of_lines_costs_one_put_per_record() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn dump_reads_each_record_once_and_finds_its_ends_cheaply() {
     let log = log_of(1_000, "dump-cost");
     let run = log.run(&["-v", "dump"]);
@@ -133,6 +140,7 @@ fn add_snapshots(log: &TestLog, count: u64) {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn keys_sorting_after_the_records_cost_no_extra_request() {
     let plain = log_of(1_000, "no-snapshots");
     let with_snapshots = log_of(1_000, "snapshots");

@@ -1,7 +1,7 @@
 //! Named profiles from ~/.aws, with aws CLI's precedence: flags, then the
 //! environment, then the profile.
 
-mod common;
+use crate::common;
 
 use common::{Run, Server, TestLog};
 
@@ -40,6 +40,7 @@ fn bare(log: &TestLog, args: &[&str]) -> Run {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn profile_flag_supplies_endpoint_and_credentials() {
     let log = TestLog::new(Server::s3s(), "profile-flag");
     let (config, credentials) = onprem_profile(&log);
@@ -51,6 +52,7 @@ fn profile_flag_supplies_endpoint_and_credentials() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn aws_profile_names_the_profile_too() {
     let log = TestLog::new(Server::s3s(), "profile-env");
     let (config, credentials) = onprem_profile(&log);
@@ -67,12 +69,13 @@ fn aws_profile_names_the_profile_too() {
 
 #[test]
 fn a_profile_that_does_not_exist_is_an_error() {
-    let log = TestLog::new(Server::s3s(), "profile-missing");
+    let log = TestLog::without_server("profile-missing");
     write_aws_files(&log, "[default]\n", "");
     bare(&log, &["--profile", "nope", "recover"]).fails(1, "profile \"nope\" is in neither");
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn environment_beats_the_profile_for_the_endpoint() {
     let log = TestLog::new(Server::s3s(), "profile-env-wins");
     let config = "[profile onprem]\nendpoint_url = http://127.0.0.1:9\n";
@@ -89,6 +92,7 @@ fn environment_beats_the_profile_for_the_endpoint() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn profile_flag_credentials_beat_exported_ones() {
     let log = TestLog::new(Server::s3s(), "profile-flag-creds");
     let (config, credentials) = onprem_profile(&log);
@@ -101,6 +105,7 @@ fn profile_flag_credentials_beat_exported_ones() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn exported_credentials_beat_aws_profile() {
     let log = TestLog::new(Server::s3s(), "profile-env-creds");
     let config = "[profile onprem]\nregion = us-east-1\n";
@@ -113,7 +118,7 @@ fn exported_credentials_beat_aws_profile() {
 
 #[test]
 fn a_named_profile_without_keys_is_an_error_not_a_fallback() {
-    let log = TestLog::new(Server::s3s(), "profile-no-keys");
+    let log = TestLog::without_server("profile-no-keys");
     write_aws_files(&log, "[profile empty]\nregion = us-east-1\n", "");
     log.run(&["--profile", "empty", "recover"])
         .fails(1, "profile \"empty\" has no aws_access_key_id");

@@ -1,7 +1,7 @@
 //! What the store answers decides what an append does: a fault-injecting
 //! proxy in front of s3s-fs makes it answer 409 or 412 on demand.
 
-mod common;
+use crate::common;
 
 use common::proxy::{Fault, FaultProxy};
 use common::{Server, TestLog, key_name};
@@ -12,6 +12,7 @@ fn is_probe(path: &str) -> bool {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn conflict_409_retries_the_same_offset() {
     let log = TestLog::new(Server::s3s(), "conflict-409");
     let mut first_put = true;
@@ -36,6 +37,7 @@ fn conflict_409_retries_the_same_offset() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn endless_409s_give_up_with_exit_6_naming_the_key_the_record_may_be_at() {
     let log = TestLog::new(Server::s3s(), "endless-409");
     let proxy = FaultProxy::start(&log.server.endpoint, |method, path| {
@@ -57,6 +59,7 @@ fn endless_409s_give_up_with_exit_6_naming_the_key_the_record_may_be_at() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn append_gives_up_with_exit_5_when_every_offset_is_taken() {
     let log = TestLog::new(Server::s3s(), "always-412");
     let proxy = FaultProxy::start(&log.server.endpoint, |method, path| match method {
@@ -75,6 +78,7 @@ fn append_gives_up_with_exit_5_when_every_offset_is_taken() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn server_error_on_put_fails_with_the_s3_code_and_writes_nothing() {
     let log = TestLog::new(Server::s3s(), "put-500");
     let proxy = FaultProxy::start(&log.server.endpoint, |method, _| match method {
@@ -88,6 +92,7 @@ fn server_error_on_put_fails_with_the_s3_code_and_writes_nothing() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn server_error_on_a_record_put_says_the_record_may_be_stored() {
     let log = TestLog::new(Server::s3s(), "record-put-500");
     let proxy = FaultProxy::start(&log.server.endpoint, |method, path| {
@@ -103,6 +108,7 @@ fn server_error_on_a_record_put_says_the_record_may_be_stored() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn interrupted_truncate_leaves_a_dense_log_that_a_rerun_finishes() {
     let log = TestLog::new(Server::s3s(), "truncate-interrupted");
     common::fill_on_disk(&log, 1..=1205);
@@ -127,6 +133,7 @@ fn interrupted_truncate_leaves_a_dense_log_that_a_rerun_finishes() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn lost_answer_then_409_then_412_is_recognised_as_our_own_record() {
     let log = TestLog::new(Server::s3s(), "lost-then-409");
     let mut record_puts = 0;

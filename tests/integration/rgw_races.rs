@@ -5,7 +5,7 @@
 //! folder per writer they behave like eight machines; with one shared
 //! folder, like eight processes on one machine.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -108,6 +108,7 @@ fn assert_dense_and_each_payload_once(log: &TestLog) {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn eight_machines_racing_keep_the_log_dense_and_every_record_once() {
     let log = TestLog::new(Server::rgw(), "race-machines");
     let counts = race(&log, |writer| log.workdir.join(format!("machine-{writer}")));
@@ -123,6 +124,7 @@ fn eight_machines_racing_keep_the_log_dense_and_every_record_once() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn eight_processes_sharing_a_lock_take_turns_without_collisions() {
     let log = TestLog::new(Server::rgw(), "race-local");
     let shared = log.workdir.join("shared-locks");
@@ -147,6 +149,7 @@ fn eight_processes_sharing_a_lock_take_turns_without_collisions() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn read_and_append_in_a_bucket_that_does_not_exist_fail() {
     let log = TestLog::new(Server::rgw(), "rgw-no-bucket");
     for command in [&["read", "1"][..], &["append", "x"]] {
@@ -156,6 +159,7 @@ fn read_and_append_in_a_bucket_that_does_not_exist_fail() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn seed_demo_story_runs_on_rgw() {
     common::assert_demo_story(&TestLog::new(Server::rgw(), "rgw-demo"));
 }

@@ -1,7 +1,7 @@
 //! The seed's own stories, run through the real binary on s3s-fs, with the
 //! seed's exact output lines.
 
-mod common;
+use crate::common;
 
 use common::{Server, TestLog, append_records};
 
@@ -10,11 +10,13 @@ fn log(name: &str) -> TestLog {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn demo_story_recovers_appends_reads_and_truncates() {
     common::assert_demo_story(&log("demo"));
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn script_story_makes_truncated_records_unreadable() {
     let log = log("script");
     assert_eq!(log.run(&["recover"]).ok(), "Last offset: 0\n");
@@ -39,6 +41,7 @@ fn script_story_makes_truncated_records_unreadable() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn every_append_finds_the_real_tail_instead_of_overwriting() {
     let log = log("no-overwrite");
     append_records(&log, 3);
@@ -47,6 +50,7 @@ fn every_append_finds_the_real_tail_instead_of_overwriting() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn appends_continue_after_truncate_without_a_hole() {
     let log = log("after-truncate");
     append_records(&log, 5);
@@ -59,6 +63,7 @@ fn appends_continue_after_truncate_without_a_hole() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn truncate_beyond_the_tail_changes_nothing_and_leaves_no_later_hole() {
     let log = log("truncate-beyond");
     append_records(&log, 2);
@@ -75,6 +80,7 @@ fn truncate_beyond_the_tail_changes_nothing_and_leaves_no_later_hole() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn truncate_zero_empties_the_log() {
     let log = log("truncate-zero");
     append_records(&log, 3);
@@ -87,6 +93,7 @@ fn truncate_zero_empties_the_log() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn truncate_of_more_than_one_batch_deletes_every_record() {
     let log = log("truncate-batches");
     common::fill_on_disk(&log, 1..=1205);
@@ -98,11 +105,13 @@ fn truncate_of_more_than_one_batch_deletes_every_record() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn last_on_an_empty_log_exits_3() {
     log("empty-last").run(&["last"]).fails(3, "WAL is empty");
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn read_of_a_missing_offset_exits_3() {
     log("missing-read")
         .run(&["read", "1"])
@@ -110,6 +119,7 @@ fn read_of_a_missing_offset_exits_3() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn append_dash_reads_one_binary_record_from_stdin() {
     let log = log("stdin");
     let data = b"line one\nline two\x00\xff\xfe";
@@ -122,6 +132,7 @@ fn append_dash_reads_one_binary_record_from_stdin() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn appended_data_that_looks_like_a_flag_follows_a_double_dash() {
     let log = log("dash-data");
     assert_eq!(
@@ -131,6 +142,7 @@ fn appended_data_that_looks_like_a_flag_follows_a_double_dash() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn seed_flag_spellings_address_the_same_log() {
     let log = log("seed-flags");
     let other = format!("{}-flags", log.prefix);
@@ -153,6 +165,7 @@ fn seed_flag_spellings_address_the_same_log() {
 }
 
 #[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn data_after_a_double_dash_is_never_rewritten() {
     let log = log("dash-data");
     let run = log.run(&["append", "--", "--prefix=x"]);

@@ -1,0 +1,30 @@
+//! Integration tests: the real `s3wal` binary and library against real
+//! servers, one module per concern. One test crate, so that ureq and
+//! rustls are linked once, not once per file.
+
+mod common;
+
+mod bad_input;
+mod cli_errors;
+mod crash;
+mod doctor;
+mod edges;
+mod faults;
+mod fixtures;
+mod follow;
+mod foreign_keys;
+mod https;
+mod json;
+mod library;
+mod local_lock;
+mod lost_acks;
+mod permissions;
+mod profiles;
+mod proxy_env;
+mod request_counts;
+mod retention;
+mod rgw_races;
+mod secrets;
+mod seed_stories;
+mod verify;
+mod wire;
