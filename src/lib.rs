@@ -87,6 +87,8 @@ mod random;
 mod range;
 pub mod record;
 pub mod s3;
+#[cfg(test)]
+mod schedules;
 mod store;
 mod tail;
 mod verify;
