@@ -157,9 +157,6 @@ impl Append {
     /// The step after `answer` to the last one.
     pub(crate) fn next(&mut self, answer: Answer) -> Step {
         let step = self.decide(answer);
-        if let Step::Put(_) | Step::CheckToken(_) | Step::FindTail(_) = step {
-            self.after_pause = step;
-        }
         self.last = step;
         step
     }
@@ -207,8 +204,9 @@ impl Append {
             }
             (Step::CheckToken(_), Answer::Token(None)) => {
                 // The object that was there is gone (a truncate raced us):
-                // the offset is free again, but not for ever.
-                self.uncertain = false;
+                // the offset is free again, but not for ever, and an
+                // earlier try of ours may still be in flight and land.
+                self.uncertain = true;
                 self.same_offset_again()
             }
             (Step::Put(_), Answer::Conflict) => {
@@ -475,7 +473,7 @@ mod tests {
                 (Step::Put(o), TAKEN_AFTER_RETRY) => {
                     model.maybe_ours.insert(o);
                 }
-                (Step::CheckToken(o), Answer::Token(Some(false) | None)) => {
+                (Step::CheckToken(o), Answer::Token(Some(false))) => {
                     model.maybe_ours.remove(&o);
                 }
                 _ => {}

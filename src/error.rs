@@ -66,6 +66,10 @@ pub enum Error {
         message: Option<String>,
         /// The request id, for the store's operators.
         request_id: Option<String>,
+        /// An earlier try of the same request may have taken effect (its
+        /// answer was lost after the whole request went out), whatever
+        /// this last answer says.
+        may_have_acted: bool,
     },
     /// No record at this offset.
     NotFound {
@@ -210,6 +214,7 @@ impl fmt::Display for Error {
                 code,
                 message,
                 request_id,
+                ..
             } => {
                 write!(f, "{request}: HTTP {status}")?;
                 if let Some(code) = code {

@@ -24,14 +24,15 @@ impl LocalState {
     /// The files of the log at `endpoint`, `bucket`, `prefix`, in `dir`:
     /// one name per log, so two logs never share a lock.
     pub fn in_dir(dir: &Path, endpoint: &str, bucket: &str, prefix: &str) -> LocalState {
-        let stem = dir.join(file_stem(endpoint, bucket, prefix));
+        // Not `with_extension`: a dotted bucket or prefix puts dots in the
+        // stem, and the extension would replace what follows the last one.
+        let stem = file_stem(endpoint, bucket, prefix);
+        let file = |extension: &str| dir.join(format!("{stem}.{extension}"));
         LocalState {
-            lock: AppendLock::at(stem.with_extension("lock")),
-            hint: TailHint {
-                path: stem.with_extension("tail"),
-            },
+            lock: AppendLock::at(file("lock")),
+            hint: TailHint { path: file("tail") },
             probe: ProbeCache {
-                path: stem.with_extension("probe"),
+                path: file("probe"),
             },
         }
     }
@@ -133,6 +134,18 @@ mod tests {
         assert_eq!(lock.parent(), Some(dir.as_path()));
         assert_eq!(local.hint.path, lock.with_extension("tail"));
         assert_eq!(local.probe.path, lock.with_extension("probe"));
+    }
+
+    #[test]
+    fn dotted_buckets_and_prefixes_keep_their_files_apart() {
+        let dir = Path::new("/locks");
+        let a = LocalState::in_dir(dir, "http://e", "logs.example", "a.b");
+        let b = LocalState::in_dir(dir, "http://e", "logs.example", "c.d");
+        assert_ne!(a.lock_path(), b.lock_path());
+        assert_ne!(a.probe.path, b.probe.path);
+        let name = a.lock_path().file_name().unwrap().to_str().unwrap();
+        assert!(name.starts_with("logs.example-a.b-"), "{name}");
+        assert!(name.ends_with(".lock"), "{name}");
     }
 
     #[test]

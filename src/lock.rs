@@ -4,13 +4,20 @@
 //! an offset; the lock makes writers on one machine queue instead of racing
 //! for the same offset and paying for 412s.
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::fs::{self, DirBuilder, File, OpenOptions, TryLockError};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+
+/// How often a process waiting for the lock tries it again.
+const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Says, while a lock is awaited, whether a signal asked to stop, and
+/// which: the command line defers SIGINT and SIGTERM while it appends.
+pub type Interruption = fn() -> Option<&'static str>;
 
 /// Longest readable part of a lock file name; a hash keeps names unique.
 const MAX_READABLE_NAME: usize = 60;
@@ -111,7 +118,7 @@ impl AppendLock {
     }
 
     /// Blocks until this process holds the lock.
-    pub fn acquire(&self) -> Result<LockGuard> {
+    pub fn acquire(&self, interrupted: Interruption) -> Result<LockGuard> {
         let context = |what: &str| format!("{what} lock file {}", self.path.display());
         if let Some(dir) = self.path.parent() {
             private_dir(dir)?;
@@ -122,9 +129,19 @@ impl AppendLock {
             .write(true)
             .open(&self.path)
             .map_err(|e| Error::io(context("cannot open"), e))?;
-        file.lock()
-            .map_err(|e| Error::io(context("cannot lock"), e))?;
-        Ok(LockGuard { _file: file })
+        // Polled rather than blocking: a process waiting here holds no
+        // request in flight, so a signal may stop it at once.
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(LockGuard { _file: file }),
+                Err(TryLockError::WouldBlock) => {}
+                Err(TryLockError::Error(e)) => return Err(Error::io(context("cannot lock"), e)),
+            }
+            if let Some(signal) = interrupted() {
+                return Err(Error::Interrupted { signal });
+            }
+            std::thread::sleep(LOCK_POLL);
+        }
     }
 }
 
@@ -169,10 +186,23 @@ mod tests {
     }
 
     #[test]
+    fn a_signal_stops_the_wait_for_a_held_lock() {
+        let dir = std::env::temp_dir().join(format!("s3wal-lock-wait-{}", std::process::id()));
+        let lock = AppendLock::at(dir.join("p.lock"));
+        let _held = lock.acquire(|| None).unwrap();
+        let error = lock.acquire(|| Some("SIGINT")).unwrap_err();
+        assert!(
+            matches!(error, Error::Interrupted { signal: "SIGINT" }),
+            "{error}"
+        );
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn lock_is_exclusive_between_open_files() {
         let dir = std::env::temp_dir().join(format!("s3wal-lock-test-{}", std::process::id()));
         let lock = AppendLock::at(dir.join("p.lock"));
-        let held = lock.acquire().unwrap();
+        let held = lock.acquire(|| None).unwrap();
         let other = File::open(lock.path()).unwrap();
         assert!(other.try_lock().is_err());
         drop(held);

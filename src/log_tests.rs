@@ -212,7 +212,7 @@ fn endless_conflicts_give_up_naming_the_key() {
     let wal = log_with(&[Fault::Conflict; 8]);
     let error = wal.append(b"a").unwrap_err();
     assert!(
-        matches!(error, Error::Conflicted { attempts: 8, .. }),
+        matches!(&error, Error::Conflicted { attempts: 8, key } if key == "wal/00000000000000000001"),
         "{error}"
     );
 }

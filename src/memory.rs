@@ -21,7 +21,7 @@ struct Object {
     token: String,
 }
 
-/// An object store held in memory. Cloning it shares nothing.
+/// An object store held in memory.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     objects: Mutex<BTreeMap<String, Object>>,

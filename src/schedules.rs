@@ -121,6 +121,15 @@ impl Store for Gated {
     }
 }
 
+/// Marks a machine finished when its thread ends, however it ends.
+struct Finished<'a>(&'a Gate, usize);
+
+impl Drop for Finished<'_> {
+    fn drop(&mut self) {
+        self.0.finish(self.1);
+    }
+}
+
 /// What one machine does with the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Work {
@@ -198,9 +207,10 @@ pub(crate) fn run(initial: u64, work: &[Work], schedule: &[usize]) -> (Run, Vec<
                 .without_pauses();
                 let gate = Arc::clone(&gate);
                 scope.spawn(move || {
-                    let outcome = perform(&wal, machine, job);
-                    gate.finish(machine);
-                    outcome
+                    // Finished even if the work panics, so that the
+                    // scheduler never waits for a machine that is gone.
+                    let _finished = Finished(&gate, machine);
+                    perform(&wal, machine, job)
                 })
             })
             .collect();
@@ -353,15 +363,22 @@ mod tests {
     #[test]
     fn two_appenders_never_share_an_offset_in_any_schedule() {
         let work = [Work::Append, Work::Append];
-        let runs = explore(3, &work, 3, |run| check(run, &work));
-        println!("{runs} schedules");
+        let runs = explore(3, &work, 3, |run| {
+            check(run, &work);
+            let appended = run
+                .outcomes
+                .iter()
+                .filter(|o| matches!(o, Outcome::Appended(..)));
+            assert_eq!(appended.count(), 2, "{run:?}");
+        });
+        assert!(runs > 200, "only {runs} schedules");
     }
 
     #[test]
     fn appenders_racing_a_trim_leave_no_hole_in_any_schedule() {
         let work = [Work::Append, Work::Append, Work::Trim(3)];
         let runs = explore(3, &work, 1, |run| check(run, &work));
-        println!("{runs} schedules");
+        assert!(runs > 300, "only {runs} schedules");
     }
 
     /// With one preemption the explorer finds the zombie appender of issue
@@ -372,6 +389,6 @@ mod tests {
     fn appenders_and_a_truncate_one_after_another_leave_no_hole() {
         let work = [Work::Append, Work::Append, Work::Truncate(1)];
         let runs = explore(3, &work, 0, |run| check(run, &work));
-        println!("{runs} schedules");
+        assert!(runs > 20, "only {runs} schedules");
     }
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 use crate::append::{Answer, Append, GiveUp, Limits, Step};
 use crate::error::{Error, ProtocolKind, Result};
 use crate::local::{Conditional, LocalState};
+use crate::lock::Interruption;
 use crate::random::{jitter, random};
 use crate::record::{self, Body, Prefix};
 use crate::s3::{MAX_KEYS_PER_DELETE, PutOutcome};
@@ -73,6 +74,8 @@ pub struct Wal<S> {
     prefix: Prefix,
     /// How the append protocol waits; the in-memory tests do not.
     pause: fn(Duration),
+    /// Whether a signal asks a wait for the lock to stop.
+    interrupted: Interruption,
 }
 
 /// What a scratch key's name starts with: a dot sorts it before every
@@ -117,7 +120,15 @@ fn may_have_landed(error: &Error) -> bool {
         Error::Transport {
             body_never_arrived, ..
         } => !body_never_arrived,
-        Error::S3 { status, .. } => *status >= 500,
+        Error::S3 {
+            status,
+            may_have_acted,
+            ..
+        } => *status >= 500 || *may_have_acted,
+        Error::Protocol {
+            kind: ProtocolKind::NotS3 { status, .. },
+            ..
+        } => *status >= 500,
         _ => false,
     }
 }
@@ -141,9 +152,18 @@ impl<S: Store> Wal<S> {
             local,
             allow_unsafe_store: false,
             pause: jittered_pause,
+            interrupted: || None,
             store,
             prefix,
         }
+    }
+
+    /// Stops a wait for the local lock with [`Error::Interrupted`] when
+    /// `check` names a signal: a caller that defers signals while it
+    /// stores records can still be stopped while nothing is in flight.
+    pub fn interrupted_by(mut self, check: Interruption) -> Wal<S> {
+        self.interrupted = check;
+        self
     }
 
     /// Appends even on a store that ignores `If-None-Match: *`, where
@@ -345,7 +365,7 @@ impl<S: Store> Wal<S> {
         records: impl IntoIterator<Item = R>,
         mut appended: impl FnMut(u64, &[u8]) -> Result<()>,
     ) -> Result<u64> {
-        let _held = self.local.lock.acquire()?;
+        let _held = self.local.lock.acquire(self.interrupted)?;
         let mut records = records.into_iter().peekable();
         if records.peek().is_none() {
             return Ok(0);
@@ -480,7 +500,7 @@ impl<S: Store> Wal<S> {
     /// dense log that merely starts later than asked. Refuses to delete
     /// the last record: the tail is what keeps offsets going up.
     pub fn trim(&self, keep_from: u64) -> Result<u64> {
-        let _held = self.local.lock.acquire()?;
+        let _held = self.local.lock.acquire(self.interrupted)?;
         let tail = self.recover()?;
         if keep_from > tail {
             return Err(Error::TrimPastTail { keep_from, tail });
@@ -508,7 +528,7 @@ impl<S: Store> Wal<S> {
     /// Checks afterwards that no record is left past the cut, to catch one
     /// another machine appended meanwhile. Never lists the whole log.
     pub fn truncate(&self, after: u64) -> Result<u64> {
-        let _held = self.local.lock.acquire()?;
+        let _held = self.local.lock.acquire(self.interrupted)?;
         let mut deleted = 0;
         let mut tail = self.search_tail(self.confirmed_hint()?)?;
         for _ in 0..MAX_TRUNCATE_ROUNDS {
@@ -536,6 +556,40 @@ impl<S: Store> Wal<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::BodyKind;
+
+    fn s3_error(status: u16, may_have_acted: bool) -> Error {
+        Error::S3 {
+            request: "PutObject wal/k".into(),
+            status,
+            permission: None,
+            code: None,
+            message: None,
+            request_id: None,
+            may_have_acted,
+        }
+    }
+
+    #[test]
+    fn a_refusal_after_a_lost_answer_may_have_stored_the_record() {
+        assert!(may_have_landed(&s3_error(403, true)));
+        assert!(!may_have_landed(&s3_error(403, false)));
+    }
+
+    #[test]
+    fn a_server_error_may_have_stored_the_record_whatever_its_body() {
+        assert!(may_have_landed(&s3_error(500, false)));
+        let gateway = Error::Protocol {
+            request: "PutObject wal/k".into(),
+            host: None,
+            kind: ProtocolKind::NotS3 {
+                status: 504,
+                body: BodyKind::Html,
+            },
+            source: None,
+        };
+        assert!(may_have_landed(&gateway));
+    }
 
     #[test]
     fn tokens_differ_between_appends() {

@@ -12,7 +12,7 @@
 //! once, with nothing in flight.
 
 use std::fmt;
-use std::io::{self, BufRead};
+use std::io::{self, BufRead, Read};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::thread;
 use std::time::Duration;
@@ -178,14 +178,25 @@ fn regular_file_size(stdin: &io::Stdin) -> Option<u64> {
     metadata.is_file().then_some(metadata.len())
 }
 
-/// Each line of stdin, without its `\n`, as one record.
+/// Each line of stdin, without its `\n`, as one record; a line longer
+/// than a record can be is refused as soon as that is known, not read to
+/// its end.
 fn read_lines(sender: &SyncSender<Result<Body, Error>>) {
-    for line in io::stdin().lock().split(b'\n') {
-        let input = match line {
-            Ok(line) if line.len() as u64 > MAX_DATA_LEN => {
+    let mut stdin = io::stdin().lock();
+    loop {
+        let mut line = Vec::new();
+        let read = (&mut stdin)
+            .take(MAX_DATA_LEN + 1)
+            .read_until(b'\n', &mut line);
+        if line.last() == Some(&b'\n') {
+            line.pop();
+        }
+        let input = match read {
+            Ok(0) => return,
+            Ok(_) if line.len() as u64 > MAX_DATA_LEN => {
                 Err(Error::RecordTooLarge { max: MAX_DATA_LEN })
             }
-            Ok(line) => Ok(Body::from(line)),
+            Ok(_) => Ok(Body::from(line)),
             Err(error) => Err(stdin_error(error)),
         };
         let failed = input.is_err();

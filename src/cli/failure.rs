@@ -162,6 +162,7 @@ mod tests {
                     code: None,
                     message: None,
                     request_id: None,
+                    may_have_acted: false,
                 },
                 1,
                 "s3",

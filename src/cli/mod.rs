@@ -293,7 +293,16 @@ pub fn main(args: Vec<OsString>) -> u8 {
         true => out.version(env!("CARGO_PKG_VERSION")),
         false => run(parsed, &mut out, &mut stored),
     };
-    let Err(error) = result.and_then(|()| out.flush()) else {
+    // A signal that came after the append's last look still gets its
+    // report: what was stored is named before the signal acts.
+    let interrupted = || match signals::pending() {
+        Some(signal) => Err(Error::Interrupted { signal }),
+        None => Ok(()),
+    };
+    let Err(error) = result
+        .and_then(|()| out.flush())
+        .and_then(|()| interrupted())
+    else {
         return exit::OK;
     };
     // What was printed before the error still goes out first.
@@ -403,8 +412,9 @@ fn run(args: Args, out: &mut Output, stored: &mut Stored) -> Result<(), Error> {
         let counts = Arc::clone(&counts);
         client = client.with_observer(move |exchange| log_exchange(exchange, &counts));
     }
-    let wal =
-        Wal::new(client, config.prefix, config.local).allow_unsafe_store(config.allow_unsafe_store);
+    let wal = Wal::new(client, config.prefix, config.local)
+        .allow_unsafe_store(config.allow_unsafe_store)
+        .interrupted_by(signals::pending);
     let result = match command {
         Command::Append(AppendArgs { lines: true, .. }) => {
             append::run(&wal, Source::Lines, out, stored)

@@ -13,13 +13,26 @@ use std::mem::MaybeUninit;
 /// supervisor sends to stop it.
 const DEFERRED: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
+/// The deferred signals that would end the process: one whose action is
+/// to be ignored (`nohup`, a script's `cmd &`) is no request to stop, and
+/// a blocked signal stays pending even when ignored.
+fn ending() -> impl Iterator<Item = libc::c_int> {
+    DEFERRED.into_iter().filter(|&signal| {
+        let mut action = MaybeUninit::<libc::sigaction>::uninit();
+        // SAFETY: sigaction with no new action only fills `action`.
+        let read = unsafe { libc::sigaction(signal, std::ptr::null(), action.as_mut_ptr()) };
+        // SAFETY: filled by the successful call above.
+        read == 0 && unsafe { action.assume_init() }.sa_sigaction == libc::SIG_DFL
+    })
+}
+
 fn deferred_set() -> libc::sigset_t {
     let mut set = MaybeUninit::<libc::sigset_t>::uninit();
     // SAFETY: sigemptyset initialises the set; sigaddset only sets bits of
     // an initialised set, for valid signal numbers.
     unsafe {
         libc::sigemptyset(set.as_mut_ptr());
-        for signal in DEFERRED {
+        for signal in ending() {
             libc::sigaddset(set.as_mut_ptr(), signal);
         }
         set.assume_init()
@@ -63,8 +76,7 @@ pub fn pending() -> Option<&'static str> {
         }
         set.assume_init()
     };
-    DEFERRED
-        .into_iter()
+    ending()
         // SAFETY: an initialised set and a valid signal number.
         .find(|&signal| unsafe { libc::sigismember(&waiting, signal) } == 1)
         .map(|signal| match signal {
@@ -77,6 +89,26 @@ pub fn pending() -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ignored_signal_is_no_request_to_stop() {
+        // SIGTERM here, SIGHUP in the other test: they run side by side.
+        // SAFETY: ignoring SIGTERM in this test process, then restoring it.
+        unsafe {
+            libc::signal(libc::SIGTERM, libc::SIG_IGN);
+        }
+        let deferral = Deferral::start();
+        // SAFETY: an ignored signal is discarded.
+        unsafe {
+            libc::raise(libc::SIGTERM);
+        }
+        assert_eq!(pending(), None);
+        drop(deferral);
+        // SAFETY: back to the default action.
+        unsafe {
+            libc::signal(libc::SIGTERM, libc::SIG_DFL);
+        }
+    }
 
     #[test]
     fn a_deferred_signal_waits_until_the_deferral_ends() {

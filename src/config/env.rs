@@ -8,11 +8,21 @@ use super::Source;
 use crate::error::{Error, Result};
 
 /// Environment variables in two layers: the process's, then `./.env`'s.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Env {
     /// Process first: a `.env` value never overrides a variable that is
     /// already set, as in the seed.
     layers: [HashMap<String, String>; 2],
+}
+
+/// The names only: values hold secrets and session tokens.
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&String> = self.layers.iter().flat_map(HashMap::keys).collect();
+        names.sort_unstable();
+        names.dedup();
+        f.debug_struct("Env").field("names", &names).finish()
+    }
 }
 
 impl Env {

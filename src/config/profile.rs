@@ -18,10 +18,19 @@ type Properties = HashMap<String, String>;
 type Profiles = HashMap<String, Properties>;
 
 /// The profile s3wal reads settings from.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Profile {
     /// Every `key = value` of the profile, credentials file first.
     values: Properties,
+}
+
+/// The keys only: values hold secrets and session tokens.
+impl std::fmt::Debug for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut keys: Vec<&String> = self.values.keys().collect();
+        keys.sort_unstable();
+        f.debug_struct("Profile").field("keys", &keys).finish()
+    }
 }
 
 impl Profile {

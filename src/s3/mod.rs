@@ -145,6 +145,8 @@ pub(crate) struct Response {
     attempts: u32,
     /// Why a checked body is not what the store sent, if it is not.
     damage: Option<Damage>,
+    /// Some try of the request may have taken effect, this answer aside.
+    may_have_acted: bool,
 }
 
 impl Response {
@@ -173,6 +175,7 @@ impl Response {
             code: parsed.code,
             message: parsed.message,
             request_id: parsed.request_id.or(self.request_id),
+            may_have_acted: self.may_have_acted,
         }
     }
 }
@@ -254,14 +257,14 @@ fn method_name(method: Method) -> &'static str {
 
 /// Builds signed requests. Pure: no clock but the signing time, no I/O.
 #[derive(Debug, Clone)]
-pub struct Signer {
+pub(crate) struct Signer {
     bucket: Bucket,
     credentials: Credentials,
 }
 
 impl Signer {
     /// A signer for the bucket of `config`.
-    pub fn new(config: &S3Config) -> Result<Signer> {
+    pub(crate) fn new(config: &S3Config) -> Result<Signer> {
         let style = if config.path_style {
             UrlStyle::Path
         } else {
@@ -522,6 +525,7 @@ impl Client {
             body,
             attempts: 1,
             damage,
+            may_have_acted: false,
         })
     }
 }
@@ -557,6 +561,7 @@ fn last_outcome(
         Ok(response) => {
             return Ok(Response {
                 attempts: tried.tries,
+                may_have_acted: tried.may_have_acted,
                 ..response
             });
         }

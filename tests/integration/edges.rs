@@ -334,3 +334,55 @@ fn dump_of_big_records_stays_within_the_byte_budget() {
         "peak RSS {peak:.1} MiB for 40 MiB records"
     );
 }
+
+#[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
+fn sigint_while_waiting_for_the_lock_ends_at_once_with_nothing_stored() {
+    let log = TestLog::new(Server::s3s(), "sigint-lock");
+    log.run(&["append", "first"]).ok();
+    let held = crate::local_lock::hold_locks(&log);
+    let child = spawn(log.command().args(["append", "second"]));
+    thread::sleep(Duration::from_millis(300));
+    let sent = Instant::now();
+    send_signal(&child, "INT");
+    let (status, stdout, stderr) = stderr_of(child);
+    assert!(
+        sent.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        sent.elapsed()
+    );
+    assert_eq!(status.signal(), Some(2), "{stderr}");
+    assert_eq!(
+        (stdout.as_str(), stderr.as_str()),
+        ("", "s3wal: interrupted by SIGINT\n")
+    );
+    drop(held);
+    assert_eq!(log.offsets(), [1]);
+}
+
+#[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
+fn an_ignored_sighup_does_not_stop_an_append() {
+    use std::os::unix::process::CommandExt;
+    let log = TestLog::new(Server::s3s(), "nohup");
+    let mut command = log.command();
+    // As `nohup s3wal append --lines` starts it.
+    // SAFETY: between fork and exec, signal() only sets a disposition.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut child = spawn(command.args(["append", "--lines"]).stdin(Stdio::piped()));
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(b"before\n").unwrap();
+    thread::sleep(Duration::from_millis(300));
+    send_signal(&child, "HUP");
+    input.write_all(b"after\n").unwrap();
+    drop(input);
+    let (status, stdout, stderr) = stderr_of(child);
+    assert!(status.success(), "{stderr}");
+    assert_eq!(stdout.lines().count(), 2, "{stdout}");
+    assert_eq!(log.offsets(), [1, 2]);
+}

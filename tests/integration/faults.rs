@@ -109,6 +109,27 @@ fn server_error_on_a_record_put_says_the_record_may_be_stored() {
 
 #[test]
 #[ignore = "needs the S3 servers that `make test` starts"]
+fn a_refusal_after_a_lost_answer_says_the_record_may_be_stored() {
+    let log = TestLog::new(Server::s3s(), "lost-then-403");
+    let mut puts = 0;
+    let proxy = FaultProxy::start(&log.server.endpoint, move |method, path| {
+        if method != "PUT" || is_probe(path) {
+            return Fault::Forward;
+        }
+        puts += 1;
+        match puts {
+            1 => Fault::LoseAnswer,
+            _ => Fault::Answer(403, "AccessDenied"),
+        }
+    });
+    log.via(&proxy.endpoint)
+        .run(&["append", "x"])
+        .fails(6, "may have been stored at offset 1");
+    assert_eq!(log.offsets(), [1], "the first try did store it");
+}
+
+#[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn interrupted_truncate_leaves_a_dense_log_that_a_rerun_finishes() {
     let log = TestLog::new(Server::s3s(), "truncate-interrupted");
     common::fill_on_disk(&log, 1..=1205);

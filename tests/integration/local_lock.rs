@@ -11,7 +11,7 @@ use common::{Run, Server, TestLog};
 
 /// Holds every lock file of the log's lock folder, as another local
 /// process would while appending.
-fn hold_locks(log: &TestLog) -> Vec<File> {
+pub(crate) fn hold_locks(log: &TestLog) -> Vec<File> {
     std::fs::read_dir(&log.lock_dir)
         .unwrap()
         .map(|entry| entry.unwrap().path())
