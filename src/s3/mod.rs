@@ -1,7 +1,7 @@
 //! A small synchronous S3 client: rusty-s3 presigns, ureq sends.
 //!
 //! Each S3 action has its own file with two pure halves, so both are
-//! testable without a server: a builder on [`Signer`] that turns arguments
+//! testable without a server: a builder on `Signer` that turns arguments
 //! into a signed `Request`, and a function that maps a `Response` to a
 //! result. [`Client`] only joins them with one keep-alive `ureq::Agent`.
 

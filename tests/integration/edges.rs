@@ -55,6 +55,25 @@ fn send_signal(child: &Child, signal: &str) {
     assert!(status.success());
 }
 
+/// Sends SIGINT to `child` once it has settled, and checks that it ends
+/// at once, by the signal, printing only that it was interrupted.
+fn ends_at_once_on_sigint(child: Child) {
+    thread::sleep(Duration::from_millis(300));
+    let sent = Instant::now();
+    send_signal(&child, "INT");
+    let (status, stdout, stderr) = stderr_of(child);
+    assert!(
+        sent.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        sent.elapsed()
+    );
+    assert_eq!(status.signal(), Some(2), "{stderr}");
+    assert_eq!(
+        (stdout.as_str(), stderr.as_str()),
+        ("", "s3wal: interrupted by SIGINT\n")
+    );
+}
+
 /// Waits until `f` holds, for at most 10 s.
 fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -144,18 +163,7 @@ fn sigint_while_waiting_for_input_ends_at_once_with_nothing_stored() {
             .stdin(Stdio::piped()),
     );
     let _input = child.stdin.take().unwrap();
-    thread::sleep(Duration::from_millis(300));
-    let sent = Instant::now();
-    send_signal(&child, "INT");
-    let (status, stdout, stderr) = stderr_of(child);
-    assert!(
-        sent.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        sent.elapsed()
-    );
-    assert_eq!(status.signal(), Some(2), "{stderr}");
-    assert_eq!(stdout, "");
-    assert_eq!(stderr, "s3wal: interrupted by SIGINT\n");
+    ends_at_once_on_sigint(child);
     assert!(log.offsets().is_empty());
 }
 
@@ -342,20 +350,7 @@ fn sigint_while_waiting_for_the_lock_ends_at_once_with_nothing_stored() {
     log.run(&["append", "first"]).ok();
     let held = crate::local_lock::hold_locks(&log);
     let child = spawn(log.command().args(["append", "second"]));
-    thread::sleep(Duration::from_millis(300));
-    let sent = Instant::now();
-    send_signal(&child, "INT");
-    let (status, stdout, stderr) = stderr_of(child);
-    assert!(
-        sent.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        sent.elapsed()
-    );
-    assert_eq!(status.signal(), Some(2), "{stderr}");
-    assert_eq!(
-        (stdout.as_str(), stderr.as_str()),
-        ("", "s3wal: interrupted by SIGINT\n")
-    );
+    ends_at_once_on_sigint(child);
     drop(held);
     assert_eq!(log.offsets(), [1]);
 }
