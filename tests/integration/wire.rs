@@ -213,7 +213,9 @@ fn a_stalled_upload_fails_within_the_timeout_and_says_nothing_was_stored() {
         "{}",
         run.stderr
     );
-    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+    // Two tries of about a second each, plus framing and hashing 16 MiB
+    // in a debug build on a busy 2-core machine (10.9 s seen once).
+    assert!(elapsed < Duration::from_secs(20), "{elapsed:?}");
     assert_eq!(log.offsets(), Vec::<u64>::new());
 }
 
