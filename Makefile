@@ -11,9 +11,9 @@ build:
 demo: build
 	tests/servers/demo.sh target/release/s3wal
 
-# Installs s3s-fs and the Ceph RGW packages if missing, starts both servers,
-# runs every test (unit, integration, doc) including those a plain
-# `cargo test` skips as needing the servers, stops the servers.
+# Installs s3s-fs, the Ceph RGW packages and SeaweedFS if missing, starts
+# the three servers, runs every test (unit, integration, doc) including
+# those a plain `cargo test` skips as needing the servers, stops the servers.
 test:
 	tests/servers/with-servers.sh $(CARGO) test --locked -- --include-ignored
 

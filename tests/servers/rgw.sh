@@ -6,6 +6,8 @@
 #        tests/servers/rgw.sh stop DIR
 set -Eeuo pipefail
 
+HERE=$(cd "$(dirname "$0")" && pwd)
+
 AK=s3wal-test-ak
 SK=s3wal-test-sk-0123456789
 BUCKET=s3wal-test
@@ -53,27 +55,6 @@ wait_for() {
   done
 }
 
-# Print the first port of 20 consecutive free loopback ports, below the
-# kernel's ephemeral range so outgoing connections do not take them.
-free_ports() {
-  python3 - <<'PY'
-import random, socket
-for _ in range(500):
-    base, socks = random.randint(20000, 32000), []
-    try:
-        for p in range(base, base + 20):
-            socks.append(socket.socket())
-            socks[-1].bind(("127.0.0.1", p))
-        print(base)
-        break
-    except OSError:
-        pass
-    finally:
-        for s in socks:
-            s.close()
-PY
-}
-
 osd_up() { cephc osd stat | grep -q ' 1 up'; }
 http_up() { curl -s -o /dev/null --max-time 2 "$endpoint/"; }
 
@@ -89,7 +70,7 @@ start() {
   rm -f "$DIR/env"
   trap 'die "command failed at line $LINENO"' ERR
   deadline=$((SECONDS + TIMEOUT))
-  base=$(free_ports)
+  base=$(python3 "$HERE/free_ports.py" 0-19) # 20 consecutive free ports
   [[ -n $base ]] || die "no free port range"
   # base: mon v2, base+1: mon v1, base+2: RGW, base+3..19: other daemons' binds.
   endpoint="http://127.0.0.1:$((base + 2))"

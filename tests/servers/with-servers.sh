@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs what is missing, starts s3s-fs and Ceph RGW on free loopback
-# ports, runs the given command with their addresses in the environment
-# (S3WAL_TEST_*), and stops both servers however the command ends.
+# Installs what is missing, starts s3s-fs, Ceph RGW and SeaweedFS on free
+# loopback ports, runs the given command with their addresses in the
+# environment (S3WAL_TEST_*), and stops the servers however the command ends.
 # Usage: tests/servers/with-servers.sh COMMAND [ARGS...]
 set -euo pipefail
 
@@ -11,19 +11,23 @@ scratch=$(mktemp -d "${TMPDIR:-/tmp}/s3wal-servers.XXXXXX")
 cleanup() {
   "$here/s3s-fs.sh" stop "$scratch/s3s-fs" || true
   "$here/rgw.sh" stop "$scratch/rgw" || true
+  "$here/seaweedfs.sh" stop "$scratch/weed" || true
   rm -rf "$scratch"
 }
 trap cleanup EXIT
 
 "$here/install.sh"
-echo "starting s3s-fs and Ceph RGW under $scratch" >&2
+echo "starting s3s-fs, Ceph RGW and SeaweedFS under $scratch" >&2
 "$here/s3s-fs.sh" start "$scratch/s3s-fs" >/dev/null
 "$here/rgw.sh" start "$scratch/rgw" >/dev/null
+"$here/seaweedfs.sh" start "$scratch/weed" >/dev/null
 
 set -a
 # shellcheck disable=SC1091
 . "$scratch/s3s-fs/env"
 # shellcheck disable=SC1091
 . "$scratch/rgw/env"
+# shellcheck disable=SC1091
+. "$scratch/weed/env"
 set +a
 "$@"

@@ -53,6 +53,13 @@ impl Server {
         Server::from_env("RGW")
     }
 
+    /// SeaweedFS (`weed mini`): an independent Go implementation with
+    /// strict SigV4, Content-MD5 and atomic conditional PUTs, whose losing
+    /// racers wait a second or two for their 412.
+    pub fn weed() -> Server {
+        Server::from_env("WEED")
+    }
+
     /// No server: for the tests whose command ends before any request
     /// (usage and configuration errors), which `cargo test` runs without
     /// `make test`. The configuration is complete, and its endpoint is the
