@@ -12,6 +12,7 @@ mod head_object;
 mod integrity;
 mod list_objects;
 mod put_object;
+mod redirect;
 mod retry;
 mod server_clock;
 mod tls;
@@ -19,7 +20,7 @@ mod xml;
 
 use std::borrow::Cow;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use rusty_s3::{Bucket, Credentials, Map, Method, UrlStyle};
@@ -29,6 +30,7 @@ use ureq::{Proxy, SendBody};
 use url::Url;
 
 use crate::error::{BodyKind, Error, ProtocolKind, Result, TransportKind};
+use crate::local::RegionMemory;
 use failure::Retry;
 use integrity::Damage;
 use xml::XmlError;
@@ -39,6 +41,8 @@ pub use delete_objects::MAX_KEYS_PER_DELETE;
 pub use head_object::ObjectHead;
 pub use list_objects::{ListPage, PageRequest};
 pub use put_object::PutOutcome;
+pub use redirect::AwsEndpoint;
+pub(crate) use redirect::is_region_name;
 pub use retry::RetryPolicy;
 pub use xml::{ErrorBody, parse_error};
 
@@ -63,6 +67,12 @@ const MAX_BODY: u64 = 5 * 1024 * 1024 * 1024 + 40;
 pub struct S3Config {
     /// The service endpoint, such as `https://s3.eu-west-1.amazonaws.com`.
     pub endpoint: Url,
+    /// AWS's kind of endpoint when no custom one is set: only then does a
+    /// request follow the bucket to the region S3 names, on this kind of
+    /// endpoint of that region.
+    pub aws: Option<AwsEndpoint>,
+    /// Where the bucket's region is remembered once S3 names it.
+    pub region_memory: Option<RegionMemory>,
     /// The bucket holding the log.
     pub bucket: String,
     /// The signing region.
@@ -140,6 +150,8 @@ pub(crate) struct Response {
     token: Option<String>,
     /// The server's `Date` header, for the clock check.
     date: Option<String>,
+    /// The `x-amz-bucket-region` header: where the bucket is.
+    bucket_region: Option<String>,
     body: Vec<u8>,
     /// How many times the request was sent to get this answer.
     attempts: u32,
@@ -256,6 +268,7 @@ fn method_name(method: Method) -> &'static str {
 #[derive(Debug, Clone)]
 pub struct Signer {
     bucket: Bucket,
+    style: UrlStyle,
     credentials: Credentials,
 }
 
@@ -267,16 +280,18 @@ impl Signer {
         } else {
             UrlStyle::VirtualHost
         };
-        let bucket = Bucket::new(
-            config.endpoint.clone(),
-            style,
-            config.bucket.clone(),
-            config.region.clone(),
-        )
-        .map_err(|e| Error::Config(format!("bucket {:?}: {e}", config.bucket)))?;
         Ok(Signer {
-            bucket,
+            bucket: bucket(&config.endpoint, style, &config.bucket, &config.region)?,
+            style,
             credentials: config.credentials.clone(),
+        })
+    }
+
+    /// The same signer for the bucket at `endpoint`, in `region`.
+    fn moved(&self, endpoint: &Url, region: &str) -> Result<Signer> {
+        Ok(Signer {
+            bucket: bucket(endpoint, self.style, self.bucket.name(), region)?,
+            ..self.clone()
         })
     }
 
@@ -300,12 +315,22 @@ impl Signer {
     }
 }
 
+/// The bucket `name` at `endpoint`, signed for `region`.
+fn bucket(endpoint: &Url, style: UrlStyle, name: &str, region: &str) -> Result<Bucket> {
+    Bucket::new(endpoint.clone(), style, name.to_owned(), region.to_owned())
+        .map_err(|e| Error::Config(format!("bucket {name:?}: {e}")))
+}
+
 /// Called after every exchange, for `--verbose` and request counting.
 pub type Observer = Box<dyn Fn(&Exchange) + Send + Sync>;
 
 /// Sends requests over one keep-alive agent and reports each exchange.
 pub struct Client {
-    signer: Signer,
+    /// Replaced when S3 names the bucket's region (see [`redirect`]).
+    signer: RwLock<Signer>,
+    bucket: String,
+    aws: Option<AwsEndpoint>,
+    region_memory: Option<RegionMemory>,
     agent: ureq::Agent,
     retry: RetryPolicy,
     observer: Option<Observer>,
@@ -314,7 +339,7 @@ pub struct Client {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("bucket", &self.signer.bucket.name())
+            .field("bucket", &self.bucket)
             .finish_non_exhaustive()
     }
 }
@@ -364,7 +389,10 @@ impl Client {
             failure::MarkingResolver::default(),
         );
         Ok(Client {
-            signer: Signer::new(config)?,
+            signer: RwLock::new(Signer::new(config)?),
+            bucket: config.bucket.clone(),
+            aws: config.aws,
+            region_memory: config.region_memory.clone(),
             agent,
             retry: config.retry,
             observer: None,
@@ -379,7 +407,55 @@ impl Client {
 
     /// The name of the bucket this client talks to.
     pub fn bucket(&self) -> &str {
-        self.signer.bucket.name()
+        &self.bucket
+    }
+
+    /// The region requests are signed for now: the configured one, or
+    /// the one S3 named for the bucket.
+    pub fn region(&self) -> String {
+        self.signer().bucket.region().to_owned()
+    }
+
+    fn signer(&self) -> std::sync::RwLockReadGuard<'_, Signer> {
+        // A panic while the signer was replaced left it whole either way.
+        self.signer.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Builds a request with `build`, sends it, and returns it with its
+    /// answer. If the answer says the bucket is in another region and
+    /// the endpoint is AWS's, the request is built and sent once more,
+    /// signed for that region on its endpoint, which every later request
+    /// uses and the region memory keeps.
+    fn call<'a>(&self, build: impl Fn(&Signer) -> Request<'a>) -> Result<(Request<'a>, Response)> {
+        let (request, signed_for) = {
+            let signer = self.signer();
+            (build(&signer), signer.bucket.region().to_owned())
+        };
+        let response = self.send(&request)?;
+        let answer = redirect::Answer {
+            status: response.status,
+            header: response.bucket_region.as_deref(),
+            body: &response.body,
+        };
+        let follow = redirect::region_to_follow(&answer, &signed_for, self.aws.is_none());
+        let (Some(region), Some(aws)) = (follow, self.aws) else {
+            return Ok((request, response));
+        };
+        self.move_to(aws, &region)?;
+        let request = build(&self.signer());
+        let response = self.send(&request)?;
+        Ok((request, response))
+    }
+
+    /// Signs every later request for `region`, on AWS's endpoint there,
+    /// and remembers the region for the next command.
+    fn move_to(&self, aws: AwsEndpoint, region: &str) -> Result<()> {
+        let moved = self.signer().moved(&aws.url(region)?, region)?;
+        *self.signer.write().unwrap_or_else(PoisonError::into_inner) = moved;
+        if let Some(memory) = &self.region_memory {
+            memory.store(region);
+        }
+        Ok(())
     }
 
     /// Sends `request`, retrying transient failures within the policy,
@@ -490,10 +566,11 @@ impl Client {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
-        let (request_id, token, date) = (
+        let (request_id, token, date, bucket_region) = (
             header("x-amz-request-id"),
             header(TOKEN_HEADER),
             header("date"),
+            header("x-amz-bucket-region"),
         );
         let content_length = header("content-length").and_then(|n| n.parse().ok());
         let stated_md5 = integrity::stated_md5(
@@ -519,6 +596,7 @@ impl Client {
             request_id,
             token,
             date,
+            bucket_region,
             body,
             attempts: 1,
             damage,
@@ -597,6 +675,8 @@ pub(crate) mod tests {
     pub(crate) fn config() -> S3Config {
         S3Config {
             endpoint: "http://127.0.0.1:9000".parse().unwrap(),
+            aws: None,
+            region_memory: None,
             bucket: "bucket".into(),
             region: "us-east-1".into(),
             path_style: true,
