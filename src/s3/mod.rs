@@ -152,6 +152,9 @@ pub(crate) struct Response {
     date: Option<String>,
     /// The `x-amz-bucket-region` header: where the bucket is.
     bucket_region: Option<String>,
+    /// The region the answer says the bucket is in, when the request did
+    /// not follow it there, for the error to say.
+    elsewhere: Option<String>,
     body: Vec<u8>,
     /// How many times the request was sent to get this answer.
     attempts: u32,
@@ -160,6 +163,23 @@ pub(crate) struct Response {
 }
 
 impl Response {
+    /// The parts that may say the bucket is in another region.
+    fn answer(&self) -> redirect::Answer<'_> {
+        redirect::Answer {
+            status: self.status,
+            header: self.bucket_region.as_deref(),
+            body: &self.body,
+        }
+    }
+
+    /// The answer, noting that it says the bucket is in `region`.
+    fn elsewhere(self, region: String) -> Response {
+        Response {
+            elsewhere: Some(region),
+            ..self
+        }
+    }
+
     /// The store's error for a status the action did not expect.
     ///
     /// A body that is not an S3 `<Error>` (a web server's HTML 404, a
@@ -183,7 +203,16 @@ impl Response {
             status: self.status,
             permission: denied.then(|| permission_for(request.action)).flatten(),
             code: parsed.code,
-            message: parsed.message,
+            message: match (parsed.message, self.elsewhere) {
+                (message, None) => message,
+                (message, Some(region)) => Some(format!(
+                    "{}S3 says the bucket is in region {region}: configure that region and \
+                     its endpoint",
+                    message
+                        .map(|m| format!("{}; ", m.trim_end_matches('.')))
+                        .unwrap_or_default()
+                )),
+            },
             request_id: parsed.request_id.or(self.request_id),
         }
     }
@@ -432,18 +461,19 @@ impl Client {
             (build(&signer), signer.bucket.region().to_owned())
         };
         let response = self.send(&request)?;
-        let answer = redirect::Answer {
-            status: response.status,
-            header: response.bucket_region.as_deref(),
-            body: &response.body,
-        };
-        let follow = redirect::region_to_follow(&answer, &signed_for, self.aws.is_none());
-        let (Some(region), Some(aws)) = (follow, self.aws) else {
-            return Ok((request, response));
+        let (aws, region) = match redirect::next(&response.answer(), &signed_for, self.aws) {
+            redirect::Next::Keep => return Ok((request, response)),
+            redirect::Next::Elsewhere(region) => return Ok((request, response.elsewhere(region))),
+            redirect::Next::Follow(aws, region) => (aws, region),
         };
         self.move_to(aws, &region)?;
         let request = build(&self.signer());
         let response = self.send(&request)?;
+        // Once per request: refused again, the answer is the answer.
+        let response = match redirect::next(&response.answer(), &region, None) {
+            redirect::Next::Elsewhere(region) => response.elsewhere(region),
+            _ => response,
+        };
         Ok((request, response))
     }
 
@@ -597,6 +627,7 @@ impl Client {
             token,
             date,
             bucket_region,
+            elsewhere: None,
             body,
             attempts: 1,
             damage,

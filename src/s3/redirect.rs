@@ -73,24 +73,44 @@ pub(crate) struct Answer<'a> {
     pub body: &'a [u8],
 }
 
-/// The region to sign the request for again, if the answer says the
-/// bucket is in another region than `signed_for` and s3wal may follow it
-/// there: only on AWS's endpoints (`custom_endpoint` false), only to a
-/// well-formed region of the same partition (a region never moves a
-/// request out of `amazonaws.com`).
+/// What to do after an answer to a request signed for one region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// The answer is the answer: it names no other region.
+    Keep,
+    /// Sign the request again for this region, on this kind of AWS
+    /// endpoint there.
+    Follow(AwsEndpoint, String),
+    /// The answer says the bucket is in this region, but the request may
+    /// not follow it there: the error says so.
+    Elsewhere(String),
+}
+
+/// What to do after `answer` to a request signed for `signed_for`: follow
+/// the bucket to the region it names on AWS's endpoints of kind `aws`;
+/// never on a custom endpoint (`aws` is `None`), which is where the user
+/// said the bucket is, nor a second time for one request (the caller
+/// passes `None` then).
+pub(crate) fn next(answer: &Answer<'_>, signed_for: &str, aws: Option<AwsEndpoint>) -> Next {
+    match (region_named(answer, signed_for), aws) {
+        (None, _) => Next::Keep,
+        (Some(region), Some(aws)) => Next::Follow(aws, region),
+        (Some(region), None) => Next::Elsewhere(region),
+    }
+}
+
+/// The region the answer says the bucket is in, if it is not
+/// `signed_for`: only a well-formed region of the same partition (a
+/// region never moves a request out of `amazonaws.com`).
 ///
 /// The answers that say so: a redirect (301, and 302 or 307 as botocore
 /// also takes), or a 400 `AuthorizationHeaderMalformed` or
 /// `AuthorizationQueryParametersError`, or a 400 without a body (HEAD).
 /// The region is the header's, else the body's. Any other 400 may carry
 /// the header too, and means something else.
-pub(crate) fn region_to_follow(
-    answer: &Answer<'_>,
-    signed_for: &str,
-    custom_endpoint: bool,
-) -> Option<String> {
+fn region_named(answer: &Answer<'_>, signed_for: &str) -> Option<String> {
     // Only these answers' bodies are read: a 200's may be a 5 GiB record.
-    if custom_endpoint || !matches!(answer.status, 301 | 302 | 307 | 400) {
+    if !matches!(answer.status, 301 | 302 | 307 | 400) {
         return None;
     }
     let error = xml::parse_error(answer.body);
@@ -145,21 +165,28 @@ mod tests {
         }
     }
 
-    /// Where to go after `given`, for a request signed for `signed_for`,
-    /// on a custom endpoint or AWS's.
-    fn follow(given: &Given, signed_for: &str, custom_endpoint: bool) -> Option<String> {
+    /// What s3wal does after `given`, for a request signed for
+    /// `signed_for`, on AWS's endpoints of kind `aws` or a custom one.
+    fn decide(given: &Given, signed_for: &str, aws: Option<AwsEndpoint>) -> Next {
         let answer = Answer {
             status: given.status,
             header: given.header,
             body: &given.body,
         };
-        region_to_follow(&answer, signed_for, custom_endpoint)
+        next(&answer, signed_for, aws)
     }
 
     /// Where s3wal goes after `given` to a request signed for us-east-1
-    /// on AWS's endpoint.
+    /// on AWS's plain endpoint.
     fn followed(given: Given) -> Option<String> {
-        follow(&given, "us-east-1", false)
+        match decide(&given, "us-east-1", Some(AwsEndpoint::default())) {
+            Next::Follow(aws, region) => {
+                assert_eq!(aws, AwsEndpoint::default());
+                Some(region)
+            }
+            Next::Keep => None,
+            Next::Elsewhere(region) => panic!("not followed to {region} on AWS"),
+        }
     }
 
     const EU: Option<&str> = Some("eu-west-1");
@@ -202,11 +229,23 @@ mod tests {
     }
 
     #[test]
-    fn a_custom_endpoint_is_never_redirected() {
+    fn a_custom_endpoint_is_never_redirected_but_told_where_the_bucket_is() {
         for status in [301, 400] {
             let refused = answer(status, Some("AuthorizationHeaderMalformed"), EU, EU);
-            assert_eq!(follow(&refused, "us-east-1", true), None);
+            let decided = decide(&refused, "us-east-1", None);
+            assert_eq!(decided, Next::Elsewhere("eu-west-1".into()));
         }
+    }
+
+    #[test]
+    fn the_kind_of_aws_endpoint_is_kept_when_following() {
+        let fips = AwsEndpoint {
+            fips: true,
+            dualstack: false,
+        };
+        let redirect = answer(301, Some("PermanentRedirect"), EU, None);
+        let decided = decide(&redirect, "us-east-1", Some(fips));
+        assert_eq!(decided, Next::Follow(fips, "eu-west-1".into()));
     }
 
     #[test]
@@ -256,9 +295,10 @@ mod tests {
         let to_china = answer(301, None, Some("cn-north-1"), None);
         assert_eq!(followed(to_china), None);
         let within_china = answer(301, None, Some("cn-northwest-1"), None);
+        let decided = decide(&within_china, "cn-north-1", Some(AwsEndpoint::default()));
         assert_eq!(
-            follow(&within_china, "cn-north-1", false).as_deref(),
-            Some("cn-northwest-1")
+            decided,
+            Next::Follow(AwsEndpoint::default(), "cn-northwest-1".into())
         );
     }
 

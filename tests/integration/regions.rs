@@ -128,13 +128,18 @@ fn authorization_query_parameters_error_is_followed_to_the_region_in_its_body() 
 
 #[test]
 #[ignore = "needs the S3 servers that `make test` starts"]
-fn a_custom_endpoint_is_never_redirected() {
+fn a_custom_endpoint_is_never_redirected_and_the_error_names_the_buckets_region() {
     let log = TestLog::new(Server::s3s(), "region-custom");
     let proxy = FaultProxy::start(&log.server.endpoint, |_, _| {
         Fault::InRegion(BUCKET_REGION, WrongRegion::Redirect)
     });
     let log = log.via(&proxy.endpoint);
-    log.run(&["recover"]).fails(1, "HTTP 301");
+    log.run(&["recover"]).fails(
+        1,
+        "HTTP 301 PermanentRedirect: The bucket you are attempting to access must be addressed \
+         using the specified endpoint; S3 says the bucket is in region eu-west-1: configure \
+         that region and its endpoint",
+    );
     assert_eq!(refused(&proxy.seen()), 1, "{:?}", proxy.seen());
     let locks = std::fs::read_dir(&log.lock_dir).into_iter().flatten();
     assert!(
@@ -160,4 +165,30 @@ fn doctor_says_which_region_and_addressing_are_in_use_and_where_they_came_from()
     let out = aws.run(&["doctor"]).ok();
     let remembered = "region eu-west-1 (S3 named it; remembered in ";
     assert!(out.contains(remembered), "{out}");
+}
+
+#[test]
+fn fips_with_a_custom_endpoint_is_a_configuration_error() {
+    let log = TestLog::without_server("region-fips-custom");
+    let mut command = log.command();
+    command.env("AWS_USE_FIPS_ENDPOINT", "true").arg("recover");
+    Run::of(&mut command).fails(
+        1,
+        "a FIPS endpoint (env AWS_USE_FIPS_ENDPOINT) is one of AWS's and cannot be combined \
+         with a custom endpoint (env AWS_ENDPOINT_URL): drop one of them",
+    );
+}
+
+#[test]
+fn a_setting_that_is_not_true_or_false_is_a_configuration_error() {
+    let log = TestLog::without_server("region-dualstack-bad");
+    let mut command = log.command();
+    command
+        .env_remove("AWS_ENDPOINT_URL")
+        .env("AWS_USE_DUALSTACK_ENDPOINT", "yes")
+        .arg("recover");
+    Run::of(&mut command).fails(
+        1,
+        "AWS_USE_DUALSTACK_ENDPOINT (env AWS_USE_DUALSTACK_ENDPOINT) must be true or false",
+    );
 }
