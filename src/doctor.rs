@@ -94,10 +94,27 @@ pub fn configuration(origins: &[Origin]) -> Finding {
 
 /// The configuration `origins`, then every check against the log; the
 /// checks stop after the first when the store cannot be reached at all.
+/// Last, the region S3 named for the bucket, if it is not the one
+/// configured.
 pub fn diagnose(wal: &Wal<Client>, origins: &[Origin]) -> Vec<Finding> {
     let mut findings = vec![configuration(origins)];
     findings.extend(check(wal));
+    let configured = origins.iter().find(|o| o.setting == "region");
+    findings.extend(configured.and_then(|o| judge_region(&o.value, &wal.store().region())));
     findings
+}
+
+/// A finding if the checks ended up signing for another region than the
+/// `configured` one: S3 said the bucket is there.
+pub fn judge_region(configured: &str, used: &str) -> Option<Finding> {
+    (configured != used).then(|| Finding {
+        check: "region",
+        ok: true,
+        detail: format!(
+            "S3 said the bucket is in {used}, not {configured}: requests went there, and \
+             will from now on (remembered beside the lock)"
+        ),
+    })
 }
 
 /// The checks against the store.
@@ -227,6 +244,18 @@ mod tests {
     #[test]
     fn no_date_header_is_not_a_problem() {
         assert!(judge_clock(at(0), None).ok);
+    }
+
+    #[test]
+    fn a_region_s3_named_is_a_finding_only_when_it_is_another() {
+        assert_eq!(judge_region("us-east-1", "us-east-1"), None);
+        let moved = judge_region("us-east-1", "eu-west-1").unwrap();
+        assert!(moved.ok);
+        assert!(
+            moved
+                .detail
+                .starts_with("S3 said the bucket is in eu-west-1, not us-east-1")
+        );
     }
 
     #[test]

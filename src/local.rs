@@ -1,10 +1,11 @@
 //! What s3wal keeps on this machine for one log, side by side in the lock
 //! folder: the lock that queues its appenders, the tail hint that saves a
-//! search, and the verdict of the `If-None-Match` probe.
+//! search, the verdict of the `If-None-Match` probe, and the bucket's
+//! region once S3 named it.
 //!
-//! The hint and the verdict are only ever shortcuts: a missing, stale or
-//! garbled file costs a search or a probe, never a wrong answer. So both
-//! are written best effort, atomically (a reader never sees half a file),
+//! The hint, the verdict and the region are only ever shortcuts: a
+//! missing, stale or garbled file costs a search, a probe or a redirect,
+//! never a wrong answer. So all three are written best effort, atomically (a reader never sees half a file),
 //! and never into a folder others can write.
 
 use std::fs;
@@ -12,12 +13,13 @@ use std::path::{Path, PathBuf};
 
 use crate::lock::{AppendLock, file_stem, private_dir};
 
-/// The lock, hint and probe files of one log.
+/// The lock, hint, probe and region files of one log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalState {
     pub(crate) lock: AppendLock,
     pub(crate) hint: TailHint,
     pub(crate) probe: ProbeCache,
+    pub(crate) region: RegionMemory,
 }
 
 impl LocalState {
@@ -34,7 +36,19 @@ impl LocalState {
             probe: ProbeCache {
                 path: file("probe"),
             },
+            // A region is the bucket's, whatever the prefix: one file per
+            // bucket, so that every log in it learns it from one redirect.
+            region: RegionMemory {
+                path: dir
+                    .join(file_stem(endpoint, bucket, ""))
+                    .with_extension("region"),
+            },
         }
+    }
+
+    /// Where the bucket's region is remembered.
+    pub fn region_memory(&self) -> &RegionMemory {
+        &self.region
     }
 
     /// The lock file's path.
@@ -117,6 +131,31 @@ impl ProbeCache {
     }
 }
 
+/// The region S3 last named for a bucket, so that the next command signs
+/// for it at once instead of being redirected again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegionMemory {
+    path: PathBuf,
+}
+
+impl RegionMemory {
+    /// The file the region is kept in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The remembered region, if there is one that looks like a region.
+    pub(crate) fn load(&self) -> Option<String> {
+        let region = fs::read_to_string(&self.path).ok()?.trim().to_owned();
+        crate::s3::is_region_name(&region).then_some(region)
+    }
+
+    /// Remembers `region`.
+    pub(crate) fn store(&self, region: &str) {
+        write_atomically(&self.path, region);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +173,28 @@ mod tests {
         assert_eq!(lock.parent(), Some(dir.as_path()));
         assert_eq!(local.hint.path, lock.with_extension("tail"));
         assert_eq!(local.probe.path, lock.with_extension("probe"));
+        assert_eq!(local.region.path.extension().unwrap(), "region");
+    }
+
+    #[test]
+    fn the_logs_of_one_bucket_share_its_region() {
+        let dir = Path::new("/locks");
+        let wal = LocalState::in_dir(dir, "https://s3.us-east-1.amazonaws.com/", "b", "wal");
+        let other = LocalState::in_dir(dir, "https://s3.us-east-1.amazonaws.com/", "b", "o");
+        let elsewhere = LocalState::in_dir(dir, "https://s3.us-east-1.amazonaws.com/", "c", "o");
+        assert_eq!(wal.region, other.region);
+        assert_ne!(wal.region, elsewhere.region);
+    }
+
+    #[test]
+    fn stored_region_loads_back_and_garbage_is_none() {
+        let (local, dir) = local("region");
+        assert_eq!(local.region.load(), None);
+        local.region.store("eu-west-1");
+        assert_eq!(local.region.load().as_deref(), Some("eu-west-1"));
+        fs::write(&local.region.path, "evil.example.com/").unwrap();
+        assert_eq!(local.region.load(), None);
+        fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

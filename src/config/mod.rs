@@ -64,6 +64,8 @@ pub enum Source {
     DotEnv(&'static str),
     /// The `~/.aws` profile of this name.
     Profile(String),
+    /// The region S3 named for the bucket, remembered in this file.
+    Remembered(PathBuf),
     /// s3wal's default.
     Default,
 }
@@ -75,6 +77,7 @@ impl fmt::Display for Source {
             Source::Env(name) => write!(f, "env {name}"),
             Source::DotEnv(name) => write!(f, ".env {name}"),
             Source::Profile(name) => write!(f, "profile {name}"),
+            Source::Remembered(path) => write!(f, "S3 named it; remembered in {}", path.display()),
             Source::Default => f.write_str("default"),
         }
     }
@@ -256,27 +259,77 @@ pub fn resolve(flags: &Flags, env: &Env) -> Result<Config> {
         .unwrap_or((String::new(), Source::Default));
     let prefix = Prefix::new(&prefix).map_err(Error::Config)?;
     shown("prefix", &prefix.as_str(), &source);
-    let (region, source) = flag("--region", &flags.region)
+    // As aws CLI (v2) and the SDKs: AWS_REGION, then botocore's
+    // AWS_DEFAULT_REGION, then the profile's `region`.
+    let (configured, region_source) = flag("--region", &flags.region)
         .or_else(|| profile.pick(env, &["AWS_REGION", "AWS_DEFAULT_REGION"], Some("region")))
         .unwrap_or_else(|| ("us-east-1".to_owned(), Source::Default));
-    endpoint::check_region(&region)?;
-    shown("region", &region, &source);
-    let (endpoint, source) = match flag("--endpoint", &flags.endpoint).or_else(|| {
+    endpoint::check_region(&configured)?;
+    let fips = endpoint::boolean(
+        "AWS_USE_FIPS_ENDPOINT",
+        profile.pick(env, &["AWS_USE_FIPS_ENDPOINT"], Some("use_fips_endpoint")),
+    )?;
+    let dualstack = endpoint::boolean(
+        "AWS_USE_DUALSTACK_ENDPOINT",
+        profile.pick(
+            env,
+            &["AWS_USE_DUALSTACK_ENDPOINT"],
+            Some("use_dualstack_endpoint"),
+        ),
+    )?;
+    let custom = flag("--endpoint", &flags.endpoint).or_else(|| {
         let names = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"];
         profile.pick(env, &names, Some("endpoint_url"))
-    }) {
-        Some((raw, source)) => (endpoint::parse_endpoint(&raw)?, source),
-        None => (endpoint::aws_endpoint(&region)?, Source::Default),
+    });
+    let aws = endpoint::aws_endpoint(
+        fips.as_ref(),
+        dualstack.as_ref(),
+        custom.as_ref().map(|(_, source)| source),
+    )?;
+    let (configured_endpoint, endpoint_source) = match &custom {
+        Some((raw, source)) => (endpoint::parse_endpoint(raw)?, source.clone()),
+        None => (aws.url(&configured)?, Source::Default),
     };
-    shown("endpoint", &endpoint, &source);
-    let path_style = endpoint::path_style(flags.path_style, &endpoint, &bucket);
+    // The local files are named after the configured endpoint, so that a
+    // redirect does not move them.
+    let (lock_dir, lock_source) = match path(("--lock-dir", &flags.lock_dir), {
+        text(env.first_of(&["S3WAL_LOCK_DIR"]))
+    }) {
+        Some(picked) => picked,
+        None => (default_lock_dir(env)?, Source::Default),
+    };
+    let local = LocalState::in_dir(
+        &lock_dir,
+        configured_endpoint.as_str(),
+        &bucket,
+        prefix.as_str(),
+    );
+    // On AWS's endpoints, the region S3 named for the bucket last time
+    // beats the configured one: that is where the bucket is.
+    let aws = custom.is_none().then_some(aws);
+    let remembered = aws.and_then(|aws| Some((aws, local.region_memory().load()?)));
+    let (region, endpoint, source) = match remembered {
+        Some((aws, region)) if region != configured => {
+            let path = local.region_memory().path().to_owned();
+            let endpoint = aws.url(&region)?;
+            (region, endpoint, Source::Remembered(path))
+        }
+        _ => (configured, configured_endpoint, region_source),
+    };
+    shown("region", &region, &source);
+    shown("endpoint", &endpoint, &endpoint_source);
+    for (setting, asked) in [
+        ("FIPS endpoint", &fips),
+        ("dual-stack endpoint", &dualstack),
+    ] {
+        if let Some(source) = asked {
+            shown(setting, &"yes", source);
+        }
+    }
+    let (path_style, addressing) = endpoint::addressing(flags.path_style, &endpoint, &bucket);
     shown(
         "addressing",
-        &if path_style {
-            "path-style"
-        } else {
-            "virtual-hosted"
-        },
+        &addressing,
         &match flags.path_style {
             true => Source::Flag("--path-style"),
             false => Source::Default,
@@ -298,19 +351,14 @@ pub fn resolve(flags: &Flags, env: &Env) -> Result<Config> {
         Some((proxy, source)) => shown("proxy", &proxy::shown(proxy), source),
         None => shown("proxy", &"none", &Source::Default),
     }
-    let (lock_dir, source) = match path(("--lock-dir", &flags.lock_dir), {
-        text(env.first_of(&["S3WAL_LOCK_DIR"]))
-    }) {
-        Some(picked) => picked,
-        None => (default_lock_dir(env)?, Source::Default),
-    };
-    shown("lock folder", &lock_dir.display(), &source);
+    shown("lock folder", &lock_dir.display(), &lock_source);
     let (retry, retry_origins) = retry_policy(flags)?;
     origins.extend(retry_origins);
-    let local = LocalState::in_dir(&lock_dir, endpoint.as_str(), &bucket, prefix.as_str());
     Ok(Config {
         s3: S3Config {
             endpoint,
+            aws,
+            region_memory: aws.map(|_| local.region_memory().clone()),
             bucket,
             region,
             path_style,
@@ -518,7 +566,11 @@ mod tests {
                 "http://ceph:8080/",
                 Source::DotEnv("AWS_ENDPOINT_URL"),
             ),
-            ("addressing", "path-style", Source::Default),
+            (
+                "addressing",
+                "path-style (not an AWS endpoint)",
+                Source::Default,
+            ),
             (
                 "credentials",
                 "access key",
@@ -569,5 +621,122 @@ mod tests {
             origin(&config, "profile"),
             ("onprem".into(), Source::Flag("--profile"))
         );
+    }
+
+    /// A scratch folder for `name`, removed by the caller.
+    fn folder(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("s3wal-config-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn region_comes_from_the_config_files_profile_after_the_environment() {
+        let dir = folder("region-profile");
+        let config_file = dir.join("config");
+        std::fs::write(
+            &config_file,
+            "[default]\nregion = ap-south-1\n[profile eu]\nregion = eu-north-1\n\
+             aws_access_key_id = AK\naws_secret_access_key = SK\n",
+        )
+        .unwrap();
+        let mut vars = base();
+        vars.push(("AWS_CONFIG_FILE", config_file.to_str().unwrap()));
+        let default = resolve(&Flags::default(), &env(&vars)).unwrap();
+        let named = Flags {
+            profile: Some("eu".into()),
+            ..Flags::default()
+        };
+        let eu = resolve(&named, &env(&vars)).unwrap();
+        vars.push(("AWS_DEFAULT_REGION", "sa-east-1"));
+        let legacy = resolve(&named, &env(&vars)).unwrap();
+        vars.push(("AWS_REGION", "ca-central-1"));
+        let exported = resolve(&named, &env(&vars)).unwrap();
+        std::fs::remove_dir_all(dir).unwrap();
+        let profile = |name: &str| Source::Profile(name.into());
+        assert_eq!(
+            origin(&default, "region"),
+            ("ap-south-1".into(), profile("default"))
+        );
+        assert_eq!(origin(&eu, "region"), ("eu-north-1".into(), profile("eu")));
+        assert_eq!(
+            origin(&legacy, "region"),
+            ("sa-east-1".into(), Source::Env("AWS_DEFAULT_REGION"))
+        );
+        assert_eq!(
+            origin(&exported, "region"),
+            ("ca-central-1".into(), Source::Env("AWS_REGION"))
+        );
+        assert_eq!(
+            exported.s3.endpoint.as_str(),
+            "https://s3.ca-central-1.amazonaws.com/"
+        );
+    }
+
+    #[test]
+    fn fips_and_dualstack_choose_awss_endpoints() {
+        let mut vars = base();
+        vars.push(("AWS_REGION", "us-west-2"));
+        vars.push(("AWS_USE_FIPS_ENDPOINT", "true"));
+        vars.push(("AWS_USE_DUALSTACK_ENDPOINT", "true"));
+        let config = resolve(&Flags::default(), &env(&vars)).unwrap();
+        assert_eq!(
+            config.s3.endpoint.as_str(),
+            "https://s3-fips.dualstack.us-west-2.amazonaws.com/"
+        );
+        assert_eq!(
+            origin(&config, "FIPS endpoint"),
+            ("yes".into(), Source::Env("AWS_USE_FIPS_ENDPOINT"))
+        );
+        assert!(config.s3.aws.is_some_and(|aws| aws.fips && aws.dualstack));
+    }
+
+    #[test]
+    fn fips_with_a_custom_endpoint_is_a_config_error() {
+        let mut vars = base();
+        vars.push(("AWS_USE_FIPS_ENDPOINT", "true"));
+        vars.push(("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"));
+        let error = resolve(&Flags::default(), &env(&vars)).unwrap_err();
+        assert!(matches!(error, Error::Config(_)), "{error}");
+    }
+
+    #[test]
+    fn a_custom_endpoint_is_never_followed_to_another_region() {
+        let mut vars = base();
+        vars.push(("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"));
+        let config = resolve(&Flags::default(), &env(&vars)).unwrap();
+        assert_eq!(config.s3.aws, None);
+        assert!(config.s3.region_memory.is_none());
+    }
+
+    #[test]
+    fn the_region_s3_named_for_the_bucket_beats_the_configured_one_on_aws() {
+        let dir = folder("remembered");
+        let mut vars = base();
+        vars.push(("S3WAL_LOCK_DIR", dir.to_str().unwrap()));
+        let config = resolve(&Flags::default(), &env(&vars)).unwrap();
+        let memory = config.s3.region_memory.clone().unwrap();
+        memory.store("eu-west-1");
+        let config = resolve(&Flags::default(), &env(&vars)).unwrap();
+        vars.push(("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"));
+        let custom = resolve(&Flags::default(), &env(&vars)).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(config.s3.region, "eu-west-1");
+        assert_eq!(
+            config.s3.endpoint.as_str(),
+            "https://s3.eu-west-1.amazonaws.com/"
+        );
+        assert_eq!(
+            origin(&config, "region"),
+            (
+                "eu-west-1".into(),
+                Source::Remembered(memory.path().to_owned())
+            )
+        );
+        // The lock stays where the configured endpoint put it.
+        let configured =
+            LocalState::in_dir(&dir, "https://s3.us-east-1.amazonaws.com/", "logs", "wal");
+        assert_eq!(config.local, configured);
+        assert_eq!(custom.s3.region, "us-east-1");
     }
 }

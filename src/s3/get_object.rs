@@ -36,8 +36,7 @@ fn object_body(request: &Request<'_>, response: Response) -> Result<Option<Vec<u
 impl Client {
     /// The body of the object at `key`, or `None` if there is none.
     pub fn get_object(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let request = self.signer.get_object(key);
-        let response = self.send(&request)?;
+        let (request, response) = self.call(|signer| signer.get_object(key))?;
         object_body(&request, response)
     }
 }

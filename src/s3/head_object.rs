@@ -44,8 +44,7 @@ fn object_head(request: &Request<'_>, response: Response) -> Result<Option<Objec
 impl Client {
     /// The head of the object at `key`, or `None` if there is none.
     pub fn head_object(&self, key: &str) -> Result<Option<ObjectHead>> {
-        let request = self.signer.head_object(key);
-        let response = self.send(&request)?;
+        let (request, response) = self.call(|signer| signer.head_object(key))?;
         object_head(&request, response)
     }
 }

@@ -12,6 +12,7 @@ mod head_object;
 mod integrity;
 mod list_objects;
 mod put_object;
+mod redirect;
 mod retry;
 mod server_clock;
 mod tls;
@@ -19,7 +20,7 @@ mod xml;
 
 use std::borrow::Cow;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use rusty_s3::{Bucket, Credentials, Map, Method, UrlStyle};
@@ -29,6 +30,7 @@ use ureq::{Proxy, SendBody};
 use url::Url;
 
 use crate::error::{BodyKind, Error, ProtocolKind, Result, TransportKind};
+use crate::local::RegionMemory;
 use failure::Retry;
 use integrity::Damage;
 use xml::XmlError;
@@ -39,6 +41,8 @@ pub use delete_objects::MAX_KEYS_PER_DELETE;
 pub use head_object::ObjectHead;
 pub use list_objects::{ListPage, PageRequest};
 pub use put_object::PutOutcome;
+pub use redirect::AwsEndpoint;
+pub(crate) use redirect::is_region_name;
 pub use retry::RetryPolicy;
 pub use xml::{ErrorBody, parse_error};
 
@@ -63,6 +67,12 @@ const MAX_BODY: u64 = 5 * 1024 * 1024 * 1024 + 40;
 pub struct S3Config {
     /// The service endpoint, such as `https://s3.eu-west-1.amazonaws.com`.
     pub endpoint: Url,
+    /// AWS's kind of endpoint when no custom one is set: only then does a
+    /// request follow the bucket to the region S3 names, on this kind of
+    /// endpoint of that region.
+    pub aws: Option<AwsEndpoint>,
+    /// Where the bucket's region is remembered once S3 names it.
+    pub region_memory: Option<RegionMemory>,
     /// The bucket holding the log.
     pub bucket: String,
     /// The signing region.
@@ -140,6 +150,11 @@ pub(crate) struct Response {
     token: Option<String>,
     /// The server's `Date` header, for the clock check.
     date: Option<String>,
+    /// The `x-amz-bucket-region` header: where the bucket is.
+    bucket_region: Option<String>,
+    /// The region the answer says the bucket is in, when the request did
+    /// not follow it there, for the error to say.
+    elsewhere: Option<String>,
     body: Vec<u8>,
     /// How many times the request was sent to get this answer.
     attempts: u32,
@@ -150,6 +165,23 @@ pub(crate) struct Response {
 }
 
 impl Response {
+    /// The parts that may say the bucket is in another region.
+    fn answer(&self) -> redirect::Answer<'_> {
+        redirect::Answer {
+            status: self.status,
+            header: self.bucket_region.as_deref(),
+            body: &self.body,
+        }
+    }
+
+    /// The answer, noting that it says the bucket is in `region`.
+    fn elsewhere(self, region: String) -> Response {
+        Response {
+            elsewhere: Some(region),
+            ..self
+        }
+    }
+
     /// The store's error for a status the action did not expect.
     ///
     /// A body that is not an S3 `<Error>` (a web server's HTML 404, a
@@ -173,7 +205,16 @@ impl Response {
             status: self.status,
             permission: denied.then(|| permission_for(request.action)).flatten(),
             code: parsed.code,
-            message: parsed.message,
+            message: match (parsed.message, self.elsewhere) {
+                (message, None) => message,
+                (message, Some(region)) => Some(format!(
+                    "{}S3 says the bucket is in region {region}: configure that region and \
+                     its endpoint",
+                    message
+                        .map(|m| format!("{}; ", m.trim_end_matches('.')))
+                        .unwrap_or_default()
+                )),
+            },
             request_id: parsed.request_id.or(self.request_id),
             may_have_acted: self.may_have_acted,
         }
@@ -259,6 +300,7 @@ fn method_name(method: Method) -> &'static str {
 #[derive(Debug, Clone)]
 pub(crate) struct Signer {
     bucket: Bucket,
+    style: UrlStyle,
     credentials: Credentials,
 }
 
@@ -270,16 +312,18 @@ impl Signer {
         } else {
             UrlStyle::VirtualHost
         };
-        let bucket = Bucket::new(
-            config.endpoint.clone(),
-            style,
-            config.bucket.clone(),
-            config.region.clone(),
-        )
-        .map_err(|e| Error::Config(format!("bucket {:?}: {e}", config.bucket)))?;
         Ok(Signer {
-            bucket,
+            bucket: bucket(&config.endpoint, style, &config.bucket, &config.region)?,
+            style,
             credentials: config.credentials.clone(),
+        })
+    }
+
+    /// The same signer for the bucket at `endpoint`, in `region`.
+    fn moved(&self, endpoint: &Url, region: &str) -> Result<Signer> {
+        Ok(Signer {
+            bucket: bucket(endpoint, self.style, self.bucket.name(), region)?,
+            ..self.clone()
         })
     }
 
@@ -303,12 +347,22 @@ impl Signer {
     }
 }
 
+/// The bucket `name` at `endpoint`, signed for `region`.
+fn bucket(endpoint: &Url, style: UrlStyle, name: &str, region: &str) -> Result<Bucket> {
+    Bucket::new(endpoint.clone(), style, name.to_owned(), region.to_owned())
+        .map_err(|e| Error::Config(format!("bucket {name:?}: {e}")))
+}
+
 /// Called after every exchange, for `--verbose` and request counting.
 pub type Observer = Box<dyn Fn(&Exchange) + Send + Sync>;
 
 /// Sends requests over one keep-alive agent and reports each exchange.
 pub struct Client {
-    signer: Signer,
+    /// Replaced when S3 names the bucket's region (see [`redirect`]).
+    signer: RwLock<Signer>,
+    bucket: String,
+    aws: Option<AwsEndpoint>,
+    region_memory: Option<RegionMemory>,
     agent: ureq::Agent,
     retry: RetryPolicy,
     observer: Option<Observer>,
@@ -317,7 +371,7 @@ pub struct Client {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("bucket", &self.signer.bucket.name())
+            .field("bucket", &self.bucket)
             .finish_non_exhaustive()
     }
 }
@@ -367,7 +421,10 @@ impl Client {
             failure::MarkingResolver::default(),
         );
         Ok(Client {
-            signer: Signer::new(config)?,
+            signer: RwLock::new(Signer::new(config)?),
+            bucket: config.bucket.clone(),
+            aws: config.aws,
+            region_memory: config.region_memory.clone(),
             agent,
             retry: config.retry,
             observer: None,
@@ -382,7 +439,56 @@ impl Client {
 
     /// The name of the bucket this client talks to.
     pub fn bucket(&self) -> &str {
-        self.signer.bucket.name()
+        &self.bucket
+    }
+
+    /// The region requests are signed for now: the configured one, or
+    /// the one S3 named for the bucket.
+    pub fn region(&self) -> String {
+        self.signer().bucket.region().to_owned()
+    }
+
+    fn signer(&self) -> std::sync::RwLockReadGuard<'_, Signer> {
+        // A panic while the signer was replaced left it whole either way.
+        self.signer.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Builds a request with `build`, sends it, and returns it with its
+    /// answer. If the answer says the bucket is in another region and
+    /// the endpoint is AWS's, the request is built and sent once more,
+    /// signed for that region on its endpoint, which every later request
+    /// uses and the region memory keeps.
+    fn call<'a>(&self, build: impl Fn(&Signer) -> Request<'a>) -> Result<(Request<'a>, Response)> {
+        let (request, signed_for) = {
+            let signer = self.signer();
+            (build(&signer), signer.bucket.region().to_owned())
+        };
+        let response = self.send(&request)?;
+        let (aws, region) = match redirect::next(&response.answer(), &signed_for, self.aws) {
+            redirect::Next::Keep => return Ok((request, response)),
+            redirect::Next::Elsewhere(region) => return Ok((request, response.elsewhere(region))),
+            redirect::Next::Follow(aws, region) => (aws, region),
+        };
+        self.move_to(aws, &region)?;
+        let request = build(&self.signer());
+        let response = self.send(&request)?;
+        // Once per request: refused again, the answer is the answer.
+        let response = match redirect::next(&response.answer(), &region, None) {
+            redirect::Next::Elsewhere(region) => response.elsewhere(region),
+            _ => response,
+        };
+        Ok((request, response))
+    }
+
+    /// Signs every later request for `region`, on AWS's endpoint there,
+    /// and remembers the region for the next command.
+    fn move_to(&self, aws: AwsEndpoint, region: &str) -> Result<()> {
+        let moved = self.signer().moved(&aws.url(region)?, region)?;
+        *self.signer.write().unwrap_or_else(PoisonError::into_inner) = moved;
+        if let Some(memory) = &self.region_memory {
+            memory.store(region);
+        }
+        Ok(())
     }
 
     /// Sends `request`, retrying transient failures within the policy,
@@ -493,10 +599,11 @@ impl Client {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
-        let (request_id, token, date) = (
+        let (request_id, token, date, bucket_region) = (
             header("x-amz-request-id"),
             header(TOKEN_HEADER),
             header("date"),
+            header("x-amz-bucket-region"),
         );
         let content_length = header("content-length").and_then(|n| n.parse().ok());
         let stated_md5 = integrity::stated_md5(
@@ -522,6 +629,8 @@ impl Client {
             request_id,
             token,
             date,
+            bucket_region,
+            elsewhere: None,
             body,
             attempts: 1,
             damage,
@@ -602,6 +711,8 @@ pub(crate) mod tests {
     pub(crate) fn config() -> S3Config {
         S3Config {
             endpoint: "http://127.0.0.1:9000".parse().unwrap(),
+            aws: None,
+            region_memory: None,
             bucket: "bucket".into(),
             region: "us-east-1".into(),
             path_style: true,

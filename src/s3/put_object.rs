@@ -79,8 +79,7 @@ impl Client {
     /// Writes `body` at `key`, tagged with `token`, unless an object is
     /// already there.
     pub fn put_if_absent(&self, key: &str, body: &[u8], token: &str) -> Result<PutOutcome> {
-        let request = self.signer.put_if_absent(key, body, token);
-        let response = self.send(&request)?;
+        let (request, response) = self.call(|signer| signer.put_if_absent(key, body, token))?;
         put_outcome(&request, response)
     }
 }

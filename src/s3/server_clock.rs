@@ -65,13 +65,13 @@ impl Client {
     /// of a one-key listing of `prefix`. Fails like the listing does (bad
     /// credentials, missing bucket).
     pub fn server_time(&self, prefix: &str) -> Result<Option<i64>> {
-        let request = self.signer.list_objects(&PageRequest {
+        let page = PageRequest {
             prefix,
             start_after: None,
             continuation: None,
             max_keys: 1,
-        });
-        let response = self.send(&request)?;
+        };
+        let (request, response) = self.call(|signer| signer.list_objects(&page))?;
         if response.status != 200 {
             return Err(response.into_error(&request));
         }

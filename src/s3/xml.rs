@@ -102,6 +102,10 @@ pub struct ErrorBody {
     pub message: Option<String>,
     /// The request id, for the store's operators.
     pub request_id: Option<String>,
+    /// The bucket's region, which S3 names when a request went to or was
+    /// signed for the wrong one (`AuthorizationHeaderMalformed`,
+    /// `AuthorizationQueryParametersError`, `PermanentRedirect`).
+    pub region: Option<String>,
 }
 
 /// Reads an S3 error body. Anything unreadable (HTML from a proxy, an
@@ -113,6 +117,7 @@ pub fn parse_error(body: &[u8]) -> ErrorBody {
             ["Error", "Code"] => &mut error.code,
             ["Error", "Message"] => &mut error.message,
             ["Error", "RequestId"] => &mut error.request_id,
+            ["Error", "Region"] => &mut error.region,
             _ => return,
         };
         // Ceph RGW sends an empty <Message/>: no message, not an empty one.
@@ -140,8 +145,17 @@ mod tests {
                 code: Some("AccessDenied".into()),
                 message: Some("Access & denied".into()),
                 request_id: Some("R1".into()),
+                region: None,
             }
         );
+    }
+
+    #[test]
+    fn wrong_region_error_names_the_buckets_region() {
+        let body = b"<Error><Code>AuthorizationHeaderMalformed</Code><Message>the region \
+            'us-east-1' is wrong; expecting 'eu-west-1'</Message><Region>eu-west-1</Region>\
+            <RequestId>R2</RequestId></Error>";
+        assert_eq!(parse_error(body).region.as_deref(), Some("eu-west-1"));
     }
 
     #[test]

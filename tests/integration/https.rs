@@ -30,6 +30,13 @@ fn openssl(dir: &Path, args: &[&str]) {
 /// A CA named `name` in `dir`, and a certificate it signed for localhost.
 /// Returns the CA's PEM path and the server's TLS configuration.
 fn private_ca(dir: &Path, name: &str) -> (PathBuf, Arc<rustls::ServerConfig>) {
+    private_ca_for(dir, name, "DNS:localhost,IP:127.0.0.1")
+}
+
+/// A CA named `name` in `dir`, and a certificate it signed for the
+/// subject alternative names `san` (`DNS:host,IP:address`). Returns the
+/// CA's PEM path and the server's TLS configuration.
+pub fn private_ca_for(dir: &Path, name: &str, san: &str) -> (PathBuf, Arc<rustls::ServerConfig>) {
     let ec = [
         "-newkey",
         "ec",
@@ -57,11 +64,7 @@ fn private_ca(dir: &Path, name: &str) -> (PathBuf, Arc<rustls::ServerConfig>) {
         ]
         .concat(),
     );
-    std::fs::write(
-        dir.join("san.ext"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
-    )
-    .unwrap();
+    std::fs::write(dir.join("san.ext"), format!("subjectAltName={san}\n")).unwrap();
     openssl(
         dir,
         &[

@@ -21,6 +21,7 @@ mod lost_acks;
 mod permissions;
 mod profiles;
 mod proxy_env;
+mod regions;
 mod request_counts;
 mod retention;
 mod rgw_races;

@@ -47,6 +47,27 @@ pub enum Fault {
     /// Take `after` bytes of the request body, then read nothing more for
     /// `stall` and close: an uplink that stops dead mid-upload.
     StallBody { after: usize, stall: Duration },
+    /// Play AWS's S3 for a bucket in `region`: forward a request sent to
+    /// that region's endpoint (`Host: s3.<region>.…`) and signed for it
+    /// (the `X-Amz-Credential` scope), and refuse any other the way
+    /// `WrongRegion` says. Logged as what was done (`Forward` or
+    /// `Refuse`).
+    InRegion(&'static str, WrongRegion),
+    /// What `InRegion` answered a request for another region.
+    Refuse(&'static str, WrongRegion),
+}
+
+/// How S3 answers a request for a bucket in another region. A HEAD's
+/// answer has no body: the region is in the `x-amz-bucket-region` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WrongRegion {
+    /// 301 `PermanentRedirect`, the region in `x-amz-bucket-region`.
+    Redirect,
+    /// 400 `AuthorizationHeaderMalformed`, the region in `<Region>`.
+    HeaderMalformed,
+    /// 400 `AuthorizationQueryParametersError` (a presigned request), the
+    /// region in `<Region>`.
+    QueryParametersError,
 }
 
 /// The method and path (without query string) of a request.
@@ -72,18 +93,30 @@ impl FaultProxy {
         upstream: &str,
         rule: impl FnMut(&str, &str) -> Fault + Send + 'static,
     ) -> FaultProxy {
-        FaultProxy::serve(upstream, None, rule)
+        FaultProxy::serve(upstream, Front::Plain, rule)
     }
 
     /// A proxy that speaks HTTPS with `tls` to s3wal, as
     /// `https://localhost:PORT`, and forwards every request.
     pub fn start_tls(upstream: &str, tls: Arc<rustls::ServerConfig>) -> FaultProxy {
-        FaultProxy::serve(upstream, Some(tls), |_, _| Fault::Forward)
+        FaultProxy::serve(upstream, Front::Tls(tls), |_, _| Fault::Forward)
+    }
+
+    /// A forward proxy for `HTTPS_PROXY` that ends each `CONNECT` tunnel
+    /// itself, with `tls` (a certificate of the test's CA for the hosts
+    /// tunnelled to), and treats the requests inside as `start` does:
+    /// how a test reaches AWS's endpoint names without leaving loopback.
+    pub fn start_intercepting(
+        upstream: &str,
+        tls: Arc<rustls::ServerConfig>,
+        rule: impl FnMut(&str, &str) -> Fault + Send + 'static,
+    ) -> FaultProxy {
+        FaultProxy::serve(upstream, Front::Intercept(tls), rule)
     }
 
     fn serve(
         upstream: &str,
-        tls: Option<Arc<rustls::ServerConfig>>,
+        front: Front,
         rule: impl FnMut(&str, &str) -> Fault + Send + 'static,
     ) -> FaultProxy {
         let upstream = upstream
@@ -92,9 +125,9 @@ impl FaultProxy {
             .to_owned();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let endpoint = match tls {
-            Some(_) => format!("https://localhost:{port}"),
-            None => format!("http://127.0.0.1:{port}"),
+        let endpoint = match front {
+            Front::Tls(_) => format!("https://localhost:{port}"),
+            _ => format!("http://127.0.0.1:{port}"),
         };
         let seen = Arc::new(Mutex::new(Vec::new()));
         let rule: Arc<Mutex<Rule>> = Arc::new(Mutex::new(Box::new(rule)));
@@ -102,14 +135,19 @@ impl FaultProxy {
         thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 let (upstream, rule, log) = (upstream.clone(), Arc::clone(&rule), Arc::clone(&log));
-                let tls = tls.clone();
-                thread::spawn(move || match tls {
-                    Some(config) => {
+                let front = front.clone();
+                thread::spawn(move || match front {
+                    Front::Tls(config) => {
                         let connection = rustls::ServerConnection::new(config).unwrap();
                         let stream = rustls::StreamOwned::new(connection, client);
                         handle(stream, &upstream, &rule, &log);
                     }
-                    None => {
+                    Front::Intercept(config) => {
+                        if let Some(stream) = end_tunnel(client, config, &log) {
+                            handle(stream, &upstream, &rule, &log);
+                        }
+                    }
+                    Front::Plain => {
                         handle(&client, &upstream, &rule, &log);
                         let _ = client.shutdown(Shutdown::Both);
                     }
@@ -123,6 +161,92 @@ impl FaultProxy {
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
+}
+
+/// What s3wal talks to: the proxy itself, over plain HTTP or TLS, or the
+/// end of a `CONNECT` tunnel.
+#[derive(Clone)]
+enum Front {
+    Plain,
+    Tls(Arc<rustls::ServerConfig>),
+    Intercept(Arc<rustls::ServerConfig>),
+}
+
+/// Takes a `CONNECT`, opens the tunnel, and speaks TLS with `config` in
+/// it. The client sends nothing more before the tunnel is open, so no
+/// byte of the TLS handshake is left in a buffer.
+fn end_tunnel(
+    client: TcpStream,
+    config: Arc<rustls::ServerConfig>,
+    log: &Mutex<Vec<Seen>>,
+) -> Option<rustls::StreamOwned<rustls::ServerConnection, TcpStream>> {
+    let mut reader = BufReader::new(client);
+    let (head, _) = read_head(&mut reader)?;
+    let (method, path) = method_and_path(&head);
+    assert_eq!(
+        method, "CONNECT",
+        "an intercepting proxy takes tunnels only"
+    );
+    log.lock().unwrap().push(Seen {
+        method,
+        path,
+        fault: Fault::Forward,
+    });
+    let mut client = reader.into_inner();
+    client
+        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        .ok()?;
+    let connection = rustls::ServerConnection::new(config).unwrap();
+    Some(rustls::StreamOwned::new(connection, client))
+}
+
+/// What `Fault::InRegion(region, wrong)` does with the request of `head`.
+fn in_region(head: &[String], region: &'static str, wrong: WrongRegion) -> Fault {
+    let host = head.iter().find_map(|line| {
+        Some(
+            line.to_ascii_lowercase()
+                .strip_prefix("host:")?
+                .trim()
+                .to_owned(),
+        )
+    });
+    let to_region = host.is_some_and(|host| host.contains(&format!(".{region}.")));
+    let credential = query_value(&head[0], "X-Amz-Credential").unwrap_or_default();
+    let signed_for = credential.replace("%2F", "/").split('/').nth(2) == Some(region);
+    match to_region && signed_for {
+        true => Fault::Forward,
+        false => Fault::Refuse(region, wrong),
+    }
+}
+
+/// Answers as S3 answers a request for a bucket in `region` that was sent
+/// to or signed for another: the region in the header for a HEAD (no
+/// body) and a 301, in the body's `<Region>` for the 400s.
+fn refuse(client: &mut impl Write, method: &str, region: &str, wrong: WrongRegion) {
+    let (status, code, body_region) = match wrong {
+        WrongRegion::Redirect => (301, "PermanentRedirect", None),
+        WrongRegion::HeaderMalformed => (400, "AuthorizationHeaderMalformed", Some(region)),
+        WrongRegion::QueryParametersError => {
+            (400, "AuthorizationQueryParametersError", Some(region))
+        }
+    };
+    let head = method == "HEAD";
+    let header = match head || body_region.is_none() {
+        true => format!("x-amz-bucket-region: {region}\r\n"),
+        false => String::new(),
+    };
+    let body = match (head, body_region) {
+        (true, _) => String::new(),
+        (false, Some(region)) => format!(
+            "<Error><Code>{code}</Code><Message>the region is wrong; expecting \
+             '{region}'</Message><Region>{region}</Region></Error>"
+        ),
+        (false, None) => format!(
+            "<Error><Code>{code}</Code><Message>The bucket you are attempting to access \
+             must be addressed using the specified endpoint.</Message></Error>"
+        ),
+    };
+    answer_with(client, status, &header, body.as_bytes(), body.len());
 }
 
 /// Reads one request, applies the rule, answers, and closes.
@@ -150,9 +274,12 @@ fn handle(client: impl Read + Write, upstream: &str, rule: &Mutex<Rule>, log: &M
         (head, length) = tunnelled;
         (method, path) = method_and_path(&head);
     }
-    let fault = (rule.lock().unwrap())(&method, &path);
+    let fault = match (rule.lock().unwrap())(&method, &path) {
+        Fault::InRegion(region, wrong) => in_region(&head, region, wrong),
+        fault => fault,
+    };
     log.lock().unwrap().push(Seen {
-        method,
+        method: method.clone(),
         path,
         fault,
     });
@@ -237,7 +364,11 @@ fn handle(client: impl Read + Write, upstream: &str, rule: &Mutex<Rule>, log: &M
         }
         Fault::Raw(status, body) => answer(client, status, body, body.len()),
         Fault::Truncated(status, body) => answer(client, status, body, body.len() + 100),
-        Fault::Reset | Fault::ThrottleBody { .. } | Fault::StallBody { .. } => {}
+        Fault::Refuse(region, wrong) => refuse(client, &method, region, wrong),
+        Fault::Reset
+        | Fault::ThrottleBody { .. }
+        | Fault::StallBody { .. }
+        | Fault::InRegion(..) => {}
     }
     let _ = client.flush();
 }
@@ -326,8 +457,14 @@ fn relay(
 
 /// Writes an answer that claims `length` bytes of body.
 fn answer(client: &mut impl Write, status: u16, body: &[u8], length: usize) {
+    answer_with(client, status, "", body, length);
+}
+
+/// Writes an answer with the `headers` lines (each ending in CRLF) that
+/// claims `length` bytes of body.
+fn answer_with(client: &mut impl Write, status: u16, headers: &str, body: &[u8], length: usize) {
     let head = format!(
-        "HTTP/1.1 {status} Injected\r\nContent-Type: application/xml\r\n\
+        "HTTP/1.1 {status} Injected\r\nContent-Type: application/xml\r\n{headers}\
          Content-Length: {length}\r\nConnection: close\r\n\r\n"
     );
     let _ = client.write_all(head.as_bytes());
