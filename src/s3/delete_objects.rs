@@ -85,8 +85,7 @@ impl Client {
     /// Deletes `keys` (1 to 1000) in one request; missing keys count as
     /// deleted.
     pub fn delete_objects(&self, keys: &[String]) -> Result<()> {
-        let request = self.signer.delete_objects(keys);
-        let response = self.send(&request)?;
+        let (request, response) = self.send_signed(|signer| signer.delete_objects(keys))?;
         deleted(&request, response)
     }
 }

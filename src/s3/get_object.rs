@@ -2,7 +2,7 @@
 
 use rusty_s3::S3Action;
 
-use super::{Client, PRESIGN_TTL, Request, Response, Signer, xml};
+use super::{Client, Request, Response, Signer, xml};
 use crate::error::Result;
 
 impl Signer {
@@ -14,7 +14,7 @@ impl Signer {
         Request {
             action: "GetObject",
             method: rusty_s3::Method::Get,
-            url: action.sign(PRESIGN_TTL),
+            url: action.sign(self.ttl),
             headers: Vec::new(),
             body: Default::default(),
             target: key.to_owned(),
@@ -36,8 +36,7 @@ fn object_body(request: &Request<'_>, response: Response) -> Result<Option<Vec<u
 impl Client {
     /// The body of the object at `key`, or `None` if there is none.
     pub fn get_object(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let request = self.signer.get_object(key);
-        let response = self.send(&request)?;
+        let (request, response) = self.send_signed(|signer| signer.get_object(key))?;
         object_body(&request, response)
     }
 }

@@ -2,7 +2,7 @@
 
 use rusty_s3::S3Action;
 
-use super::{Client, PRESIGN_TTL, Request, Response, Signer};
+use super::{Client, Request, Response, Signer};
 use crate::error::Result;
 
 impl Signer {
@@ -12,7 +12,7 @@ impl Signer {
         Request {
             action: "HeadObject",
             method: rusty_s3::Method::Head,
-            url: action.sign(PRESIGN_TTL),
+            url: action.sign(self.ttl),
             headers: Vec::new(),
             body: Default::default(),
             target: key.to_owned(),
@@ -44,8 +44,7 @@ fn object_head(request: &Request<'_>, response: Response) -> Result<Option<Objec
 impl Client {
     /// The head of the object at `key`, or `None` if there is none.
     pub fn head_object(&self, key: &str) -> Result<Option<ObjectHead>> {
-        let request = self.signer.head_object(key);
-        let response = self.send(&request)?;
+        let (request, response) = self.send_signed(|signer| signer.head_object(key))?;
         object_head(&request, response)
     }
 }

@@ -110,8 +110,7 @@ fn list_page(request: &Request<'_>, sent: Option<&str>, response: Response) -> R
 impl Client {
     /// One page of a listing.
     pub fn list_page(&self, page: &PageRequest<'_>) -> Result<ListPage> {
-        let request = self.signer.list_objects(page);
-        let response = self.send(&request)?;
+        let (request, response) = self.send_signed(|signer| signer.list_objects(page))?;
         list_page(&request, page.continuation, response)
     }
 }

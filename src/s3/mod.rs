@@ -34,6 +34,8 @@ use integrity::Damage;
 use xml::XmlError;
 
 pub(crate) use failure::REFUSED_RETRY_TIME;
+pub(crate) use tls::root_certs;
+pub(crate) use xml::for_each_leaf;
 
 pub use delete_objects::MAX_KEYS_PER_DELETE;
 pub use head_object::ObjectHead;
@@ -42,9 +44,48 @@ pub use put_object::PutOutcome;
 pub use retry::RetryPolicy;
 pub use xml::{ErrorBody, parse_error};
 
-/// How long a presigned URL stays valid. Requests are signed right before
-/// they are sent; an hour leaves room for slow bodies and clock skew.
+/// How long a presigned URL stays valid at most. Requests are signed
+/// right before they are sent; an hour leaves room for slow bodies and
+/// clock skew. Never longer than the credentials that sign it.
 const PRESIGN_TTL: Duration = Duration::from_secs(3600);
+
+/// The S3 error codes of a request signed with a session token the store
+/// no longer takes: the credentials are refreshed once and it is retried.
+const STALE_TOKEN_CODES: [&str; 3] = ["ExpiredToken", "InvalidToken", "TokenRefreshRequired"];
+
+/// Credentials to sign with, and until when they are valid.
+#[derive(Debug, Clone)]
+pub struct Signing {
+    /// Access key, secret key and optional session token.
+    pub credentials: Credentials,
+    /// When they expire; `None` for long-lived keys.
+    pub expires: Option<jiff::Timestamp>,
+}
+
+/// Where the client gets the credentials it signs each request with:
+/// asked at signing time, so that temporary credentials are renewed
+/// during a long run (`dump --follow`, `append --lines`).
+pub trait CredentialSource: Send + Sync + std::fmt::Debug {
+    /// Credentials valid now, renewed when they are about to expire.
+    fn current(&self) -> Result<Signing>;
+    /// New credentials, because the store refused the current ones'
+    /// session token (`ExpiredToken`).
+    fn refresh(&self) -> Result<Signing>;
+}
+
+/// Long-lived keys: always the same, never expiring.
+impl CredentialSource for Credentials {
+    fn current(&self) -> Result<Signing> {
+        Ok(Signing {
+            credentials: self.clone(),
+            expires: None,
+        })
+    }
+
+    fn refresh(&self) -> Result<Signing> {
+        self.current()
+    }
+}
 
 /// The longest wait for a connection to the store (TCP and TLS).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -69,8 +110,9 @@ pub struct S3Config {
     pub region: String,
     /// `endpoint/bucket/key` addressing instead of `bucket.endpoint/key`.
     pub path_style: bool,
-    /// Access key, secret key and optional session token.
-    pub credentials: Credentials,
+    /// Where the signing keys come from (long-lived [`Credentials`] are
+    /// one such source).
+    pub credentials: Arc<dyn CredentialSource>,
     /// Retries and time limits of every request.
     pub retry: RetryPolicy,
     /// A PEM bundle to trust alone for HTTPS (`--ca-bundle`).
@@ -177,6 +219,15 @@ impl Response {
     }
 }
 
+/// Whether the store refused the request's session token as expired or
+/// unknown.
+fn stale_token(response: &Response) -> bool {
+    matches!(response.status, 400 | 403)
+        && xml::parse_error(&response.body)
+            .code
+            .is_some_and(|code| STALE_TOKEN_CODES.contains(&code.as_str()))
+}
+
 /// Whether `body` is an S3 `<Error>` document, whatever fields it fills.
 fn is_s3_error(body: &[u8]) -> bool {
     let mut error = false;
@@ -257,27 +308,50 @@ fn method_name(method: Method) -> &'static str {
 pub struct Signer {
     bucket: Bucket,
     credentials: Credentials,
+    /// How long its presigned URLs stay valid.
+    ttl: Duration,
+}
+
+/// The bucket of `config`, as rusty-s3 addresses it.
+fn bucket(config: &S3Config) -> Result<Bucket> {
+    let style = if config.path_style {
+        UrlStyle::Path
+    } else {
+        UrlStyle::VirtualHost
+    };
+    Bucket::new(
+        config.endpoint.clone(),
+        style,
+        config.bucket.clone(),
+        config.region.clone(),
+    )
+    .map_err(|e| Error::Config(format!("bucket {:?}: {e}", config.bucket)))
+}
+
+/// How long a URL signed at `now` with credentials expiring at `expires`
+/// may stay valid: an hour, but never past the expiry (at least a second,
+/// so that a URL is never born expired).
+fn presign_ttl(now: jiff::Timestamp, expires: Option<jiff::Timestamp>) -> Duration {
+    let left = expires.map_or(PRESIGN_TTL, |expires| {
+        let left = expires.as_second() - now.as_second();
+        Duration::from_secs(u64::try_from(left).unwrap_or(0))
+    });
+    left.clamp(Duration::from_secs(1), PRESIGN_TTL)
 }
 
 impl Signer {
-    /// A signer for the bucket of `config`.
-    pub fn new(config: &S3Config) -> Result<Signer> {
-        let style = if config.path_style {
-            UrlStyle::Path
-        } else {
-            UrlStyle::VirtualHost
-        };
-        let bucket = Bucket::new(
-            config.endpoint.clone(),
-            style,
-            config.bucket.clone(),
-            config.region.clone(),
-        )
-        .map_err(|e| Error::Config(format!("bucket {:?}: {e}", config.bucket)))?;
-        Ok(Signer {
+    /// A signer for the bucket of `bucket`, signing with `signing`.
+    fn with(bucket: Bucket, signing: Signing) -> Signer {
+        Signer {
             bucket,
-            credentials: config.credentials.clone(),
-        })
+            ttl: presign_ttl(jiff::Timestamp::now(), signing.expires),
+            credentials: signing.credentials,
+        }
+    }
+
+    /// A signer for the bucket of `config`, with its current credentials.
+    pub fn new(config: &S3Config) -> Result<Signer> {
+        Ok(Signer::with(bucket(config)?, config.credentials.current()?))
     }
 
     /// Signs a request on the bucket itself (list, multi-delete), which
@@ -293,7 +367,7 @@ impl Signer {
             self.credentials.secret(),
             self.credentials.token(),
             self.bucket.region(),
-            PRESIGN_TTL.as_secs(),
+            self.ttl.as_secs(),
             query.iter(),
             headers.iter(),
         )
@@ -305,7 +379,8 @@ pub type Observer = Box<dyn Fn(&Exchange) + Send + Sync>;
 
 /// Sends requests over one keep-alive agent and reports each exchange.
 pub struct Client {
-    signer: Signer,
+    bucket: Bucket,
+    credentials: Arc<dyn CredentialSource>,
     agent: ureq::Agent,
     retry: RetryPolicy,
     observer: Option<Observer>,
@@ -314,7 +389,7 @@ pub struct Client {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("bucket", &self.signer.bucket.name())
+            .field("bucket", &self.bucket.name())
             .finish_non_exhaustive()
     }
 }
@@ -364,7 +439,8 @@ impl Client {
             failure::MarkingResolver::default(),
         );
         Ok(Client {
-            signer: Signer::new(config)?,
+            bucket: bucket(config)?,
+            credentials: Arc::clone(&config.credentials),
             agent,
             retry: config.retry,
             observer: None,
@@ -379,7 +455,27 @@ impl Client {
 
     /// The name of the bucket this client talks to.
     pub fn bucket(&self) -> &str {
-        self.signer.bucket.name()
+        self.bucket.name()
+    }
+
+    /// Signs the request `build` makes with the current credentials and
+    /// sends it (see [`Client::send`]). An answer that says the session
+    /// token expired or is unknown renews the credentials and sends the
+    /// request once more, signed with the new ones.
+    fn send_signed<'a>(
+        &self,
+        build: impl Fn(&Signer) -> Request<'a>,
+    ) -> Result<(Request<'a>, Response)> {
+        let signer = Signer::with(self.bucket.clone(), self.credentials.current()?);
+        let request = build(&signer);
+        let response = self.send(&request)?;
+        if !stale_token(&response) {
+            return Ok((request, response));
+        }
+        let signer = Signer::with(self.bucket.clone(), self.credentials.refresh()?);
+        let request = build(&signer);
+        let response = self.send(&request)?;
+        Ok((request, response))
     }
 
     /// Sends `request`, retrying transient failures within the policy,
@@ -600,7 +696,7 @@ pub(crate) mod tests {
             bucket: "bucket".into(),
             region: "us-east-1".into(),
             path_style: true,
-            credentials: Credentials::new("AKID", "SECRET"),
+            credentials: Arc::new(Credentials::new("AKID", "SECRET")),
             retry: RetryPolicy::default(),
             ca_bundle: None,
             ssl_cert_file: None,

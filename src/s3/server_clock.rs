@@ -65,13 +65,14 @@ impl Client {
     /// of a one-key listing of `prefix`. Fails like the listing does (bad
     /// credentials, missing bucket).
     pub fn server_time(&self, prefix: &str) -> Result<Option<i64>> {
-        let request = self.signer.list_objects(&PageRequest {
-            prefix,
-            start_after: None,
-            continuation: None,
-            max_keys: 1,
-        });
-        let response = self.send(&request)?;
+        let (request, response) = self.send_signed(|signer| {
+            signer.list_objects(&PageRequest {
+                prefix,
+                start_after: None,
+                continuation: None,
+                max_keys: 1,
+            })
+        })?;
         if response.status != 200 {
             return Err(response.into_error(&request));
         }
