@@ -68,7 +68,7 @@ impl Imds {
             Ok(answer) if answer.status == 200 => String::from_utf8(answer.body)
                 .map(Session::Token)
                 .map_err(|_| "the metadata token is not text".into()),
-            Ok(answer) if matches!(answer.status, 403 | 404 | 405) && !self.v1_disabled => {
+            Ok(answer) if matches!(answer.status, 403..=405) && !self.v1_disabled => {
                 Ok(Session::V1 {
                     put_timed_out: false,
                 })
