@@ -458,6 +458,12 @@ impl Client {
         self.bucket.name()
     }
 
+    /// When the credentials last used expire, for `doctor`; `None` for
+    /// long-lived keys. Asks no endpoint once a request has been made.
+    pub fn credentials_expire(&self) -> Option<jiff::Timestamp> {
+        self.credentials.current().ok()?.expires
+    }
+
     /// Signs the request `build` makes with the current credentials and
     /// sends it (see [`Client::send`]). An answer that says the session
     /// token expired or is unknown renews the credentials and sends the
