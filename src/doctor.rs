@@ -121,7 +121,16 @@ pub fn judge_region(configured: &str, used: &str) -> Option<Finding> {
 fn check(wal: &Wal<Client>) -> Vec<Finding> {
     let list_prefix = wal.prefix().list_prefix();
     let bucket = wal.store().bucket().to_owned();
-    let credentials = || finding("credentials and bucket", Ok(format!("bucket {bucket}")));
+    let credentials = || {
+        let expiry = match wal.store().credentials_expire() {
+            Some(expires) => format!("; the credentials expire at {expires} (renewed before)"),
+            None => String::new(),
+        };
+        finding(
+            "credentials and bucket",
+            Ok(format!("bucket {bucket}{expiry}")),
+        )
+    };
     let mut findings = match wal.store().server_time(&list_prefix) {
         Ok(server_time) => vec![
             credentials(),

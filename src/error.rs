@@ -18,6 +18,16 @@ pub enum Error {
     Usage(String),
     /// Incomplete or contradictory configuration.
     Config(String),
+    /// The credential provider the chain chose could not give credentials
+    /// (its endpoint failed, its answer was unreadable, its token expired).
+    /// The chain never falls through to another provider, so the error
+    /// names the one that failed.
+    Credentials {
+        /// The provider, such as `web identity` or `EC2 instance metadata`.
+        provider: &'static str,
+        /// What went wrong, never a secret or a token.
+        message: String,
+    },
     /// The request never got an HTTP answer (DNS, connect, reset, timeout),
     /// or its answer kept arriving damaged.
     Transport {
@@ -168,6 +178,9 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Usage(message) | Error::Config(message) => f.write_str(message),
+            Error::Credentials { provider, message } => {
+                write!(f, "credentials from {provider}: {message}")
+            }
             Error::Transport {
                 request,
                 host,

@@ -79,6 +79,7 @@ fn exit_code(error: &Error) -> u8 {
         // Both say the record may be stored, at an offset they name.
         Error::MaybeStored { .. } | Error::Conflicted { .. } => exit::STORED_THEN_FAILED,
         Error::Config(_)
+        | Error::Credentials { .. }
         | Error::Transport { .. }
         | Error::Protocol { .. }
         | Error::S3 { .. }
@@ -95,6 +96,7 @@ fn json_code(error: &Error) -> &'static str {
     match error {
         Error::Usage(_) => "usage",
         Error::Config(_) => "config",
+        Error::Credentials { .. } => "credentials",
         Error::Transport { .. } => "transport",
         Error::Protocol { .. } => "protocol",
         Error::S3 { .. } => "s3",

@@ -8,6 +8,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -120,6 +121,9 @@ struct NamedProfile {
     name: String,
     source: Source,
     profile: Profile,
+    /// Every profile and SSO session, for `source_profile` and
+    /// `sso_session`.
+    files: profile::Files,
 }
 
 /// A value and where it came from.
@@ -146,7 +150,7 @@ impl NamedProfile {
                 .map(PathBuf::from)
                 .or_else(|| home.as_ref().map(|home| home.join(".aws").join(default)))
         };
-        let profile = match (
+        let (profile, files) = match (
             file("AWS_SHARED_CREDENTIALS_FILE", "credentials"),
             file("AWS_CONFIG_FILE", "config"),
         ) {
@@ -154,12 +158,13 @@ impl NamedProfile {
                 let required = source != Source::Default;
                 profile::load(&name, &credentials, &config, required)?
             }
-            _ => Profile::default(),
+            _ => Default::default(),
         };
         Ok(NamedProfile {
             name,
             source,
             profile,
+            files,
         })
     }
 
@@ -335,13 +340,23 @@ pub fn resolve(flags: &Flags, env: &Env) -> Result<Config> {
             false => Source::Default,
         },
     );
-    let (credentials, source) = credentials::resolve(env, &profile)?;
-    shown("credentials", &credentials::shown(&credentials), &source);
-    shown("profile", &profile.name, &profile.source);
     let ca_bundle = path(
         ("--ca-bundle", &flags.ca_bundle),
         profile.pick(env, &["AWS_CA_BUNDLE"], Some("ca_bundle")),
     );
+    let ssl_cert_file = env.get("SSL_CERT_FILE").map(PathBuf::from);
+    let (retry, retry_origins) = retry_policy(flags)?;
+    let settings = credentials::Settings {
+        region: &region,
+        http: credentials::Http {
+            ca_bundle: ca_bundle.as_ref().map(|(bundle, _)| bundle.clone()),
+            ssl_cert_file: ssl_cert_file.clone(),
+        },
+        timeout: retry.timeout,
+    };
+    let chosen = credentials::resolve(env, &profile, settings)?;
+    shown("credentials", &chosen.shown, &chosen.source);
+    shown("profile", &profile.name, &profile.source);
     match &ca_bundle {
         Some((bundle, source)) => shown("CA bundle", &bundle.display(), source),
         None => shown("CA bundle", &"the system's", &Source::Default),
@@ -352,7 +367,6 @@ pub fn resolve(flags: &Flags, env: &Env) -> Result<Config> {
         None => shown("proxy", &"none", &Source::Default),
     }
     shown("lock folder", &lock_dir.display(), &lock_source);
-    let (retry, retry_origins) = retry_policy(flags)?;
     origins.extend(retry_origins);
     Ok(Config {
         s3: S3Config {
@@ -362,10 +376,10 @@ pub fn resolve(flags: &Flags, env: &Env) -> Result<Config> {
             bucket,
             region,
             path_style,
-            credentials,
+            credentials: Arc::new(chosen.provider),
             retry,
             ca_bundle: ca_bundle.map(|(bundle, _)| bundle),
-            ssl_cert_file: env.get("SSL_CERT_FILE").map(PathBuf::from),
+            ssl_cert_file,
             proxy: proxy.map(|(proxy, _)| proxy),
         },
         prefix,
@@ -376,7 +390,7 @@ pub fn resolve(flags: &Flags, env: &Env) -> Result<Config> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// A process environment of `pairs`, with no `.env`.
@@ -472,6 +486,11 @@ mod tests {
         assert_eq!(config.s3.endpoint.host_str(), Some("exported"));
     }
 
+    /// The credentials `config` signs with (static ones: no network).
+    fn signing(config: &Config) -> rusty_s3::Credentials {
+        config.s3.credentials.current().unwrap().credentials
+    }
+
     #[test]
     fn credentials_come_from_one_layer_only() {
         let env = Env::new(
@@ -479,7 +498,7 @@ mod tests {
             parse_dotenv("AWS_SESSION_TOKEN=stale\n"),
         );
         let config = resolve(&Flags::default(), &env).unwrap();
-        assert_eq!(config.s3.credentials.token(), None);
+        assert_eq!(signing(&config).token(), None);
     }
 
     #[test]
@@ -487,7 +506,7 @@ mod tests {
         let mut vars = base();
         vars.push(("AWS_SESSION_TOKEN", "the-token"));
         let config = resolve(&Flags::default(), &env(&vars)).unwrap();
-        assert_eq!(config.s3.credentials.token(), Some("the-token"));
+        assert_eq!(signing(&config).token(), Some("the-token"));
     }
 
     #[test]
@@ -610,7 +629,7 @@ mod tests {
         };
         let config = resolve(&flags, &env(&vars)).unwrap();
         std::fs::remove_dir_all(dir).unwrap();
-        assert_eq!(config.s3.credentials.key(), "AKIAONPREMKEY0001234");
+        assert_eq!(signing(&config).key(), "AKIAONPREMKEY0001234");
         let onprem = Source::Profile("onprem".into());
         assert_eq!(
             origin(&config, "credentials"),

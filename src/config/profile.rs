@@ -44,6 +44,33 @@ impl Profile {
     }
 }
 
+/// Every profile of both files, and the `[sso-session NAME]` sections of
+/// the config file: a profile may name another (`source_profile`) or a
+/// session (`sso_session`).
+#[derive(Debug, Clone, Default)]
+pub struct Files {
+    profiles: Profiles,
+    sso_sessions: Profiles,
+}
+
+impl Files {
+    /// The profile `name`, if either file has it.
+    pub fn profile(&self, name: &str) -> Option<Profile> {
+        let values = self.profiles.get(name)?.clone();
+        Some(Profile { values })
+    }
+
+    /// The `[sso-session NAME]` section, if the config file has it.
+    pub fn sso_session(&self, name: &str) -> Option<Profile> {
+        let values = self.sso_sessions.get(name)?.clone();
+        Some(Profile { values })
+    }
+}
+
+/// What `[sso-session NAME]` sections are kept as until they are split
+/// off: no profile name holds a space.
+const SSO_SESSION: &str = "sso-session ";
+
 /// Which of the two files a text is: they name their sections differently.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum File {
@@ -143,8 +170,12 @@ fn header(line: &str, file: File) -> std::result::Result<Option<Section>, &'stat
     let section = match file {
         File::Credentials => (inner.to_owned(), false),
         File::Config if inner == "default" => (inner.to_owned(), false),
-        File::Config => match inner.strip_prefix("profile") {
-            Some(name) if name.starts_with([' ', '\t']) => (name.trim().to_owned(), true),
+        File::Config => match (
+            inner.strip_prefix("profile"),
+            inner.strip_prefix("sso-session"),
+        ) {
+            (Some(name), _) if name.starts_with([' ', '\t']) => (name.trim().to_owned(), true),
+            (_, Some(name)) if name.starts_with([' ', '\t']) => (name.trim().to_owned(), false),
             _ => return Ok(None),
         },
     };
@@ -153,6 +184,10 @@ fn header(line: &str, file: File) -> std::result::Result<Option<Section>, &'stat
             .0
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-/.%@_:+".contains(c));
+    let section = match file == File::Config && inner.starts_with("sso-session") {
+        true => (format!("{SSO_SESSION}{}", section.0), false),
+        false => section,
+    };
     Ok(valid.then_some(section))
 }
 
@@ -186,26 +221,51 @@ fn read(path: &Path, file: File) -> Result<Profiles> {
     }
 }
 
-/// Profile `name` from the two files. `required` makes a profile found in
-/// neither an error (one named with `--profile` or `AWS_PROFILE`).
+/// The sections of the config file's text that are `[sso-session NAME]`,
+/// moved out of `profiles`, by name.
+fn sso_sessions(profiles: &mut Profiles) -> Profiles {
+    let names: Vec<String> = profiles
+        .keys()
+        .filter(|name| name.starts_with(SSO_SESSION))
+        .cloned()
+        .collect();
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let values = profiles.remove(&name)?;
+            Some((name[SSO_SESSION.len()..].to_owned(), values))
+        })
+        .collect()
+}
+
+/// Both files.
+pub(super) fn load_files(credentials: &Path, config: &Path) -> Result<Files> {
+    let mut config = read(config, File::Config)?;
+    let sso_sessions = sso_sessions(&mut config);
+    Ok(Files {
+        profiles: join(config, read(credentials, File::Credentials)?),
+        sso_sessions,
+    })
+}
+
+/// Profile `name` from the two files, and both files. `required` makes a
+/// profile found in neither an error (one named with `--profile` or
+/// `AWS_PROFILE`).
 pub(super) fn load(
     name: &str,
     credentials: &Path,
     config: &Path,
     required: bool,
-) -> Result<Profile> {
-    let mut profiles = join(
-        read(config, File::Config)?,
-        read(credentials, File::Credentials)?,
-    );
-    match profiles.remove(name) {
-        Some(values) => Ok(Profile { values }),
+) -> Result<(Profile, Files)> {
+    let files = load_files(credentials, config)?;
+    match files.profile(name) {
+        Some(profile) => Ok((profile, files)),
         None if required => Err(Error::Config(format!(
             "profile {name:?} is in neither {} nor {}",
             credentials.display(),
             config.display()
         ))),
-        None => Ok(Profile::default()),
+        None => Ok((Profile::default(), files)),
     }
 }
 
@@ -614,8 +674,10 @@ mod tests {
     #[test]
     fn reads_the_files_as_the_aws_sdks_do() {
         for (what, config, credentials, expected) in SUITE {
-            let read = parse(config, File::Config)
-                .and_then(|config| Ok(join(config, parse(credentials, File::Credentials)?)));
+            let read = parse(config, File::Config).and_then(|mut config| {
+                sso_sessions(&mut config);
+                Ok(join(config, parse(credentials, File::Credentials)?))
+            });
             match (expected, read) {
                 (Reads(profiles), Ok(read)) => {
                     let expected: Profiles = profiles
@@ -637,6 +699,18 @@ mod tests {
     }
 
     #[test]
+    fn sso_session_sections_are_kept_apart() {
+        let mut config = parse(
+            "[sso-session corp]\nsso_region = eu-west-1\n[profile dev]\nsso_session = corp\n",
+            File::Config,
+        )
+        .unwrap();
+        let sessions = sso_sessions(&mut config);
+        assert_eq!(sessions["corp"]["sso_region"], "eu-west-1");
+        assert_eq!(config.keys().collect::<Vec<_>>(), ["dev"]);
+    }
+
+    #[test]
     fn an_error_names_the_line() {
         let error = parse("[default]\nregion = x\nregion\n", File::Config).unwrap_err();
         assert!(error.starts_with("line 3: "), "{error}");
@@ -653,12 +727,12 @@ mod tests {
         )
         .unwrap();
         std::fs::write(&credentials, "[onprem]\naws_access_key_id=AK2\n").unwrap();
-        let profile = load("onprem", &credentials, &config, true).unwrap();
+        let (profile, _) = load("onprem", &credentials, &config, true).unwrap();
         assert_eq!(profile.get("aws_access_key_id"), Some("AK2"));
         assert_eq!(profile.get("region"), Some("us-east-1"));
         assert_eq!(profile.get("addressing_style"), None, "a sub-property");
         assert!(load("nope", &credentials, &config, true).is_err());
-        let optional = load("nope", &credentials, &config, false).unwrap();
+        let (optional, _) = load("nope", &credentials, &config, false).unwrap();
         assert_eq!(optional, Profile::default());
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -2,7 +2,7 @@
 
 use rusty_s3::S3Action;
 
-use super::{Client, PRESIGN_TTL, Request, Response, Signer, xml};
+use super::{Client, Request, Response, Signer, xml};
 use crate::error::Result;
 
 impl Signer {
@@ -14,7 +14,7 @@ impl Signer {
         Request {
             action: "GetObject",
             method: rusty_s3::Method::Get,
-            url: action.sign(PRESIGN_TTL),
+            url: action.sign(self.ttl),
             headers: Vec::new(),
             body: Default::default(),
             target: key.to_owned(),

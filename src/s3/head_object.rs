@@ -2,7 +2,7 @@
 
 use rusty_s3::S3Action;
 
-use super::{Client, PRESIGN_TTL, Request, Response, Signer};
+use super::{Client, Request, Response, Signer};
 use crate::error::Result;
 
 impl Signer {
@@ -12,7 +12,7 @@ impl Signer {
         Request {
             action: "HeadObject",
             method: rusty_s3::Method::Head,
-            url: action.sign(PRESIGN_TTL),
+            url: action.sign(self.ttl),
             headers: Vec::new(),
             body: Default::default(),
             target: key.to_owned(),

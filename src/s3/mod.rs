@@ -36,6 +36,8 @@ use integrity::Damage;
 use xml::XmlError;
 
 pub(crate) use failure::REFUSED_RETRY_TIME;
+pub(crate) use tls::root_certs;
+pub(crate) use xml::for_each_leaf;
 
 pub use delete_objects::MAX_KEYS_PER_DELETE;
 pub use head_object::ObjectHead;
@@ -46,9 +48,48 @@ pub(crate) use redirect::is_region_name;
 pub use retry::RetryPolicy;
 pub use xml::{ErrorBody, parse_error};
 
-/// How long a presigned URL stays valid. Requests are signed right before
-/// they are sent; an hour leaves room for slow bodies and clock skew.
+/// How long a presigned URL stays valid at most. Requests are signed
+/// right before they are sent; an hour leaves room for slow bodies and
+/// clock skew. Never longer than the credentials that sign it.
 const PRESIGN_TTL: Duration = Duration::from_secs(3600);
+
+/// The S3 error codes of a request signed with a session token the store
+/// no longer takes: the credentials are refreshed once and it is retried.
+const STALE_TOKEN_CODES: [&str; 3] = ["ExpiredToken", "InvalidToken", "TokenRefreshRequired"];
+
+/// Credentials to sign with, and until when they are valid.
+#[derive(Debug, Clone)]
+pub struct Signing {
+    /// Access key, secret key and optional session token.
+    pub credentials: Credentials,
+    /// When they expire; `None` for long-lived keys.
+    pub expires: Option<jiff::Timestamp>,
+}
+
+/// Where the client gets the credentials it signs each request with:
+/// asked at signing time, so that temporary credentials are renewed
+/// during a long run (`dump --follow`, `append --lines`).
+pub trait CredentialSource: Send + Sync + std::fmt::Debug {
+    /// Credentials valid now, renewed when they are about to expire.
+    fn current(&self) -> Result<Signing>;
+    /// New credentials, because the store refused the current ones'
+    /// session token (`ExpiredToken`).
+    fn refresh(&self) -> Result<Signing>;
+}
+
+/// Long-lived keys: always the same, never expiring.
+impl CredentialSource for Credentials {
+    fn current(&self) -> Result<Signing> {
+        Ok(Signing {
+            credentials: self.clone(),
+            expires: None,
+        })
+    }
+
+    fn refresh(&self) -> Result<Signing> {
+        self.current()
+    }
+}
 
 /// The longest wait for a connection to the store (TCP and TLS).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -79,8 +120,9 @@ pub struct S3Config {
     pub region: String,
     /// `endpoint/bucket/key` addressing instead of `bucket.endpoint/key`.
     pub path_style: bool,
-    /// Access key, secret key and optional session token.
-    pub credentials: Credentials,
+    /// Where the signing keys come from (long-lived [`Credentials`] are
+    /// one such source).
+    pub credentials: Arc<dyn CredentialSource>,
     /// Retries and time limits of every request.
     pub retry: RetryPolicy,
     /// A PEM bundle to trust alone for HTTPS (`--ca-bundle`).
@@ -221,6 +263,15 @@ impl Response {
     }
 }
 
+/// Whether the store refused the request's session token as expired or
+/// unknown.
+fn stale_token(response: &Response) -> bool {
+    matches!(response.status, 400 | 403)
+        && xml::parse_error(&response.body)
+            .code
+            .is_some_and(|code| STALE_TOKEN_CODES.contains(&code.as_str()))
+}
+
 /// Whether `body` is an S3 `<Error>` document, whatever fields it fills.
 fn is_s3_error(body: &[u8]) -> bool {
     let mut error = false;
@@ -300,31 +351,51 @@ fn method_name(method: Method) -> &'static str {
 #[derive(Debug, Clone)]
 pub(crate) struct Signer {
     bucket: Bucket,
-    style: UrlStyle,
     credentials: Credentials,
+    /// How long its presigned URLs stay valid.
+    ttl: Duration,
+}
+
+/// How the bucket of `config` is addressed.
+fn url_style(config: &S3Config) -> UrlStyle {
+    match config.path_style {
+        true => UrlStyle::Path,
+        false => UrlStyle::VirtualHost,
+    }
+}
+
+/// How long a URL signed at `now` with credentials expiring at `expires`
+/// may stay valid: an hour, but never past the expiry (at least a second,
+/// so that a URL is never born expired).
+fn presign_ttl(now: jiff::Timestamp, expires: Option<jiff::Timestamp>) -> Duration {
+    let left = expires.map_or(PRESIGN_TTL, |expires| {
+        let left = expires.as_second() - now.as_second();
+        Duration::from_secs(u64::try_from(left).unwrap_or(0))
+    });
+    left.clamp(Duration::from_secs(1), PRESIGN_TTL)
 }
 
 impl Signer {
-    /// A signer for the bucket of `config`.
-    pub(crate) fn new(config: &S3Config) -> Result<Signer> {
-        let style = if config.path_style {
-            UrlStyle::Path
-        } else {
-            UrlStyle::VirtualHost
-        };
-        Ok(Signer {
-            bucket: bucket(&config.endpoint, style, &config.bucket, &config.region)?,
-            style,
-            credentials: config.credentials.clone(),
-        })
+    /// A signer for `bucket`, signing with `signing`.
+    fn with(bucket: Bucket, signing: Signing) -> Signer {
+        Signer {
+            bucket,
+            ttl: presign_ttl(jiff::Timestamp::now(), signing.expires),
+            credentials: signing.credentials,
+        }
     }
 
-    /// The same signer for the bucket at `endpoint`, in `region`.
-    fn moved(&self, endpoint: &Url, region: &str) -> Result<Signer> {
-        Ok(Signer {
-            bucket: bucket(endpoint, self.style, self.bucket.name(), region)?,
-            ..self.clone()
-        })
+    /// A signer for the bucket of `config`, with its current credentials:
+    /// for the tests of request building, where nothing is sent.
+    #[cfg(test)]
+    pub(crate) fn new(config: &S3Config) -> Result<Signer> {
+        let bucket = bucket(
+            &config.endpoint,
+            url_style(config),
+            &config.bucket,
+            &config.region,
+        )?;
+        Ok(Signer::with(bucket, config.credentials.current()?))
     }
 
     /// Signs a request on the bucket itself (list, multi-delete), which
@@ -340,7 +411,7 @@ impl Signer {
             self.credentials.secret(),
             self.credentials.token(),
             self.bucket.region(),
-            PRESIGN_TTL.as_secs(),
+            self.ttl.as_secs(),
             query.iter(),
             headers.iter(),
         )
@@ -359,10 +430,12 @@ pub type Observer = Box<dyn Fn(&Exchange) + Send + Sync>;
 /// Sends requests over one keep-alive agent and reports each exchange.
 pub struct Client {
     /// Replaced when S3 names the bucket's region (see [`redirect`]).
-    signer: RwLock<Signer>,
-    bucket: String,
+    bucket: RwLock<Bucket>,
+    style: UrlStyle,
+    name: String,
     aws: Option<AwsEndpoint>,
     region_memory: Option<RegionMemory>,
+    credentials: Arc<dyn CredentialSource>,
     agent: ureq::Agent,
     retry: RetryPolicy,
     observer: Option<Observer>,
@@ -371,7 +444,7 @@ pub struct Client {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("bucket", &self.bucket)
+            .field("bucket", &self.name)
             .finish_non_exhaustive()
     }
 }
@@ -421,10 +494,17 @@ impl Client {
             failure::MarkingResolver::default(),
         );
         Ok(Client {
-            signer: RwLock::new(Signer::new(config)?),
-            bucket: config.bucket.clone(),
+            bucket: RwLock::new(bucket(
+                &config.endpoint,
+                url_style(config),
+                &config.bucket,
+                &config.region,
+            )?),
+            style: url_style(config),
+            name: config.bucket.clone(),
             aws: config.aws,
             region_memory: config.region_memory.clone(),
+            credentials: Arc::clone(&config.credentials),
             agent,
             retry: config.retry,
             observer: None,
@@ -439,38 +519,57 @@ impl Client {
 
     /// The name of the bucket this client talks to.
     pub fn bucket(&self) -> &str {
-        &self.bucket
+        &self.name
     }
 
     /// The region requests are signed for now: the configured one, or
     /// the one S3 named for the bucket.
     pub fn region(&self) -> String {
-        self.signer().bucket.region().to_owned()
+        self.current_bucket().region().to_owned()
     }
 
-    fn signer(&self) -> std::sync::RwLockReadGuard<'_, Signer> {
-        // A panic while the signer was replaced left it whole either way.
-        self.signer.read().unwrap_or_else(PoisonError::into_inner)
+    /// When the credentials last used expire, for `doctor`; `None` for
+    /// long-lived keys. Asks no endpoint once a request has been made.
+    pub fn credentials_expire(&self) -> Option<jiff::Timestamp> {
+        self.credentials.current().ok()?.expires
     }
 
-    /// Builds a request with `build`, sends it, and returns it with its
-    /// answer. If the answer says the bucket is in another region and
-    /// the endpoint is AWS's, the request is built and sent once more,
-    /// signed for that region on its endpoint, which every later request
-    /// uses and the region memory keeps.
+    fn current_bucket(&self) -> Bucket {
+        // A panic while the bucket was replaced left it whole either way.
+        self.bucket
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// A signer for the bucket as it is now, with `signing`.
+    fn signer(&self, signing: Signing) -> Signer {
+        Signer::with(self.current_bucket(), signing)
+    }
+
+    /// Builds a request with `build`, signed with the current credentials,
+    /// sends it, and returns it with its answer. Two answers make it build
+    /// and send the request once more: one that says the session token
+    /// expired or is unknown (after renewing the credentials), and, on
+    /// AWS's endpoints, one that says the bucket is in another region
+    /// (signed for that region on its endpoint, which every later request
+    /// uses and the region memory keeps).
     fn call<'a>(&self, build: impl Fn(&Signer) -> Request<'a>) -> Result<(Request<'a>, Response)> {
-        let (request, signed_for) = {
-            let signer = self.signer();
-            (build(&signer), signer.bucket.region().to_owned())
-        };
-        let response = self.send(&request)?;
+        let signer = self.signer(self.credentials.current()?);
+        let mut request = build(&signer);
+        let mut response = self.send(&request)?;
+        if stale_token(&response) {
+            request = build(&self.signer(self.credentials.refresh()?));
+            response = self.send(&request)?;
+        }
+        let signed_for = signer.bucket.region().to_owned();
         let (aws, region) = match redirect::next(&response.answer(), &signed_for, self.aws) {
             redirect::Next::Keep => return Ok((request, response)),
             redirect::Next::Elsewhere(region) => return Ok((request, response.elsewhere(region))),
             redirect::Next::Follow(aws, region) => (aws, region),
         };
         self.move_to(aws, &region)?;
-        let request = build(&self.signer());
+        let request = build(&self.signer(self.credentials.current()?));
         let response = self.send(&request)?;
         // Once per request: refused again, the answer is the answer.
         let response = match redirect::next(&response.answer(), &region, None) {
@@ -483,8 +582,8 @@ impl Client {
     /// Signs every later request for `region`, on AWS's endpoint there,
     /// and remembers the region for the next command.
     fn move_to(&self, aws: AwsEndpoint, region: &str) -> Result<()> {
-        let moved = self.signer().moved(&aws.url(region)?, region)?;
-        *self.signer.write().unwrap_or_else(PoisonError::into_inner) = moved;
+        let moved = bucket(&aws.url(region)?, self.style, &self.name, region)?;
+        *self.bucket.write().unwrap_or_else(PoisonError::into_inner) = moved;
         if let Some(memory) = &self.region_memory {
             memory.store(region);
         }
@@ -716,7 +815,7 @@ pub(crate) mod tests {
             bucket: "bucket".into(),
             region: "us-east-1".into(),
             path_style: true,
-            credentials: Credentials::new("AKID", "SECRET"),
+            credentials: Arc::new(Credentials::new("AKID", "SECRET")),
             retry: RetryPolicy::default(),
             ca_bundle: None,
             ssl_cert_file: None,

@@ -2,7 +2,7 @@
 
 use rusty_s3::S3Action;
 
-use super::{Client, PRESIGN_TTL, Request, Response, Signer, TOKEN_HEADER, integrity, xml};
+use super::{Client, Request, Response, Signer, TOKEN_HEADER, integrity, xml};
 use crate::error::Result;
 
 /// What a conditional PUT decided.
@@ -45,7 +45,7 @@ impl Signer {
         Request {
             action: "PutObject",
             method: rusty_s3::Method::Put,
-            url: action.sign(PRESIGN_TTL),
+            url: action.sign(self.ttl),
             headers: vec![
                 ("if-none-match", "*".to_owned()),
                 (TOKEN_HEADER, token.to_owned()),

@@ -119,7 +119,7 @@ catalogue! {
     no_prefix: 1, "prefix is empty", |log| with_env(&log, &[("AWS_PREFIX", None)], &["recover"]);
     prefix_of_slashes: 1, "prefix is empty", |log| log.run(&["--prefix", "///", "recover"]);
     prefix_with_dot_dot: 1, "'.' or '..'", |log| log.run(&["--prefix", "a/../b", "recover"]);
-    no_secret_key: 1, "no credentials", |log| {
+    no_secret_key: 1, "without its pair", |log| {
         with_env(&log, &[("AWS_SECRET_ACCESS_KEY", None)], &["recover"])
     };
     endpoint_not_http: 1, "http:// or https://", |log| log.run(&["--endpoint", "ftp://h", "recover"]);

@@ -7,6 +7,7 @@ mod common;
 mod bad_input;
 mod cli_errors;
 mod crash;
+mod credentials;
 mod doctor;
 mod edges;
 mod faults;

@@ -121,5 +121,5 @@ fn a_named_profile_without_keys_is_an_error_not_a_fallback() {
     let log = TestLog::without_server("profile-no-keys");
     write_aws_files(&log, "[profile empty]\nregion = us-east-1\n", "");
     log.run(&["--profile", "empty", "recover"])
-        .fails(1, "profile \"empty\" has no aws_access_key_id");
+        .fails(1, "profile \"empty\" has no credentials");
 }

@@ -1,6 +1,7 @@
 //! Shared test harness: real S3 servers started by `make test`, one fresh
 //! prefix per test, and helpers to run the real `s3wal` binary.
 
+pub mod credential_server;
 pub mod proxy;
 
 use std::ffi::OsStr;
@@ -237,6 +238,9 @@ impl TestLog {
             .env("AWS_ACCESS_KEY_ID", &self.server.access_key)
             .env("AWS_SECRET_ACCESS_KEY", &self.server.secret_key)
             .env("S3WAL_LOCK_DIR", &self.lock_dir)
+            // No test ever asks 169.254.169.254: a test of the metadata
+            // provider names its loopback server and removes this.
+            .env("AWS_EC2_METADATA_DISABLED", "true")
             .stdin(Stdio::null());
         command
     }
