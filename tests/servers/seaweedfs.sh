@@ -67,8 +67,12 @@ JSON
   # Telemetry off: the tests talk to loopback only. The Iceberg, Lance,
   # WebDAV and admin UI servers are off or pinned; the local sockets of
   # the S3 gateway and the filer live under DIR (their gRPC sockets go to
-  # /tmp, named by port, and are removed when weed stops).
-  "$BIN" mini -dir="$DIR/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+  # /tmp, named by port: see stop). Logs go to stderr, not to files in
+  # $TMPDIR, and the toml configuration is looked for in DIR only, never
+  # in ~/.seaweedfs or /etc/seaweedfs.
+  cd "$DIR"
+  "$BIN" -logtostderr -config_dir="$DIR" \
+    mini -dir="$DIR/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
     -master.telemetry=false -s3.config="$DIR/s3.json" \
     -s3.port="$s3" -s3.port.grpc=$((s3 + 10000)) -s3.port.iceberg=0 -s3.port.lance=0 \
     -master.port="$master" -master.port.grpc=$((master + 10000)) \

@@ -9,9 +9,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/s3wal-servers.XXXXXX")
 
 cleanup() {
+  # SeaweedFS takes about 3 s to stop: meanwhile the others stop.
+  "$here/seaweedfs.sh" stop "$scratch/weed" &
   "$here/s3s-fs.sh" stop "$scratch/s3s-fs" || true
   "$here/rgw.sh" stop "$scratch/rgw" || true
-  "$here/seaweedfs.sh" stop "$scratch/weed" || true
+  wait
   rm -rf "$scratch"
 }
 trap cleanup EXIT
