@@ -90,6 +90,7 @@ pub mod s3;
 #[cfg(test)]
 mod schedules;
 mod store;
+mod store_hint;
 mod tail;
 mod verify;
 mod wal;

@@ -101,6 +101,14 @@ impl Store for Faulty {
     fn delete(&self, keys: &[String]) -> Result<()> {
         self.store.delete(keys)
     }
+
+    fn overwrite(&self, key: &str, body: &[u8]) -> Result<()> {
+        self.store.overwrite(key, body)
+    }
+
+    fn identity(&self) -> String {
+        self.store.identity()
+    }
 }
 
 /// A log on an empty in-memory store whose record PUTs meet `faults`.

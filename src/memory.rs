@@ -107,6 +107,15 @@ impl Store for MemoryStore {
         }
         Ok(())
     }
+
+    fn overwrite(&self, key: &str, body: &[u8]) -> Result<()> {
+        self.put(key, body);
+        Ok(())
+    }
+
+    fn identity(&self) -> String {
+        "memory".into()
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,8 @@ const OFFSET_LEN: usize = 8;
 const CHECKSUM_LEN: usize = 32;
 /// The smallest valid record: an offset and a checksum around empty data.
 pub const MIN_RECORD_LEN: usize = OFFSET_LEN + CHECKSUM_LEN;
+/// The folder, under the prefix, of the objects s3wal keeps beside a log.
+const OWN_FOLDER: &str = ".s3wal/";
 /// Digits of the zero-padded offset in a record key.
 pub const KEY_DIGITS: usize = 20;
 /// The longest key S3 accepts, in bytes of UTF-8.
@@ -67,6 +69,23 @@ impl Prefix {
     /// What every key of this log starts with, used to list the log.
     pub fn list_prefix(&self) -> String {
         format!("{}/", self.0)
+    }
+
+    /// The key of the tail hint this log keeps in the store: under
+    /// `<prefix>/.s3wal/`, where all of s3wal's own objects live. A dot
+    /// sorts it before every record key, and its name is no number, so the
+    /// Go seed's `Recover` skips it and its `LastRecord` never picks it
+    /// while a record exists.
+    pub fn hint_key(&self) -> String {
+        format!("{}/{OWN_FOLDER}tail", self.0)
+    }
+
+    /// Whether `key` is one of s3wal's own objects beside the log (the
+    /// tail hint, a probe's scratch key): not a record, and not foreign.
+    pub fn is_own(&self, key: &str) -> bool {
+        key.strip_prefix(&self.0)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .is_some_and(|name| name.starts_with(OWN_FOLDER) || name.starts_with(".s3wal-probe-"))
     }
 
     /// Whether `key` sorts after every possible record key of this log.
@@ -292,6 +311,23 @@ mod tests {
     fn key_is_prefix_slash_twenty_zero_padded_digits() {
         assert_eq!(wal().key(1), "wal/00000000000000000001");
         assert_eq!(wal().key(u64::MAX), "wal/18446744073709551615");
+    }
+
+    #[test]
+    fn own_keys_are_neither_records_nor_foreign() {
+        for key in ["wal/.s3wal/tail", "wal/.s3wal-probe-0123456"] {
+            assert!(wal().is_own(key), "{key}");
+            assert_eq!(wal().offset_of(key), None);
+        }
+        for key in [
+            "wal/x",
+            "wal/.s3walx",
+            "other/.s3wal/tail",
+            "wal/00000000000000000001",
+        ] {
+            assert!(!wal().is_own(key), "{key}");
+        }
+        assert!(wal().hint_key() < wal().key(1), "sorts before every record");
     }
 
     #[test]

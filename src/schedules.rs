@@ -119,6 +119,14 @@ impl Store for Gated {
     fn delete(&self, keys: &[String]) -> Result<()> {
         self.turn(|store| store.delete(keys))
     }
+
+    fn overwrite(&self, key: &str, body: &[u8]) -> Result<()> {
+        self.turn(|store| store.overwrite(key, body))
+    }
+
+    fn identity(&self) -> String {
+        self.store.identity()
+    }
 }
 
 /// Marks a machine finished when its thread ends, however it ends.

@@ -24,6 +24,12 @@ pub trait Store {
     /// Deletes 1 to [`crate::s3::MAX_KEYS_PER_DELETE`] keys; missing keys
     /// count as deleted.
     fn delete(&self, keys: &[String]) -> Result<()>;
+    /// Writes `body` at `key`, replacing what is there: only for s3wal's
+    /// own objects beside the log (the tail hint), never for a record.
+    fn overwrite(&self, key: &str, body: &[u8]) -> Result<()>;
+    /// Which store this is, for remembering what the store probe found:
+    /// the same log reached at another store must be probed again.
+    fn identity(&self) -> String;
 
     /// Every key under `prefix` after `start_after`, in order, fetched a
     /// page of `page_size` at a time as the iterator is consumed: a caller
@@ -136,6 +142,14 @@ impl Store for Client {
     fn delete(&self, keys: &[String]) -> Result<()> {
         self.delete_objects(keys)
     }
+
+    fn overwrite(&self, key: &str, body: &[u8]) -> Result<()> {
+        self.put_object(key, body)
+    }
+
+    fn identity(&self) -> String {
+        self.identity()
+    }
 }
 
 #[cfg(test)]
@@ -168,6 +182,12 @@ mod tests {
         }
         fn delete(&self, _: &[String]) -> Result<()> {
             unreachable!()
+        }
+        fn overwrite(&self, _: &str, _: &[u8]) -> Result<()> {
+            unreachable!()
+        }
+        fn identity(&self) -> String {
+            "endless".into()
         }
     }
 

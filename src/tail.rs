@@ -33,6 +33,16 @@ impl TailSearch {
         }
     }
 
+    /// A search for a tail known to be at most `ceiling`: no record lies
+    /// after it (a listing from a stale hint found none).
+    pub(crate) fn below(ceiling: u64) -> TailSearch {
+        TailSearch {
+            low: 0,
+            high: Some(ceiling),
+            step: 0,
+        }
+    }
+
     /// The offset K to ask "which is the first record after K?" about, or
     /// `None` when the tail is known.
     pub(crate) fn next_probe(&self) -> Option<u64> {
@@ -68,6 +78,20 @@ impl TailSearch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_search_below_a_ceiling_finds_the_tail_under_it() {
+        let records = [1, 2, 3, 4, 5, 6, 7];
+        let mut search = TailSearch::below(1000);
+        let mut probes = 0;
+        while let Some(k) = search.next_probe() {
+            probes += 1;
+            search.observe(k, records.iter().copied().find(|&r| r > k));
+        }
+        assert_eq!(search.tail(), Some(7));
+        assert!(probes <= 11, "{probes} probes");
+        assert_eq!(TailSearch::below(0).tail(), Some(0));
+    }
 
     /// Runs a search against a set of record offsets; returns the tail and
     /// the number of probes.

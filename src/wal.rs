@@ -18,8 +18,9 @@ use crate::local::{Conditional, LocalState};
 use crate::lock::Interruption;
 use crate::random::{jitter, random};
 use crate::record::{self, Body, Prefix};
-use crate::s3::{MAX_KEYS_PER_DELETE, PutOutcome};
+use crate::s3::{MAX_KEYS_PER_DELETE, PageRequest, PutOutcome};
 use crate::store::Store;
+use crate::store_hint::{self, StoreHint};
 use crate::tail::TailSearch;
 
 /// How many conditional PUTs one append tries before giving up. Each 412
@@ -38,6 +39,37 @@ pub const MAX_CONFLICT_RETRIES: u32 = 8;
 const APPEND_LIMITS: Limits = Limits {
     taken: MAX_APPEND_ATTEMPTS,
     conflicts: MAX_CONFLICT_RETRIES,
+};
+
+/// Keys the listing from the store's hint asks for: a tail up to this
+/// far past the hint is found by that one request.
+const HINT_PAGE: usize = 1000;
+
+/// The store's hint as one command has read it.
+#[derive(Debug, Default)]
+struct Remembered {
+    /// Whether it was read: a machine with hints of its own never reads it.
+    read: bool,
+    /// What it says, if it is a hint this version reads.
+    hint: Option<StoreHint>,
+    /// Written by a newer s3wal: not repaired, lest it be downgraded.
+    newer: bool,
+    /// Missing, garbled, stale or without the probe's verdict: to be
+    /// written again.
+    repair: bool,
+}
+
+impl Remembered {
+    /// Marks the hint for writing again, unless a newer s3wal wrote it.
+    fn needs_repair(&mut self) {
+        self.repair |= !self.newer;
+    }
+}
+
+/// What a command without a usable store hint reads from it: nothing.
+const NO_HINT: StoreHint = StoreHint {
+    tail: 0,
+    conditional: None,
 };
 
 /// How many rounds of delete-then-check truncate makes before it reports
@@ -231,15 +263,108 @@ impl<S: Store> Wal<S> {
 
     /// Refuses to append on a store known to ignore `If-None-Match`,
     /// probing it first if this machine has not yet.
-    fn ensure_conditional_puts(&self) -> Result<()> {
+    fn ensure_conditional_puts(&self, remembered: &mut Remembered) -> Result<Conditional> {
         let result = match self.local.probe.load() {
             Some(result) => result,
-            None => self.probe_conditional_put()?,
+            None => match self
+                .remembered(remembered)?
+                .conditional_for(&self.store.identity())
+            {
+                Some(result) => {
+                    self.local.probe.store(result);
+                    result
+                }
+                None => {
+                    // Found now, so the store's hint is to remember it.
+                    remembered.needs_repair();
+                    self.probe_conditional_put()?
+                }
+            },
         };
         match result {
             Conditional::Ignored if !self.allow_unsafe_store => Err(Error::UnsafeStore),
-            _ => Ok(()),
+            _ => Ok(result),
         }
+    }
+
+    /// What the store's hint says, read once per command when this machine
+    /// has no hint of its own.
+    fn remembered<'r>(&self, remembered: &'r mut Remembered) -> Result<&'r StoreHint> {
+        if !remembered.read {
+            remembered.read = true;
+            match self
+                .store
+                .get(&self.prefix.hint_key())?
+                .map(|b| StoreHint::decode(&b))
+            {
+                Some(store_hint::Read::Hint(hint)) => remembered.hint = Some(hint),
+                Some(store_hint::Read::Newer) => remembered.newer = true,
+                None | Some(store_hint::Read::Garbled) => remembered.needs_repair(),
+            }
+        }
+        Ok(remembered.hint.as_ref().unwrap_or(&NO_HINT))
+    }
+
+    /// The tail for a machine without a hint of its own: from the store's
+    /// hint with one LIST of up to 1000 keys when the tail is that close
+    /// to it, else by the search.
+    fn cold_tail(&self, remembered: &mut Remembered) -> Result<u64> {
+        let hinted = match self.remembered(remembered)? {
+            hint if hint.tail > 0 => hint.tail,
+            _ => return self.search_tail(0),
+        };
+        let list_prefix = self.prefix.list_prefix();
+        let before = self.prefix.key(hinted - 1);
+        let page = self.store.list_page(&PageRequest {
+            prefix: &list_prefix,
+            start_after: Some(&before),
+            continuation: None,
+            max_keys: HINT_PAGE,
+        })?;
+        let last = page
+            .keys
+            .iter()
+            .filter_map(|key| self.prefix.offset_of(key))
+            .filter(|&offset| offset >= hinted)
+            .max();
+        let complete = page.continuation.is_none()
+            || page
+                .keys
+                .iter()
+                .any(|key| self.prefix.sorts_after_records(key));
+        let tail = match (last, complete) {
+            (Some(last), true) => last,
+            (Some(last), false) => self.search_tail(last)?,
+            // Nothing at or after the hint: the log is shorter than it says.
+            (None, true) => self.run_search(TailSearch::below(hinted - 1))?,
+            (None, false) => self.search_tail(0)?,
+        };
+        if hinted > tail || tail - hinted >= store_hint::EVERY {
+            remembered.needs_repair();
+        }
+        Ok(tail)
+    }
+
+    /// Writes the store's hint of `tail` when `remembered` says it is
+    /// missing, garbled or stale, or `due`; best effort, like every hint.
+    fn keep_store_hint(&self, remembered: &Remembered, tail: u64, due: bool) {
+        if !due && !remembered.repair {
+            return;
+        }
+        let key = self.prefix.hint_key();
+        let _ = match tail {
+            // An empty log keeps nothing of s3wal's, as the seed expects.
+            0 => self.store.delete(std::slice::from_ref(&key)),
+            _ => {
+                let conditional = self
+                    .local
+                    .probe
+                    .load()
+                    .map(|verdict| (verdict, self.store.identity()));
+                let hint = StoreHint { tail, conditional };
+                self.store.overwrite(&key, &hint.encode())
+            }
+        };
     }
 
     /// The store this log lives in.
@@ -289,7 +414,11 @@ impl<S: Store> Wal<S> {
 
     /// The tail, searched for from `floor` (0, or a record known to exist).
     fn search_tail(&self, floor: u64) -> Result<u64> {
-        let mut search = TailSearch::from(floor);
+        self.run_search(TailSearch::from(floor))
+    }
+
+    /// Runs `search` to its end.
+    fn run_search(&self, mut search: TailSearch) -> Result<u64> {
         while let Some(k) = search.next_probe() {
             search.observe(k, self.first_record_after(k)?);
         }
@@ -312,7 +441,15 @@ impl<S: Store> Wal<S> {
     /// With a good hint this costs a HEAD and one short LIST; without one,
     /// about 2·log₂(N) short LISTs.
     pub fn recover(&self) -> Result<u64> {
-        let tail = self.search_tail(self.confirmed_hint()?)?;
+        let tail = match self.confirmed_hint()? {
+            0 => {
+                let mut remembered = Remembered::default();
+                let tail = self.cold_tail(&mut remembered)?;
+                self.keep_store_hint(&remembered, tail, false);
+                tail
+            }
+            hinted => self.search_tail(hinted)?,
+        };
         self.local.hint.store(tail);
         Ok(tail)
     }
@@ -370,11 +507,13 @@ impl<S: Store> Wal<S> {
         if records.peek().is_none() {
             return Ok(0);
         }
-        self.ensure_conditional_puts()?;
+        let mut remembered = Remembered::default();
+        self.ensure_conditional_puts(&mut remembered)?;
         let mut tail = self.confirmed_hint()?;
         if tail == 0 {
-            tail = self.search_tail(0)?;
+            tail = self.cold_tail(&mut remembered)?;
         }
+        let started = tail;
         let mut count = 0;
         let result = records.try_for_each(|record| {
             let mut body = record.into();
@@ -383,6 +522,7 @@ impl<S: Store> Wal<S> {
             appended(tail, body.data())
         });
         self.local.hint.store(tail);
+        self.keep_store_hint(&remembered, tail, store_hint::due(started, tail));
         result.map(|()| count)
     }
 
@@ -534,6 +674,9 @@ impl<S: Store> Wal<S> {
         for _ in 0..MAX_TRUNCATE_ROUNDS {
             if tail <= after {
                 self.local.hint.store(tail);
+                if deleted > 0 {
+                    self.keep_store_hint(&Remembered::default(), tail, true);
+                }
                 return Ok(deleted);
             }
             for batch in deletion_batches(after, tail) {
@@ -546,6 +689,7 @@ impl<S: Store> Wal<S> {
         match tail <= after {
             true => {
                 self.local.hint.store(tail);
+                self.keep_store_hint(&Remembered::default(), tail, true);
                 Ok(deleted)
             }
             false => Err(Error::TruncateRaced { after }),

@@ -433,6 +433,8 @@ pub struct Client {
     bucket: RwLock<Bucket>,
     style: UrlStyle,
     name: String,
+    /// The configured endpoint and the bucket, as `identity` gives them.
+    identity: String,
     aws: Option<AwsEndpoint>,
     region_memory: Option<RegionMemory>,
     credentials: Arc<dyn CredentialSource>,
@@ -502,6 +504,7 @@ impl Client {
             )?),
             style: url_style(config),
             name: config.bucket.clone(),
+            identity: format!("{} {}", config.endpoint, config.bucket),
             aws: config.aws,
             region_memory: config.region_memory.clone(),
             credentials: Arc::clone(&config.credentials),
@@ -520,6 +523,12 @@ impl Client {
     /// The name of the bucket this client talks to.
     pub fn bucket(&self) -> &str {
         &self.name
+    }
+
+    /// The configured endpoint and the bucket: which store this is, never
+    /// a credential (an endpoint with a password is refused).
+    pub fn identity(&self) -> String {
+        self.identity.clone()
     }
 
     /// The region requests are signed for now: the configured one, or

@@ -58,6 +58,35 @@ impl Signer {
     }
 }
 
+impl Signer {
+    /// A plain PUT of `body` at `key`, replacing what is there: for s3wal's
+    /// own objects beside the log, never for a record.
+    pub(crate) fn put_object<'a>(&self, key: &str, body: &'a [u8]) -> Request<'a> {
+        let content_md5 = integrity::content_md5(body);
+        let mut action = self.bucket.put_object(Some(&self.credentials), key);
+        action
+            .headers_mut()
+            .insert("content-md5", content_md5.as_str());
+        Request {
+            action: "PutObject",
+            method: rusty_s3::Method::Put,
+            url: action.sign(self.ttl),
+            headers: vec![("content-md5", content_md5)],
+            body: body.into(),
+            target: key.to_owned(),
+            check_body: false,
+        }
+    }
+}
+
+/// Whether a plain PUT stored its body.
+fn put_stored(request: &Request<'_>, response: Response) -> Result<()> {
+    match response.status {
+        200..=299 => Ok(()),
+        _ => Err(response.into_error(request)),
+    }
+}
+
 fn put_outcome(request: &Request<'_>, response: Response) -> Result<PutOutcome> {
     match response.status {
         200..=299 => Ok(PutOutcome::Created),
@@ -76,6 +105,12 @@ fn put_outcome(request: &Request<'_>, response: Response) -> Result<PutOutcome> 
 }
 
 impl Client {
+    /// Writes `body` at `key`, replacing what is there.
+    pub fn put_object(&self, key: &str, body: &[u8]) -> Result<()> {
+        let (request, response) = self.call(|signer| signer.put_object(key, body))?;
+        put_stored(&request, response)
+    }
+
     /// Writes `body` at `key`, tagged with `token`, unless an object is
     /// already there.
     pub fn put_if_absent(&self, key: &str, body: &[u8], token: &str) -> Result<PutOutcome> {
@@ -89,6 +124,15 @@ mod tests {
     use super::*;
     use crate::error::Error;
     use crate::s3::tests::{answer, coded, signer};
+
+    #[test]
+    fn plain_put_replaces_and_carries_content_md5_only() {
+        let request = signer().put_object("wal/.s3wal/tail", b"hello world");
+        let md5 = ("content-md5", "XrY7u+Ae7tCTyyK7j1rNww==".to_owned());
+        assert_eq!(request.headers, [md5]);
+        assert!(put_stored(&request, answer(200, "")).is_ok());
+        assert!(put_stored(&request, coded(403, "AccessDenied")).is_err());
+    }
 
     #[test]
     fn conditional_put_carries_if_none_match_star() {

@@ -25,14 +25,15 @@ fn cold_budget(n: u64) -> u64 {
 
 #[test]
 #[ignore = "needs the S3 servers that `make test` starts"]
-fn first_append_to_an_empty_log_is_one_list_and_one_put() {
+fn first_append_to_an_empty_log_also_writes_the_store_hint() {
     let log = TestLog::new(Server::s3s(), "empty-append");
     log.run(&["doctor"]).ok();
     let run = log.run(&["-v", "append", "x"]);
     run.ok();
+    // GET of the missing store hint, one LIST, the record, the hint.
     assert_eq!(
         request_counts(&run),
-        counts(&[("ListObjectsV2", 1), ("PutObject", 1)])
+        counts(&[("GetObject", 1), ("ListObjectsV2", 1), ("PutObject", 2)])
     );
 }
 
@@ -57,15 +58,65 @@ fn steady_state_append_is_one_head_and_one_put_at_every_size() {
 
 #[test]
 #[ignore = "needs the S3 servers that `make test` starts"]
-fn cold_tail_search_is_logarithmic_and_never_lists_the_whole_log() {
+fn without_any_hint_the_tail_search_is_logarithmic_and_never_lists_the_whole_log() {
     for n in [10, 1_000, 5_000] {
+        // Written by another tool: no store hint, no local one.
         let log = log_of(n, "cold");
         let run = log.run(&["-v", "recover"]);
         assert_eq!(run.ok(), format!("Last offset: {n}\n"));
         let counts = request_counts(&run);
         let lists = counts["ListObjectsV2"];
-        assert_eq!(counts.len(), 1, "{counts:?}");
         assert!(lists <= cold_budget(n), "n = {n}: {lists} LISTs");
+        // The missing store hint is read, then written for the next one.
+        assert_eq!(
+            (counts["GetObject"], counts["PutObject"]),
+            (1, 1),
+            "{counts:?}"
+        );
+        assert_eq!(counts.len(), 3, "{counts:?}");
+    }
+}
+
+/// The same log as seen from a fresh machine: no lock folder, no hint, no
+/// probe verdict of its own.
+fn fresh_runner(log: &TestLog) -> TestLog {
+    TestLog {
+        lock_dir: common::scratch("fresh-runner"),
+        ..log.clone()
+    }
+}
+
+#[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
+fn a_fresh_runner_finds_the_tail_from_the_store_hint_at_any_size() {
+    for n in [1_000, 10_000, 100_000] {
+        let log = log_of(n - 1, "fresh");
+        // An append elsewhere leaves the store hint with the probe's verdict.
+        log.run(&["append", "elsewhere"]).ok();
+        let count = |args: &[&str]| {
+            let mut all = vec!["-v"];
+            all.extend(args);
+            let run = fresh_runner(&log).run(&all);
+            let counts = request_counts(&run);
+            (run.ok(), counts.values().sum::<u64>(), counts)
+        };
+        let (out, total, counts) = count(&["recover"]);
+        assert_eq!(out, format!("Last offset: {n}\n"));
+        assert!(total <= 3, "n = {n}: recover {counts:?}");
+        let (_, total, counts) = count(&["last"]);
+        assert!(total <= 4, "n = {n}: last {counts:?}");
+        let (_, total, counts) = count(&["stat"]);
+        assert!(total <= 3, "n = {n}: stat {counts:?}");
+        let (out, total, counts) = count(&["append", "from CI"]);
+        assert_eq!(
+            out,
+            format!("Appended record at offset: {}, data: from CI\n", n + 1)
+        );
+        assert!(total <= 4, "n = {n}: append {counts:?}");
+        assert!(
+            !counts.contains_key("DeleteObjects"),
+            "no probe: {counts:?}"
+        );
     }
 }
 
@@ -105,9 +156,10 @@ fn batch_of_lines_costs_one_put_per_record() {
     let input: String = (0..200).map(|i| format!("line {i}\n")).collect();
     let run = log.run_with_stdin(&["-v", "append", "--lines"], input.as_bytes());
     run.ok();
+    // The tail passed 1 100 and 1 200: the store hint is written once.
     assert_eq!(
         request_counts(&run),
-        counts(&[("HeadObject", 1), ("PutObject", 200)])
+        counts(&[("HeadObject", 1), ("PutObject", 201)])
     );
 }
 
@@ -118,7 +170,8 @@ fn dump_reads_each_record_once_and_finds_its_ends_cheaply() {
     let run = log.run(&["-v", "dump"]);
     assert_eq!(run.ok().lines().count(), 1_000);
     let counts = request_counts(&run);
-    assert_eq!(counts["GetObject"], 1_000);
+    // 1 000 records and the store hint.
+    assert_eq!(counts["GetObject"], 1_001);
     assert!(
         counts["ListObjectsV2"] <= cold_budget(1_000) + 1,
         "{counts:?}"
