@@ -47,10 +47,24 @@ impl Profile {
 /// Every profile of both files, and the `[sso-session NAME]` sections of
 /// the config file: a profile may name another (`source_profile`) or a
 /// session (`sso_session`).
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Files {
     profiles: Profiles,
     sso_sessions: Profiles,
+}
+
+/// The section names only: values hold secrets and session tokens.
+impl std::fmt::Debug for Files {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut profiles: Vec<&String> = self.profiles.keys().collect();
+        let mut sessions: Vec<&String> = self.sso_sessions.keys().collect();
+        profiles.sort_unstable();
+        sessions.sort_unstable();
+        f.debug_struct("Files")
+            .field("profiles", &profiles)
+            .field("sso_sessions", &sessions)
+            .finish()
+    }
 }
 
 impl Files {

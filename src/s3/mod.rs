@@ -207,6 +207,18 @@ pub(crate) struct Response {
 }
 
 impl Response {
+    /// This answer to a request sent again after `earlier`: the tries and
+    /// the doubt add up, so that a PUT whose first try may have landed is
+    /// still checked by its token after a resend (a 412 to it may be to
+    /// our own record).
+    fn after(self, earlier: &Response) -> Response {
+        Response {
+            attempts: self.attempts + earlier.attempts,
+            may_have_acted: self.may_have_acted || earlier.may_have_acted,
+            ..self
+        }
+    }
+
     /// The parts that may say the bucket is in another region.
     fn answer(&self) -> redirect::Answer<'_> {
         redirect::Answer {
@@ -569,7 +581,7 @@ impl Client {
         let mut response = self.send(&request)?;
         if stale_token(&response) {
             request = build(&self.signer(self.credentials.refresh()?));
-            response = self.send(&request)?;
+            response = self.send(&request)?.after(&response);
         }
         let signed_for = signer.bucket.region().to_owned();
         let (aws, region) = match redirect::next(&response.answer(), &signed_for, self.aws) {
@@ -579,7 +591,7 @@ impl Client {
         };
         self.move_to(aws, &region)?;
         let request = build(&self.signer(self.credentials.current()?));
-        let response = self.send(&request)?;
+        let response = self.send(&request)?.after(&response);
         // Once per request: refused again, the answer is the answer.
         let response = match redirect::next(&response.answer(), &region, None) {
             redirect::Next::Elsewhere(region) => response.elsewhere(region),
@@ -910,6 +922,23 @@ pub(crate) mod tests {
         ] {
             assert_eq!(permission_for(action), Some(permission), "{action}");
         }
+    }
+
+    #[test]
+    fn a_resent_request_keeps_the_tries_and_doubt_of_the_first() {
+        let first = Response {
+            status: 400,
+            attempts: 2,
+            may_have_acted: true,
+            ..Response::default()
+        };
+        let again = Response {
+            attempts: 1,
+            ..answer(412, "")
+        }
+        .after(&first);
+        assert_eq!((again.attempts, again.may_have_acted), (3, true));
+        assert_eq!(again.status, 412);
     }
 
     fn cut_off() -> failure::Failure {

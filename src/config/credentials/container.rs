@@ -20,7 +20,7 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 const TRIES: u32 = 3;
 
 /// Where the authorization header comes from, if anywhere.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(super) enum Authorization {
     None,
     /// `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`, read on every fetch
@@ -40,10 +40,35 @@ pub(super) struct Container {
 /// The endpoint from the two variables; a full URI must be HTTPS, on a
 /// loopback address, or one of the documented link-local hosts, so that
 /// the token never goes anywhere else.
+/// The token is a credential: never shown.
+impl std::fmt::Debug for Authorization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Authorization::None => f.write_str("None"),
+            Authorization::File(path) => f.debug_tuple("File").field(path).finish(),
+            Authorization::Token(_) => f.write_str("Token(..)"),
+        }
+    }
+}
+
 pub(super) fn endpoint(relative: Option<&str>, full: Option<&str>) -> Result<Url, String> {
     if let Some(relative) = relative {
-        return Url::parse(&format!("{ECS_HOST}{relative}"))
-            .map_err(|e| format!("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: {e}"));
+        // A path on the ECS agent's host and nowhere else: `@evil/x` or
+        // `.evil/x` would otherwise move the token to another host.
+        let url = Url::parse(&format!("{ECS_HOST}{relative}"))
+            .map_err(|e| format!("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: {e}"))?;
+        let on_the_agent = relative.starts_with('/')
+            && url.host_str() == Some("169.254.170.2")
+            && url.username().is_empty()
+            && url.password().is_none();
+        return match on_the_agent {
+            true => Ok(url),
+            false => Err(
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI must be a path such as \
+                          /v2/credentials/…"
+                    .into(),
+            ),
+        };
     }
     let full = full.unwrap_or_default();
     let url = Url::parse(full).map_err(|e| format!("AWS_CONTAINER_CREDENTIALS_FULL_URI: {e}"))?;
@@ -118,6 +143,20 @@ impl Container {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_relative_uri_never_leaves_the_agent_host() {
+        for relative in ["@evil.com/x", ".evil.com/x", "x", ":80@evil/x"] {
+            assert!(endpoint(Some(relative), None).is_err(), "{relative}");
+        }
+        assert!(endpoint(Some("/v2/credentials/abc"), None).is_ok());
+    }
+
+    #[test]
+    fn the_authorization_token_is_never_shown() {
+        let shown = format!("{:?}", Authorization::Token("secret-token".into()));
+        assert!(!shown.contains("secret-token"), "{shown}");
+    }
 
     #[test]
     fn relative_uris_go_to_the_ecs_agent() {
