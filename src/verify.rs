@@ -73,6 +73,8 @@ impl<S: Store + Sync> Wal<S> {
             match self.prefix().offset_of(&key) {
                 Some(offset) if (from..=to).contains(&offset) => offsets.push(offset),
                 Some(_) => {}
+                // s3wal's own objects beside the log are not foreign.
+                None if self.prefix().is_own(&key) => {}
                 None => foreign.push(key),
             }
         }
