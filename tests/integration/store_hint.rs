@@ -100,6 +100,7 @@ fn a_log_cut_back_by_another_tool_is_found_below_the_hint() {
         fresh(&log).run(&["append", "next"]).ok(),
         "Appended record at offset: 121, data: next\n"
     );
+    assert!(log.run(&["verify"]).ok().contains("121 valid, 0 corrupt, 0 missing, 0 foreign"));
 }
 
 #[test]
@@ -114,6 +115,22 @@ fn a_truncate_on_another_machine_moves_the_hint_down() {
     let (out, counts) = recover_fresh(&log);
     assert_eq!(out, "Last offset: 120\n");
     assert_eq!(counts.values().sum::<u64>(), 2, "{counts:?}");
+}
+
+#[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
+fn a_log_trimmed_past_the_hint_is_found_and_verifies_clean() {
+    let log = TestLog::new(Server::s3s(), "hint-trim");
+    fill_on_disk(&log, 1..=400);
+    log.put_raw(HINT, b"s3wal-hint 1\ntail 150\n");
+    fresh(&log).run(&["trim", "300"]).ok();
+    assert_eq!(recover_fresh(&log).0, "Last offset: 400\n");
+    assert_eq!(
+        fresh(&log).run(&["stat"]).ok(),
+        "First offset: 300, Last offset: 400, Records: 101\n"
+    );
+    fresh(&log).run(&["append", "next"]).ok();
+    assert!(log.run(&["verify"]).ok().contains("102 valid, 0 corrupt, 0 missing, 0 foreign"));
 }
 
 #[test]
