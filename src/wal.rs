@@ -292,11 +292,14 @@ impl<S: Store> Wal<S> {
     fn remembered<'r>(&self, remembered: &'r mut Remembered) -> Result<&'r StoreHint> {
         if !remembered.read {
             remembered.read = true;
-            match self
-                .store
-                .get(&self.prefix.hint_key())?
-                .map(|b| StoreHint::decode(&b))
-            {
+            // Without s3:ListBucket, S3 answers a missing key with 403: the
+            // hint is then as good as missing, and the listing that
+            // follows names the permission.
+            let body = match self.store.get(&self.prefix.hint_key()) {
+                Err(Error::S3 { status: 403, .. }) => None,
+                other => other?,
+            };
+            match body.map(|b| StoreHint::decode(&b)) {
                 Some(store_hint::Read::Hint(hint)) => remembered.hint = Some(hint),
                 Some(store_hint::Read::Newer) => remembered.newer = true,
                 None | Some(store_hint::Read::Garbled) => remembered.needs_repair(),

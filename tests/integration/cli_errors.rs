@@ -112,7 +112,7 @@ fn unreachable_endpoint_is_a_failure() {
             "1",
             "recover",
         ])
-        .fails(1, "ListObjectsV2");
+        .fails(1, "refused the connection");
 }
 
 #[test]

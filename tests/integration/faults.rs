@@ -7,8 +7,9 @@ use common::proxy::{Fault, FaultProxy};
 use common::{Server, TestLog, key_name};
 
 /// Whether a request is part of the If-None-Match probe, not of a record.
+/// s3wal's own objects: the probe's scratch keys and the store hint.
 fn is_probe(path: &str) -> bool {
-    path.contains(".s3wal-probe-")
+    path.contains(".s3wal")
 }
 
 #[test]

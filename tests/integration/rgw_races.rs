@@ -88,7 +88,7 @@ fn race(log: &TestLog, shape: Shape, lock_dir_of: impl Fn(usize) -> PathBuf) -> 
                     let record_puts = run
                         .stderr
                         .lines()
-                        .filter(|l| l.contains(" PutObject ") && !l.contains(".s3wal-probe-"));
+                        .filter(|l| l.contains(" PutObject ") && !l.contains(".s3wal"));
                     for line in record_puts {
                         match line.split(' ').nth(4) {
                             Some("200") => counts.created += 1,

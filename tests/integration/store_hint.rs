@@ -100,7 +100,11 @@ fn a_log_cut_back_by_another_tool_is_found_below_the_hint() {
         fresh(&log).run(&["append", "next"]).ok(),
         "Appended record at offset: 121, data: next\n"
     );
-    assert!(log.run(&["verify"]).ok().contains("121 valid, 0 corrupt, 0 missing, 0 foreign"));
+    assert!(
+        log.run(&["verify"])
+            .ok()
+            .contains("121 valid, 0 corrupt, 0 missing, 0 foreign")
+    );
 }
 
 #[test]
@@ -130,7 +134,11 @@ fn a_log_trimmed_past_the_hint_is_found_and_verifies_clean() {
         "First offset: 300, Last offset: 400, Records: 101\n"
     );
     fresh(&log).run(&["append", "next"]).ok();
-    assert!(log.run(&["verify"]).ok().contains("102 valid, 0 corrupt, 0 missing, 0 foreign"));
+    assert!(
+        log.run(&["verify"])
+            .ok()
+            .contains("102 valid, 0 corrupt, 0 missing, 0 foreign")
+    );
 }
 
 #[test]

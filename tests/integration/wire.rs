@@ -259,7 +259,8 @@ fn with_a_listing_that_repeats_its_token(args: &[&str]) {
     run.fails(1, "the listing would never end");
     assert!(run.stderr.contains(&host), "{}", run.stderr);
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert_eq!(proxy.seen().len(), 2, "one page, then its repeat");
+    let listings = proxy.seen().into_iter().filter(|s| s.path.ends_with('/'));
+    assert_eq!(listings.count(), 2, "one page, then its repeat");
 }
 
 #[test]
