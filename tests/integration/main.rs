@@ -28,5 +28,6 @@ mod retention;
 mod rgw_races;
 mod secrets;
 mod seed_stories;
+mod sts;
 mod verify;
 mod wire;
