@@ -44,7 +44,7 @@ pub use head_object::ObjectHead;
 pub use list_objects::{ListPage, PageRequest};
 pub use put_object::PutOutcome;
 pub use redirect::AwsEndpoint;
-pub(crate) use redirect::is_region_name;
+pub(crate) use redirect::{dns_suffix, is_region_name};
 pub use retry::RetryPolicy;
 pub use xml::{ErrorBody, parse_error};
 

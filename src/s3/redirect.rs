@@ -54,8 +54,8 @@ pub(crate) fn is_region_name(region: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-/// The domain of the AWS partition `region` is in.
-fn dns_suffix(region: &str) -> &'static str {
+/// The domain of the AWS partition `region` is in (S3's and STS's).
+pub(crate) fn dns_suffix(region: &str) -> &'static str {
     match region.starts_with("cn-") {
         true => "amazonaws.com.cn",
         false => "amazonaws.com",

