@@ -1,9 +1,10 @@
 //! Reading a range of records in order with a bounded pool of threads.
 //!
-//! Records are fetched by `THREADS` workers but handed out strictly in
-//! offset order; workers never run more than `WINDOW` records, nor about
-//! `BYTE_BUDGET` bytes, ahead of the consumer, so memory stays flat however
-//! long the range is and however big its records are.
+//! Records are fetched by as many workers as the log's
+//! [`parallel`](Wal::parallel) setting allows, but handed out strictly in
+//! offset order; workers never run more than a window of a few records per
+//! worker, nor about `BYTE_BUDGET` bytes, ahead of the consumer, so memory
+//! stays flat however long the range is and however big its records are.
 
 use std::collections::BTreeMap;
 use std::sync::{Condvar, Mutex};
@@ -20,10 +21,9 @@ pub const FOLLOW_FIRST_WAIT: Duration = Duration::from_millis(100);
 /// The longest pause between two polls of `follow`.
 pub const FOLLOW_MAX_WAIT: Duration = Duration::from_secs(5);
 
-/// Concurrent GETs while reading a range.
-pub const THREADS: usize = 8;
-/// Records fetched ahead of the one being handed out.
-const WINDOW: u64 = 4 * THREADS as u64;
+/// Records fetched, or being fetched, ahead of the one being handed out,
+/// per worker: room for the others to go on while one request stalls.
+const WINDOW_PER_WORKER: u64 = 4;
 /// Bytes of records fetched, or being fetched, ahead of the consumer. A
 /// record's size is known only once it is read, so a fetch is started when
 /// the budget has room for one more record as big as the biggest seen so
@@ -51,6 +51,8 @@ struct Progress<I> {
     in_flight: u64,
     /// The biggest record read so far, `None` before the first.
     biggest: Option<u64>,
+    /// How many records may be fetched ahead of the consumer.
+    window: u64,
 }
 
 impl<I> Progress<I> {
@@ -64,7 +66,7 @@ impl<I> Progress<I> {
         let Some(biggest) = self.biggest else {
             return false;
         };
-        self.next_fetch < self.next_visit + WINDOW
+        self.next_fetch < self.next_visit + self.window
             && self.buffered + (self.in_flight + 1) * biggest <= BYTE_BUDGET
     }
 }
@@ -112,11 +114,12 @@ impl<S: Store + Sync> Wal<S> {
             buffered: 0,
             in_flight: 0,
             biggest: None,
+            window: WINDOW_PER_WORKER * self.parallelism() as u64,
         });
         let changed = Condvar::new();
         let lock = || progress.lock().expect("no panics while holding the lock");
         thread::scope(|scope| {
-            for _ in 0..THREADS {
+            for _ in 0..self.parallelism() {
                 scope.spawn(|| {
                     loop {
                         let (index, offset) = {
@@ -215,6 +218,7 @@ mod tests {
             buffered,
             in_flight,
             biggest,
+            window: 32,
         }
     }
 
@@ -231,8 +235,8 @@ mod tests {
 
     #[test]
     fn small_records_are_fetched_up_to_the_window() {
-        assert!(progress(WINDOW - 1, 100, 8, Some(10)).may_fetch());
-        assert!(!progress(WINDOW, 100, 8, Some(10)).may_fetch());
+        assert!(progress(31, 100, 8, Some(10)).may_fetch());
+        assert!(!progress(32, 100, 8, Some(10)).may_fetch());
     }
 
     #[test]

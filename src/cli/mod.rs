@@ -75,6 +75,10 @@ struct Args {
     /// keeps moving is never cut off
     #[argh(option)]
     timeout: Option<u64>,
+    /// GETs in flight at most while dump and verify read records, 1 to
+    /// 256 (default 64)
+    #[argh(option)]
+    parallel: Option<usize>,
     /// PEM bundle of the CAs to trust for an HTTPS endpoint, instead of the
     /// system's (env AWS_CA_BUNDLE)
     #[argh(option)]
@@ -395,6 +399,7 @@ fn run(args: Args, out: &mut Output, stored: &mut Stored) -> Result<(), Error> {
         allow_unsafe_store: args.allow_unsafe_store,
         ca_bundle: args.ca_bundle,
         profile: args.profile,
+        parallel: args.parallel,
     };
     let config = config::resolve(&flags, &Env::load(Path::new(".env"))?)?;
     let mut client = Client::new(&config.s3)?;
@@ -403,8 +408,9 @@ fn run(args: Args, out: &mut Output, stored: &mut Stored) -> Result<(), Error> {
         let counts = Arc::clone(&counts);
         client = client.with_observer(move |exchange| log_exchange(exchange, &counts));
     }
-    let wal =
-        Wal::new(client, config.prefix, config.local).allow_unsafe_store(config.allow_unsafe_store);
+    let wal = Wal::new(client, config.prefix, config.local)
+        .allow_unsafe_store(config.allow_unsafe_store)
+        .parallel(config.s3.parallel);
     let result = match command {
         Command::Append(AppendArgs { lines: true, .. }) => {
             append::run(&wal, Source::Lines, out, stored)
@@ -651,6 +657,7 @@ mod tests {
             "--retries=1",
             "--timeout=2",
             "--ca-bundle=/tmp/ca.pem",
+            "--parallel=16",
             "dump",
             "--from=1",
             "--to=2",
@@ -659,6 +666,7 @@ mod tests {
         let parsed = Args::from_args(&["s3wal"], &args).unwrap();
         assert_eq!(parsed.bucket.as_deref(), Some("b"));
         assert_eq!(parsed.timeout, Some(2));
+        assert_eq!(parsed.parallel, Some(16));
         let Some(Command::Dump(dump)) = parsed.command else {
             panic!("not a dump")
         };
