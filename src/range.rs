@@ -104,6 +104,12 @@ impl<S: Store + Sync> Wal<S> {
         offsets: impl Iterator<Item = u64> + Send,
         mut visit: impl FnMut(u64, Result<Record>) -> Result<()>,
     ) -> Result<()> {
+        // No more workers than records: `follow` reads a few at a time.
+        // At least one, which finds out that the offsets have run out.
+        let workers = match offsets.size_hint() {
+            (_, Some(most)) => self.parallelism().min(most).max(1),
+            (_, None) => self.parallelism(),
+        };
         let progress = Mutex::new(Progress {
             offsets,
             next_fetch: 0,
@@ -119,7 +125,7 @@ impl<S: Store + Sync> Wal<S> {
         let changed = Condvar::new();
         let lock = || progress.lock().expect("no panics while holding the lock");
         thread::scope(|scope| {
-            for _ in 0..self.parallelism() {
+            for _ in 0..workers {
                 scope.spawn(|| {
                     loop {
                         let (index, offset) = {
@@ -204,6 +210,9 @@ impl<S: Store + Sync> Wal<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::LocalState;
+    use crate::memory::MemoryStore;
+    use crate::record::Prefix;
 
     /// Progress with `ahead` records fetched or being fetched past the one
     /// the consumer waits for.
@@ -245,5 +254,24 @@ mod tests {
         assert!(progress(2, 2 * big, 1, Some(big)).may_fetch());
         assert!(!progress(3, 3 * big, 1, Some(big)).may_fetch());
         assert!(!progress(1, 0, 1, Some(BYTE_BUDGET)).may_fetch());
+    }
+
+    #[test]
+    fn many_workers_hand_out_every_record_once_in_order() {
+        let folder = std::env::temp_dir().join(format!("s3wal-range-{}", std::process::id()));
+        let local = LocalState::in_dir(&folder, "memory", "bucket", "wal");
+        let wal = Wal::new(MemoryStore::new(), Prefix::new("wal").unwrap(), local).parallel(256);
+        let data: Vec<String> = (1..=300).map(|n| format!("r{n}")).collect();
+        wal.append_batch(&data).unwrap();
+        let mut seen = Vec::new();
+        for (from, to) in [(1, 300), (7, 7)] {
+            wal.read_range(from, to, |record| {
+                seen.push(record.offset);
+                Ok(())
+            })
+            .unwrap();
+        }
+        std::fs::remove_dir_all(folder).unwrap();
+        assert_eq!(seen, (1..=300).chain([7]).collect::<Vec<u64>>());
     }
 }

@@ -35,7 +35,11 @@ class LatencyProxy:
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client):
-        server = socket.create_connection(self.upstream)
+        try:
+            server = socket.create_connection(self.upstream)
+        except OSError:
+            _close(client)
+            return
         for sock in (client, server):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         threading.Thread(target=_pump, args=(server, client), daemon=True).start()
