@@ -31,8 +31,9 @@ static:
 	  $(CARGO) build --release --locked --target $(STATIC_TARGET)
 	@ls -l $${CARGO_TARGET_DIR:-target}/$(STATIC_TARGET)/release/s3wal
 
-# Time, requests and memory against a local s3s-fs, side by side with curl
-# and aws CLI; prints a Markdown table (see README.md).
+# Time, requests and memory against a local s3s-fs, on loopback and through
+# a proxy that adds 20 ms to every request (tests/bench/latency.py), side by
+# side with curl and aws CLI; prints a Markdown table (see README.md).
 bench: build static
 	S3WAL_SKIP_RGW=1 tests/servers/install.sh >/dev/null
 	python3 tests/bench/bench.py target/release/s3wal target/$(STATIC_TARGET)/release/s3wal

@@ -101,13 +101,16 @@ pub use local::{Conditional, LocalState};
 pub use memory::MemoryStore;
 pub use store::{Keys, Store};
 pub use verify::{Problem, Summary};
-pub use wal::{MAX_APPEND_ATTEMPTS, MAX_CONFLICT_RETRIES, Record, Stat, Wal};
+pub use wal::{
+    DEFAULT_PARALLEL, MAX_APPEND_ATTEMPTS, MAX_CONFLICT_RETRIES, MAX_PARALLEL, Record, Stat, Wal,
+};
 
 /// Opens the log that `config` describes.
 pub fn open(config: &config::Config) -> Result<Wal<s3::Client>> {
     let client = s3::Client::new(&config.s3)?;
     Ok(
         Wal::new(client, config.prefix.clone(), config.local.clone())
-            .allow_unsafe_store(config.allow_unsafe_store),
+            .allow_unsafe_store(config.allow_unsafe_store)
+            .parallel(config.s3.parallel),
     )
 }

@@ -1,9 +1,10 @@
 //! Reading a range of records in order with a bounded pool of threads.
 //!
-//! Records are fetched by `THREADS` workers but handed out strictly in
-//! offset order; workers never run more than `WINDOW` records, nor about
-//! `BYTE_BUDGET` bytes, ahead of the consumer, so memory stays flat however
-//! long the range is and however big its records are.
+//! Records are fetched by as many workers as the log's
+//! [`parallel`](Wal::parallel) setting allows, but handed out strictly in
+//! offset order; workers never run more than a window of a few records per
+//! worker, nor about `BYTE_BUDGET` bytes, ahead of the consumer, so memory
+//! stays flat however long the range is and however big its records are.
 
 use std::collections::BTreeMap;
 use std::sync::{Condvar, Mutex};
@@ -20,10 +21,9 @@ pub const FOLLOW_FIRST_WAIT: Duration = Duration::from_millis(100);
 /// The longest pause between two polls of `follow`.
 pub const FOLLOW_MAX_WAIT: Duration = Duration::from_secs(5);
 
-/// Concurrent GETs while reading a range.
-pub const THREADS: usize = 8;
-/// Records fetched ahead of the one being handed out.
-const WINDOW: u64 = 4 * THREADS as u64;
+/// Records fetched, or being fetched, ahead of the one being handed out,
+/// per worker: room for the others to go on while one request stalls.
+const WINDOW_PER_WORKER: u64 = 4;
 /// Bytes of records fetched, or being fetched, ahead of the consumer. A
 /// record's size is known only once it is read, so a fetch is started when
 /// the budget has room for one more record as big as the biggest seen so
@@ -51,6 +51,8 @@ struct Progress<I> {
     in_flight: u64,
     /// The biggest record read so far, `None` before the first.
     biggest: Option<u64>,
+    /// How many records may be fetched ahead of the consumer.
+    window: u64,
 }
 
 impl<I> Progress<I> {
@@ -64,7 +66,7 @@ impl<I> Progress<I> {
         let Some(biggest) = self.biggest else {
             return false;
         };
-        self.next_fetch < self.next_visit + WINDOW
+        self.next_fetch < self.next_visit + self.window
             && self.buffered + (self.in_flight + 1) * biggest <= BYTE_BUDGET
     }
 }
@@ -102,6 +104,12 @@ impl<S: Store + Sync> Wal<S> {
         offsets: impl Iterator<Item = u64> + Send,
         mut visit: impl FnMut(u64, Result<Record>) -> Result<()>,
     ) -> Result<()> {
+        // No more workers than records: `follow` reads a few at a time.
+        // At least one, which finds out that the offsets have run out.
+        let workers = match offsets.size_hint() {
+            (_, Some(most)) => self.parallelism().min(most).max(1),
+            (_, None) => self.parallelism(),
+        };
         let progress = Mutex::new(Progress {
             offsets,
             next_fetch: 0,
@@ -112,11 +120,12 @@ impl<S: Store + Sync> Wal<S> {
             buffered: 0,
             in_flight: 0,
             biggest: None,
+            window: WINDOW_PER_WORKER * self.parallelism() as u64,
         });
         let changed = Condvar::new();
         let lock = || progress.lock().expect("no panics while holding the lock");
         thread::scope(|scope| {
-            for _ in 0..THREADS {
+            for _ in 0..workers {
                 scope.spawn(|| {
                     loop {
                         let (index, offset) = {
@@ -201,6 +210,9 @@ impl<S: Store + Sync> Wal<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::LocalState;
+    use crate::memory::MemoryStore;
+    use crate::record::Prefix;
 
     /// Progress with `ahead` records fetched or being fetched past the one
     /// the consumer waits for.
@@ -215,6 +227,7 @@ mod tests {
             buffered,
             in_flight,
             biggest,
+            window: 32,
         }
     }
 
@@ -231,8 +244,8 @@ mod tests {
 
     #[test]
     fn small_records_are_fetched_up_to_the_window() {
-        assert!(progress(WINDOW - 1, 100, 8, Some(10)).may_fetch());
-        assert!(!progress(WINDOW, 100, 8, Some(10)).may_fetch());
+        assert!(progress(31, 100, 8, Some(10)).may_fetch());
+        assert!(!progress(32, 100, 8, Some(10)).may_fetch());
     }
 
     #[test]
@@ -241,5 +254,24 @@ mod tests {
         assert!(progress(2, 2 * big, 1, Some(big)).may_fetch());
         assert!(!progress(3, 3 * big, 1, Some(big)).may_fetch());
         assert!(!progress(1, 0, 1, Some(BYTE_BUDGET)).may_fetch());
+    }
+
+    #[test]
+    fn many_workers_hand_out_every_record_once_in_order() {
+        let folder = std::env::temp_dir().join(format!("s3wal-range-{}", std::process::id()));
+        let local = LocalState::in_dir(&folder, "memory", "bucket", "wal");
+        let wal = Wal::new(MemoryStore::new(), Prefix::new("wal").unwrap(), local).parallel(256);
+        let data: Vec<String> = (1..=300).map(|n| format!("r{n}")).collect();
+        wal.append_batch(&data).unwrap();
+        let mut seen = Vec::new();
+        for (from, to) in [(1, 300), (7, 7)] {
+            wal.read_range(from, to, |record| {
+                seen.push(record.offset);
+                Ok(())
+            })
+            .unwrap();
+        }
+        std::fs::remove_dir_all(folder).unwrap();
+        assert_eq!(seen, (1..=300).chain([7]).collect::<Vec<u64>>());
     }
 }

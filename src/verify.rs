@@ -2,8 +2,8 @@
 //!
 //! A whole-log scan, so it is the one operation that lists the prefix:
 //! the listing shows the holes (offsets with no key) and the foreign keys,
-//! and every listed record in the range is then read and checked, eight
-//! at a time.
+//! and every listed record in the range is then read and checked, as many
+//! at a time as the log's `parallel` setting allows.
 
 use crate::error::{Error, Result};
 use crate::record::Corruption;

@@ -32,6 +32,15 @@ pub const MAX_APPEND_ATTEMPTS: u32 = 100;
 /// few foreign keys sorted before it.
 const PROBE_KEYS: usize = 16;
 
+/// GETs in flight at most while reading a range, unless set with
+/// [`Wal::parallel`]: at 20 ms a request, 64 of them read over 1000 records
+/// a second, with room for the requests that stall.
+pub const DEFAULT_PARALLEL: usize = 64;
+
+/// The most requests `--parallel` may keep in flight: each is a thread and
+/// a connection, and past a few hundred a store answers with `SlowDown`.
+pub const MAX_PARALLEL: usize = 256;
+
 /// How many times one append PUTs the same offset after a 409. A 409
 /// decides nothing, so it is worth retrying, but not forever.
 pub const MAX_CONFLICT_RETRIES: u32 = 8;
@@ -104,6 +113,8 @@ pub struct Wal<S> {
     local: LocalState,
     allow_unsafe_store: bool,
     prefix: Prefix,
+    /// Requests in flight at most while reading a range.
+    parallel: usize,
     /// How the append protocol waits; the in-memory tests do not.
     pause: fn(Duration),
     /// Whether a signal asks a wait for the lock to stop.
@@ -183,6 +194,7 @@ impl<S: Store> Wal<S> {
         Wal {
             local,
             allow_unsafe_store: false,
+            parallel: DEFAULT_PARALLEL,
             pause: jittered_pause,
             interrupted: || None,
             store,
@@ -203,6 +215,19 @@ impl<S: Store> Wal<S> {
     pub fn allow_unsafe_store(mut self, allow: bool) -> Wal<S> {
         self.allow_unsafe_store = allow;
         self
+    }
+
+    /// Reads ranges (`read_range`, `follow`, `verify`) with up to
+    /// `requests` GETs in flight, at least one; [`DEFAULT_PARALLEL`] unless
+    /// set.
+    pub fn parallel(mut self, requests: usize) -> Wal<S> {
+        self.parallel = requests.max(1);
+        self
+    }
+
+    /// Requests in flight at most while reading a range.
+    pub(crate) fn parallelism(&self) -> usize {
+        self.parallel
     }
 
     /// Checks whether the store honours `If-None-Match: *`: creates a

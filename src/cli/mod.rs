@@ -75,6 +75,10 @@ struct Args {
     /// keeps moving is never cut off
     #[argh(option)]
     timeout: Option<u64>,
+    /// GETs in flight at most while dump and verify read records, 1 to
+    /// 256 (default 64)
+    #[argh(option)]
+    parallel: Option<usize>,
     /// PEM bundle of the CAs to trust for an HTTPS endpoint, instead of the
     /// system's (env AWS_CA_BUNDLE)
     #[argh(option)]
@@ -404,6 +408,7 @@ fn run(args: Args, out: &mut Output, stored: &mut Stored) -> Result<(), Error> {
         allow_unsafe_store: args.allow_unsafe_store,
         ca_bundle: args.ca_bundle,
         profile: args.profile,
+        parallel: args.parallel,
     };
     let config = config::resolve(&flags, &Env::load(Path::new(".env"))?)?;
     let mut client = Client::new(&config.s3)?;
@@ -414,7 +419,8 @@ fn run(args: Args, out: &mut Output, stored: &mut Stored) -> Result<(), Error> {
     }
     let wal = Wal::new(client, config.prefix, config.local)
         .allow_unsafe_store(config.allow_unsafe_store)
-        .interrupted_by(signals::pending);
+        .interrupted_by(signals::pending)
+        .parallel(config.s3.parallel);
     let result = match command {
         Command::Append(AppendArgs { lines: true, .. }) => {
             append::run(&wal, Source::Lines, out, stored)
@@ -661,6 +667,7 @@ mod tests {
             "--retries=1",
             "--timeout=2",
             "--ca-bundle=/tmp/ca.pem",
+            "--parallel=16",
             "dump",
             "--from=1",
             "--to=2",
@@ -669,6 +676,7 @@ mod tests {
         let parsed = Args::from_args(&["s3wal"], &args).unwrap();
         assert_eq!(parsed.bucket.as_deref(), Some("b"));
         assert_eq!(parsed.timeout, Some(2));
+        assert_eq!(parsed.parallel, Some(16));
         let Some(Command::Dump(dump)) = parsed.command else {
             panic!("not a dump")
         };

@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::local::LocalState;
 use crate::record::Prefix;
 use crate::s3::{RetryPolicy, S3Config};
+use crate::wal::{DEFAULT_PARALLEL, MAX_PARALLEL};
 
 mod credentials;
 mod endpoint;
@@ -52,6 +53,8 @@ pub struct Flags {
     pub ca_bundle: Option<PathBuf>,
     /// `--profile`
     pub profile: Option<String>,
+    /// `--parallel`
+    pub parallel: Option<usize>,
 }
 
 /// Where a setting's value came from.
@@ -243,9 +246,30 @@ fn retry_policy(flags: &Flags) -> Result<(RetryPolicy, [Origin; 2])> {
     ))
 }
 
+/// How many requests may be in flight at once, from the flags: checked
+/// first, as a usage error.
+fn parallel(flags: &Flags) -> Result<(usize, Origin)> {
+    let (parallel, source) = match flags.parallel {
+        Some(n) if !(1..=MAX_PARALLEL).contains(&n) => {
+            return Err(Error::Usage(format!(
+                "--parallel must be from 1 to {MAX_PARALLEL}, not {n}"
+            )));
+        }
+        Some(n) => (n, Source::Flag("--parallel")),
+        None => (DEFAULT_PARALLEL, Source::Default),
+    };
+    let origin = Origin {
+        setting: "parallel",
+        value: format!("{parallel} requests"),
+        source,
+    };
+    Ok((parallel, origin))
+}
+
 /// Resolves the configuration, with aws CLI's precedence: flags, then
 /// the environment (over `.env`), then the profile, then defaults.
 pub fn resolve(flags: &Flags, env: &Env) -> Result<Config> {
+    let (parallel, parallel_origin) = parallel(flags)?;
     let profile = NamedProfile::load(flags, env)?;
     let mut origins = Vec::new();
     let mut shown = |setting, value: &dyn fmt::Display, source: &Source| {
@@ -368,6 +392,7 @@ pub fn resolve(flags: &Flags, env: &Env) -> Result<Config> {
     }
     shown("lock folder", &lock_dir.display(), &lock_source);
     origins.extend(retry_origins);
+    origins.push(parallel_origin);
     Ok(Config {
         s3: S3Config {
             endpoint,
@@ -381,6 +406,7 @@ pub fn resolve(flags: &Flags, env: &Env) -> Result<Config> {
             ca_bundle: ca_bundle.map(|(bundle, _)| bundle),
             ssl_cert_file,
             proxy: proxy.map(|(proxy, _)| proxy),
+            parallel,
         },
         prefix,
         local,
@@ -599,6 +625,7 @@ pub(super) mod tests {
             ("CA bundle", "the system's", Source::Default),
             ("proxy", "none", Source::Default),
             ("retries", "8", Source::Default),
+            ("parallel", "64 requests", Source::Default),
         ];
         for (setting, value, source) in expected {
             assert_eq!(
@@ -608,6 +635,32 @@ pub(super) mod tests {
             );
         }
         assert_eq!(config.origins[0].to_string(), "bucket other (--bucket)");
+    }
+
+    #[test]
+    fn parallel_flag_sets_the_requests_in_flight_and_is_shown() {
+        let flags = Flags {
+            parallel: Some(200),
+            ..Flags::default()
+        };
+        let config = resolve(&flags, &env(&base())).unwrap();
+        assert_eq!(config.s3.parallel, 200);
+        assert_eq!(
+            origin(&config, "parallel"),
+            ("200 requests".into(), Source::Flag("--parallel"))
+        );
+    }
+
+    #[test]
+    fn parallel_outside_1_to_256_is_a_usage_error_before_anything_else() {
+        for n in [0, MAX_PARALLEL + 1] {
+            let flags = Flags {
+                parallel: Some(n),
+                ..Flags::default()
+            };
+            let error = resolve(&flags, &env(&[])).unwrap_err();
+            assert!(matches!(error, Error::Usage(_)), "{n}: {error}");
+        }
     }
 
     #[test]

@@ -132,6 +132,10 @@ pub struct S3Config {
     pub ssl_cert_file: Option<PathBuf>,
     /// The HTTP proxy to go through, if any (`HTTPS_PROXY` and friends).
     pub proxy: Option<String>,
+    /// Requests sent at once at most (`--parallel`): the client keeps that
+    /// many connections open between requests, so that a parallel read
+    /// does not open a new one (a TLS handshake on S3) for most GETs.
+    pub parallel: usize,
 }
 
 /// One HTTP exchange, as shown by `--verbose`: never the query string, so
@@ -436,6 +440,9 @@ fn bucket(endpoint: &Url, style: UrlStyle, name: &str, region: &str) -> Result<B
         .map_err(|e| Error::Config(format!("bucket {name:?}: {e}")))
 }
 
+/// Bytes of each connection's input and of its output buffer.
+const CONNECTION_BUFFER: usize = 16 * 1024;
+
 /// Called after every exchange, for `--verbose` and request counting.
 pub type Observer = Box<dyn Fn(&Exchange) + Send + Sync>;
 
@@ -499,6 +506,14 @@ impl Client {
             .timeout_connect(Some(CONNECT_TIMEOUT.min(config.retry.timeout)))
             .timeout_per_read(Some(config.retry.timeout))
             .timeout_per_write(Some(config.retry.timeout))
+            // Every connection, busy or idle, keeps its buffers: ureq's
+            // 128 KiB each way would cost 16 MiB at 64 connections. 16 KiB
+            // holds any request head (the output buffer must) and is a
+            // TLS record; a bigger answer head makes the input one grow.
+            .input_buffer_size(CONNECTION_BUFFER)
+            .output_buffer_size(CONNECTION_BUFFER)
+            .max_idle_connections(config.parallel)
+            .max_idle_connections_per_host(config.parallel)
             .build();
         // The resolver marks names that do not resolve, so that the
         // failure is told by its type (see `failure`).
@@ -841,6 +856,7 @@ pub(crate) mod tests {
             ca_bundle: None,
             ssl_cert_file: None,
             proxy: None,
+            parallel: crate::DEFAULT_PARALLEL,
         }
     }
 

@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """`make bench`: what s3wal costs in time, requests and memory, measured side
-by side with what a user would write instead, against a local s3s-fs.
+by side with what a user would write instead (curl, aws CLI), against a
+local s3s-fs: once on loopback, once through a proxy that holds every
+request back 20 ms, as a network to S3 would.
 
 Usage: tests/bench/bench.py S3WAL_BINARY [STATIC_BINARY]
 Every time is the median of several runs, taken in this one run of the script.
-Prints a Markdown table on stdout; progress goes to stderr.
+Prints a Markdown table on stdout, a column per network; progress goes to
+stderr.
 """
 import datetime
 import hashlib
@@ -22,9 +25,19 @@ import threading
 import time
 import urllib.parse
 
+from latency import LatencyProxy
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SERVERS = os.path.join(HERE, "..", "servers")
 REGION = "us-east-1"
+# The round trip the proxy adds to every request.
+DELAY_MS = 20
+LOOPBACK, FAR = "loopback", f"{DELAY_MS} ms per request"
+NETWORKS = (LOOPBACK, FAR)
+# The log lengths of the fresh-runner and memory measures.
+SIZES = (1_000, 10_000, 100_000)
+# The records `dump` reads, and how many of them the sequential reader.
+DUMP_RECORDS, SEQUENTIAL_RECORDS = 10_000, 1_000
 
 
 def note(message):
@@ -85,16 +98,20 @@ class Server:
 
     def fill(self, bucket, prefix, count):
         """Writes records 1..count of a log into a bucket of its own, straight
-        into the server's folder (s3s-fs lists by walking a whole bucket)."""
+        into the server's folder (s3s-fs lists by walking a whole bucket),
+        unless that was done before."""
         folder = os.path.join(self.data, bucket, prefix)
-        os.makedirs(folder, exist_ok=True)
+        if os.path.isdir(folder):
+            return
+        os.makedirs(folder)
         for n in range(1, count + 1):
             with open(os.path.join(folder, key_name(n)), "wb") as f:
                 f.write(record(n, b"r%d" % n))
 
-    def presign(self, method, key, expires=3600, bucket=None):
-        """A SigV4 presigned URL, as `aws s3 presign` makes for GET."""
-        url = urllib.parse.urlparse(self.endpoint)
+    def presign(self, endpoint, method, key, expires=3600, bucket=None):
+        """A SigV4 presigned URL of `endpoint` (the server or a proxy to it),
+        as `aws s3 presign` makes for GET."""
+        url = urllib.parse.urlparse(endpoint)
         bucket = bucket or self.bucket
         now = datetime.datetime.now(datetime.timezone.utc)
         amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
@@ -117,25 +134,51 @@ class Server:
         for part in (day, REGION, "s3", "aws4_request"):
             signing_key = hmac.new(signing_key, part.encode(), hashlib.sha256).digest()
         signature = hmac.new(signing_key, to_sign.encode(), hashlib.sha256).hexdigest()
-        return f"{self.endpoint}{path}?{canonical_query}&X-Amz-Signature={signature}"
+        return f"{endpoint}{path}?{canonical_query}&X-Amz-Signature={signature}"
+
+
+class Table:
+    """The measures, each with a cell per network and a target."""
+
+    def __init__(self):
+        self.rows = {}
+
+    def cell(self, measure, network, value, target=""):
+        row = self.rows.setdefault(measure, {"target": target})
+        row[network] = value
+        note(f"  [{network}] {measure}: {value}")
+
+    def print(self):
+        print("| measure | " + " | ".join(NETWORKS) + " | target |")
+        print("| --- | " + " | ".join("---" for _ in NETWORKS) + " | --- |")
+        for measure, row in self.rows.items():
+            cells = [measure] + [row.get(network, "") for network in NETWORKS] + [row["target"]]
+            print("| " + " | ".join(cells) + " |")
 
 
 class Bench:
-    def __init__(self, s3wal, server, scratch):
+    """The measures on one network: loopback, or through the latency proxy
+    at `endpoint`. Logs written here carry the network in their prefix."""
+
+    def __init__(self, s3wal, server, scratch, table, network, endpoint):
         self.s3wal = s3wal
         self.server = server
         self.scratch = scratch
+        self.table = table
+        self.network = network
+        self.endpoint = endpoint
+        self.tag = "far" if network == FAR else "loop"
+        # A median of fewer runs where every run waits on the network.
+        self.repeat = 1 if network == FAR else 3
         self.env = dict(os.environ,
-                        AWS_ENDPOINT_URL=server.endpoint,
+                        AWS_ENDPOINT_URL=endpoint,
                         AWS_BUCKET_NAME=server.bucket,
                         AWS_ACCESS_KEY_ID=server.access_key,
                         AWS_SECRET_ACCESS_KEY=server.secret_key,
                         AWS_REGION=REGION)
-        self.rows = []
 
-    def row(self, what, value, compare="", target=""):
-        self.rows.append((what, value, compare, target))
-        note(f"  {what}: {value} {compare}")
+    def cell(self, measure, value, target=""):
+        self.table.cell(measure, self.network, value, target)
 
     def run(self, args, prefix, lock_dir=None, stdin=None, bucket=None):
         env = dict(self.env, AWS_PREFIX=prefix, AWS_BUCKET_NAME=bucket or self.server.bucket,
@@ -143,11 +186,25 @@ class Bench:
         return subprocess.run([self.s3wal] + args, env=env, input=stdin, cwd=self.scratch,
                               capture_output=True, check=True)
 
-    def requests(self, args, prefix, lock_dir, bucket):
-        """The total in the --verbose request summary."""
+    def requests(self, args, prefix, lock_dir=None, bucket=None):
+        """The total and the kinds in the --verbose request summary of one
+        run, and its wall time."""
+        start = time.perf_counter()
         stderr = self.run(["-v"] + args, prefix, lock_dir, bucket=bucket).stderr.decode()
+        seconds = time.perf_counter() - start
         summary = [l for l in stderr.splitlines() if l.startswith("[s3wal] requests: ")][-1]
-        return int(summary.split()[2]), summary.split("(", 1)[1].rstrip(")")
+        return int(summary.split()[2]), summary.split("(", 1)[1].rstrip(")"), seconds
+
+    def measured(self, args, prefix, bucket=None):
+        """Wall time and peak RSS (MiB) of one run, stdout discarded."""
+        env = dict(self.env, AWS_PREFIX=prefix, AWS_BUCKET_NAME=bucket or self.server.bucket,
+                   S3WAL_LOCK_DIR=os.path.join(self.scratch, "locks"))
+        start = time.perf_counter()
+        child = subprocess.Popen([self.s3wal] + args, env=env, cwd=self.scratch,
+                                 stdout=subprocess.DEVNULL)
+        peak_kib = peak_rss_kib(child)
+        assert child.wait() == 0, (args, child.returncode)
+        return time.perf_counter() - start, peak_kib / 1024
 
     @staticmethod
     def wall(command, repeat, **kwargs):
@@ -162,117 +219,137 @@ class Bench:
             times.append(time.perf_counter() - start)
         return statistics.median(times)
 
+    def curl_put(self, key, body_path):
+        subprocess.run(["curl", "-s", "-f", "-o", "/dev/null", "-X", "PUT", "-H", "If-None-Match: *",
+                        "--data-binary", "@" + body_path, self.server.presign(self.endpoint, "PUT", key)],
+                       check=True)
+
     def one_append(self):
-        note("one append process vs curl vs aws s3api put-object")
-        prefix = "bench/one"
+        note(f"[{self.network}] one append process vs curl vs aws s3api put-object")
+        prefix = f"bench/one-{self.tag}"
         self.run(["append", "warm the hint"], prefix)
         counter = iter(range(10**9))
-        appended = self.wall(lambda: self.run(["append", "x%d" % next(counter)], prefix), 21)
+        repeat = 21 if self.network == LOOPBACK else 11
+        appended = self.wall(lambda: self.run(["append", "x%d" % next(counter)], prefix), repeat)
+        requests, kinds, _ = self.requests(["append", "counted"], prefix)
         body = os.path.join(self.scratch, "body")
         with open(body, "wb") as f:
             f.write(record(1, b"Record #1"))
         keys = iter(range(10**9))
-
-        def curl_put():
-            url = self.server.presign("PUT", "bench/curl/" + key_name(next(keys) + 1))
-            subprocess.run(["curl", "-s", "-f", "-o", "/dev/null", "-X", "PUT", "-H", "If-None-Match: *",
-                            "--data-binary", "@" + body, url], check=True)
-
-        curl = self.wall(curl_put, 21)
-        self.row("one `append` process (warm hint), median of 21", f"{appended * 1000:.1f} ms",
-                 f"curl presigned PUT {curl * 1000:.1f} ms: {appended / curl:.2f}x", "<= 1.5x curl")
+        curl = self.wall(lambda: self.curl_put(f"bench/curl-{self.tag}/" + key_name(next(keys) + 1), body),
+                         repeat)
+        self.cell(f"one `append` process (warm hint), median of 21 / 11",
+                  f"{appended * 1000:.1f} ms, {requests} requests ({kinds}): {appended / curl:.2f}x curl",
+                  "≤ 1.5x curl on loopback, ≤ 2.1x at 20 ms")
+        self.cell("one curl presigned PUT process", f"{curl * 1000:.1f} ms")
         aws = shutil.which("aws")
         if aws:
             aws_keys = iter(range(10**9))
             aws_time = self.wall(lambda: subprocess.run(
-                [aws, "s3api", "put-object", "--endpoint-url", self.server.endpoint,
-                 "--bucket", self.server.bucket, "--key", "bench/aws/" + key_name(next(aws_keys) + 1),
+                [aws, "s3api", "put-object", "--endpoint-url", self.endpoint,
+                 "--bucket", self.server.bucket,
+                 "--key", f"bench/aws-{self.tag}/" + key_name(next(aws_keys) + 1),
                  "--body", body], check=True, stdout=subprocess.DEVNULL, env=self.env), 5)
-            self.row("`aws s3api put-object`, median of 5", f"{aws_time * 1000:.0f} ms",
-                     f"s3wal is {aws_time / appended:.1f}x faster")
+            self.cell("one `aws s3api put-object` process, median of 5", f"{aws_time * 1000:.0f} ms")
         else:
-            self.row("`aws s3api put-object`", "not installed (pip install awscli)")
+            self.cell("one `aws s3api put-object` process, median of 5", "not installed (pip install awscli)")
 
-    def request_counts(self):
-        note("requests per append and for a cold tail")
-        for n in (1_000, 10_000, 100_000):
+    def fresh_runner(self):
+        """A CI job: no tail hint and no probe verdict on this machine."""
+        note(f"[{self.network}] recover and append from a fresh runner")
+        for n in SIZES:
             bucket, prefix = f"bench-n{n}", "wal"
             self.server.fill(bucket, prefix, n)
-            cold_dir = os.path.join(self.scratch, f"cold-{n}")
-            cold, kinds = self.requests(["recover"], prefix, cold_dir, bucket)
-            self.row(f"cold tail at N = {n:,}", f"{cold} requests", kinds, "<= 40 at 100 000")
-            warm, kinds = self.requests(["recover"], prefix, cold_dir, bucket)
-            self.row(f"warm tail at N = {n:,}", f"{warm} requests", kinds, "<= 2")
-            # The first append of a machine also probes If-None-Match once.
-            self.run(["append", "first"], prefix, cold_dir, bucket=bucket)
-            steady, kinds = self.requests(["append", "steady"], prefix, cold_dir, bucket)
-            self.row(f"steady-state append at N = {n:,}", f"{steady} requests", kinds, "1 PUT + <= 1 HEAD")
+            fresh = os.path.join(self.scratch, f"fresh-{self.tag}-{n}")
+            count, kinds, seconds = self.requests(["recover"], prefix, fresh + "-recover", bucket)
+            self.cell(f"fresh-runner `recover` at N = {n:,}",
+                      f"{count} requests ({kinds}), {seconds * 1000:.0f} ms", "≤ 3 requests")
+            count, kinds, seconds = self.requests(["recover"], prefix, fresh + "-recover", bucket)
+            self.cell(f"warm `recover` at N = {n:,}",
+                      f"{count} requests ({kinds}), {seconds * 1000:.0f} ms", "≤ 2 requests")
+            count, kinds, seconds = self.requests(["append", "fresh"], prefix, fresh + "-append", bucket)
+            self.cell(f"fresh-runner `append` at N = {n:,}",
+                      f"{count} requests ({kinds}), {seconds * 1000:.0f} ms", "≤ 4 requests")
 
     def batch(self):
-        note("1000 appends: append --lines vs 1000 curl processes")
+        note(f"[{self.network}] 1000 appends: append --lines vs 1000 curl processes")
         lines = b"".join(b"line %d\n" % i for i in range(1000))
-        lines_time = self.wall(lambda: self.run(["append", "--lines"], "bench/lines-%d" % time.monotonic_ns(),
-                                                stdin=lines), 3)
+        lines_time = self.wall(lambda: self.run(
+            ["append", "--lines"], f"bench/lines-{self.tag}-{time.monotonic_ns()}", stdin=lines), self.repeat)
         bodies = [record(n, b"line %d" % n) for n in range(1, 1001)]
         body = os.path.join(self.scratch, "line-body")
 
         def curl_loop():
-            base = "bench/curl-lines-%d/" % time.monotonic_ns()
+            base = f"bench/curl-lines-{self.tag}-{time.monotonic_ns()}/"
             for n, data in enumerate(bodies, start=1):
                 with open(body, "wb") as f:
                     f.write(data)
-                subprocess.run(["curl", "-s", "-f", "-o", "/dev/null", "-X", "PUT", "-H", "If-None-Match: *",
-                                "--data-binary", "@" + body, self.server.presign("PUT", base + key_name(n))],
-                               check=True)
+                self.curl_put(base + key_name(n), body)
 
-        curl_time = self.wall(curl_loop, 3)
-        self.row("1000 records via `append --lines`, median of 3", f"{lines_time:.2f} s",
-                 f"1000 curl processes {curl_time:.2f} s: {curl_time / lines_time:.1f}x faster", ">= 3x")
+        curl_time = self.wall(curl_loop, self.repeat)
+        self.cell("`append --lines` of 1000 records",
+                  f"{1000 / lines_time:.0f} records/s: {curl_time / lines_time:.1f}x curl", "≥ 3x curl")
+        self.cell("1000 curl PUT processes", f"{1000 / curl_time:.0f} records/s")
 
     def dump(self):
-        note("dump of 10 000 records vs a sequential reader")
+        note(f"[{self.network}] dump of {DUMP_RECORDS:,} records vs a sequential reader and aws s3 cp")
         bucket, prefix = "bench-dump", "wal"
-        self.server.fill(bucket, prefix, 10_000)
+        self.server.fill(bucket, prefix, DUMP_RECORDS)
         self.run(["recover"], prefix, bucket=bucket)
-        dump_time = self.wall(lambda: self.run(["dump"], prefix, bucket=bucket), 3)
-        urls = [self.server.presign("GET", prefix + "/" + key_name(n), bucket=bucket)
-                 for n in range(1, 10_001)]
+        runs = [self.measured(["dump"], prefix, bucket) for _ in range(3)]
+        dump_time = statistics.median(seconds for seconds, _ in runs)
+        peak = max(peak for _, peak in runs)
+        urls = [self.server.presign(self.endpoint, "GET", prefix + "/" + key_name(n), bucket=bucket)
+                for n in range(1, SEQUENTIAL_RECORDS + 1)]
 
         def sequential_reader():
             """One keep-alive connection, one GET at a time: what a loop over
-            the records does. (curl -K with 10 000 URLs stalls about 25 ms per
+            the records does. (curl -K with many URLs stalls about 25 ms per
             request on this server, which would flatter s3wal.)"""
-            host = urllib.parse.urlparse(self.server.endpoint).netloc
+            host = urllib.parse.urlparse(self.endpoint).netloc
             connection = http.client.HTTPConnection(host)
             connection.connect()
             connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             for url in urls:
-                connection.request("GET", url[len(self.server.endpoint):])
+                connection.request("GET", url[len(self.endpoint):])
                 response = connection.getresponse()
                 response.read()
                 assert response.status == 200, response.status
             connection.close()
 
-        sequential = self.wall(sequential_reader, 3)
-        self.row("`dump` of 10 000 records, median of 3", f"{dump_time:.2f} s",
-                 f"sequential keep-alive reader {sequential:.2f} s: {sequential / dump_time:.1f}x faster",
-                 ">= 5x")
-        for n in (10_000, 100_000):
-            env = dict(self.env, AWS_PREFIX="wal", AWS_BUCKET_NAME=f"bench-n{n}",
-                       S3WAL_LOCK_DIR=os.path.join(self.scratch, f"cold-{n}"))
-            child = subprocess.Popen([self.s3wal, "dump"], env=env, cwd=self.scratch,
-                                     stdout=subprocess.DEVNULL)
-            peak_kib = peak_rss_kib(child)
-            assert child.returncode == 0, child.returncode
-            self.row(f"peak RSS of `dump` over {n:,} records", f"{peak_kib / 1024:.1f} MiB",
-                     "", "<= 8 MiB, flat in N")
+        sequential = self.wall(sequential_reader, 1) / SEQUENTIAL_RECORDS
+        rate = DUMP_RECORDS / dump_time
+        self.cell(f"`dump` of {DUMP_RECORDS:,} records, median of 3: rate, peak RSS",
+                  f"{rate:.0f} records/s, {peak:.1f} MiB: {rate * sequential:.1f}x sequential",
+                  "≥ 1 000 records/s at 20 ms; ≥ 5x sequential")
+        self.cell(f"sequential keep-alive reader ({SEQUENTIAL_RECORDS:,} GETs)", f"{1 / sequential:.0f} records/s")
+        aws = shutil.which("aws")
+        if aws:
+            # Its default of 10 requests in flight, over the shortest log.
+            folder = os.path.join(self.scratch, f"aws-cp-{self.tag}")
+            seconds = self.wall([aws, "s3", "cp", "--recursive", "--quiet", "--endpoint-url", self.endpoint,
+                                 f"s3://bench-n{SIZES[0]}/wal/", folder], 1, env=self.env)
+            count = len(os.listdir(folder))
+            self.cell("`aws s3 cp --recursive` of a log", f"{count / seconds:.0f} records/s")
+        else:
+            self.cell("`aws s3 cp --recursive` of a log", "not installed (pip install awscli)")
+
+    def dump_memory(self):
+        note(f"[{self.network}] peak RSS of dump")
+        peaks = []
+        for n in SIZES[1:]:
+            _, peak = self.measured(["dump"], "wal", f"bench-n{n}")
+            peaks.append(f"{peak:.1f} MiB")
+        self.cell("peak RSS of `dump` over " + " / ".join(f"{n:,}" for n in SIZES[1:]) + " records",
+                  " / ".join(peaks),
+                  "≤ 16 MiB at the default --parallel 64, flat in N")
 
     def big_records(self):
         """Peak RSS and time of one big record through append (from a pipe,
         as `tar c | s3wal append -`), read and dump, beside a curl PUT of
         the same bytes."""
         for mib in (50, 500):
-            note(f"a {mib} MiB record: append from a pipe, read, dump")
+            note(f"[{self.network}] a {mib} MiB record: append from a pipe, read, dump")
             prefix = f"bench/big-{mib}"
             path = os.path.join(self.scratch, f"big-{mib}")
             with open(path, "wb") as out:
@@ -281,13 +358,11 @@ class Bench:
             env = dict(self.env, AWS_PREFIX=prefix,
                        S3WAL_LOCK_DIR=os.path.join(self.scratch, "locks"))
             measured = {}
-            for what, args, stdout in (("append", ["append", "-"], subprocess.DEVNULL),
-                                       ("read", ["read", "1"], subprocess.DEVNULL),
-                                       ("dump", ["dump", "--raw"], subprocess.DEVNULL)):
+            for what, args in (("append", ["append", "-"]), ("read", ["read", "1"]), ("dump", ["dump", "--raw"])):
                 start = time.perf_counter()
                 child = subprocess.Popen([self.s3wal] + args, env=env, cwd=self.scratch,
                                          stdin=subprocess.PIPE if what == "append" else None,
-                                         stdout=stdout)
+                                         stdout=subprocess.DEVNULL)
                 if what == "append":
                     # A pipe, as from tar: the size is not known in advance.
                     feeder = threading.Thread(target=feed, args=(path, child.stdin))
@@ -298,24 +373,18 @@ class Bench:
                 assert child.wait() == 0, (what, child.returncode)
                 measured[what] = (time.perf_counter() - start, peak_kib / 1024)
             curl = self.wall(["curl", "-sf", "-o", "/dev/null", "-T", path,
-                              self.server.presign("PUT", prefix + "/curl")], 1)
+                              self.server.presign(self.endpoint, "PUT", prefix + "/curl")], 1)
             for what, (seconds, peak) in measured.items():
-                compare = f"curl PUT {curl:.2f} s" if what == "append" else ""
-                self.row(f"`{what}` of a {mib} MiB record: time, peak RSS",
-                         f"{seconds:.2f} s, {peak:.0f} MiB", compare,
-                         "RSS <= 1.2x the record" if what != "dump" else "RSS <= 2.4x")
+                compare = f": curl PUT {curl:.2f} s" if what == "append" else ""
+                self.cell(f"`{what}` of a {mib} MiB record: time, peak RSS",
+                          f"{seconds:.2f} s, {peak:.0f} MiB{compare}",
+                          "RSS ≤ 1.2x the record" if what != "dump" else "RSS ≤ 2.4x")
             os.remove(path)
 
     def sizes(self, static):
         for label, path in (("release binary (dynamic)", self.s3wal), ("release binary (static)", static)):
             if path and os.path.exists(path):
-                self.row(label, f"{os.path.getsize(path) / 1e6:.2f} MB", "", "<= 3 MB static")
-
-    def table(self):
-        print("| measure | s3wal | compared with | target |")
-        print("| --- | --- | --- | --- |")
-        for row in self.rows:
-            print("| " + " | ".join(row) + " |")
+                self.cell(label, f"{os.path.getsize(path) / 1e6:.2f} MB", "≤ 3 MB static")
 
 
 def main():
@@ -324,15 +393,21 @@ def main():
     scratch = tempfile.mkdtemp(prefix="s3wal-bench.")
     server = Server(scratch)
     try:
-        bench = Bench(s3wal, server, scratch)
-        bench.one_append()
-        bench.request_counts()
-        bench.batch()
-        bench.dump()
-        bench.big_records()
-        bench.sizes(static)
+        proxy = LatencyProxy(urllib.parse.urlparse(server.endpoint).netloc, DELAY_MS / 1000)
+        table = Table()
+        benches = [Bench(s3wal, server, scratch, table, network, endpoint)
+                   for network, endpoint in ((LOOPBACK, server.endpoint), (FAR, proxy.endpoint))]
+        for bench in benches:
+            bench.one_append()
+            bench.fresh_runner()
+            bench.batch()
+            bench.dump()
+        loopback = benches[0]
+        loopback.dump_memory()
+        loopback.big_records()
+        loopback.sizes(static)
         note("")
-        bench.table()
+        table.print()
     finally:
         server.stop()
         shutil.rmtree(scratch, ignore_errors=True)

@@ -108,6 +108,12 @@ catalogue! {
         with_env(&log, &[("AWS_BUCKET_NAME", None)], &["append"])
     };
     zero_timeout: 2, "--timeout", |log| log.run(&["--timeout", "0", "recover"]);
+    zero_parallel: 2, "--parallel must be from 1 to 256, not 0", |log| log.run(&["--parallel", "0", "dump"]);
+    too_much_parallel: 2, "not 257", |log| log.run(&["--parallel", "257", "verify"]);
+    parallel_not_a_number: 2, "parallel", |log| log.run(&["--parallel", "many", "dump"]);
+    bad_parallel_is_a_usage_error_before_configuration: 2, "--parallel", |log| {
+        with_env(&log, &[("AWS_BUCKET_NAME", None)], &["--parallel", "0", "dump"])
+    };
     retries_not_a_number: 2, "retries", |log| log.run(&["--retries", "many", "recover"]);
     non_utf8_argument: 2, "append -", |log| {
         use std::os::unix::ffi::OsStrExt;

@@ -19,6 +19,7 @@ mod json;
 mod library;
 mod local_lock;
 mod lost_acks;
+mod parallel_reads;
 mod permissions;
 mod profiles;
 mod proxy_env;
