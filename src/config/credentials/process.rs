@@ -68,11 +68,11 @@ fn last_words(stderr: &[u8]) -> String {
         .rev()
         .find(|l| !l.trim().is_empty())
         .unwrap_or("");
+    // A run of 16 key-like characters anywhere in a word hides it whole:
+    // `"wJalr…"`, `{"SecretAccessKey":"…"}` and `token='…'` alike.
     let secret_like = |word: &str| {
-        word.len() >= 16
-            && word
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "+/=_-.".contains(c))
+        word.split(|c: char| !(c.is_ascii_alphanumeric() || "+/=_-.".contains(c)))
+            .any(|run| run.len() >= 16)
     };
     let words: Vec<&str> = line
         .split_whitespace()
@@ -84,6 +84,9 @@ fn last_words(stderr: &[u8]) -> String {
         false => format!(": {short}"),
     }
 }
+
+/// The most output read from a credential process, each stream.
+const MAX_OUTPUT: u64 = 1024 * 1024;
 
 /// Runs `command` (split with [`split`]), waiting at most `timeout`, and
 /// reads its credentials.
@@ -97,15 +100,25 @@ pub(super) fn fetch(command: &str, timeout: Duration) -> Result<Fetched, String>
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run {program}: {e}"))?;
-    let reader = |mut pipe: Box<dyn Read + Send>| {
+    // Read on threads of their own, at most MAX_OUTPUT bytes each, and
+    // handed over a channel: a helper that leaves a background process
+    // holding its pipes open must not hold s3wal past --timeout.
+    let (sender, received) = std::sync::mpsc::channel();
+    let reader = |which: bool, pipe: Box<dyn Read + Send>| {
+        let sender = sender.clone();
         std::thread::spawn(move || {
             let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            bytes
-        })
+            let _ = pipe.take(MAX_OUTPUT).read_to_end(&mut bytes);
+            let _ = sender.send((which, bytes));
+        });
     };
-    let stdout = child.stdout.take().map(|p| reader(Box::new(p)));
-    let stderr = child.stderr.take().map(|p| reader(Box::new(p)));
+    if let Some(pipe) = child.stdout.take() {
+        reader(true, Box::new(pipe));
+    }
+    if let Some(pipe) = child.stderr.take() {
+        reader(false, Box::new(pipe));
+    }
+    drop(sender);
     let started = Instant::now();
     let status = loop {
         match child.try_wait() {
@@ -124,10 +137,17 @@ pub(super) fn fetch(command: &str, timeout: Duration) -> Result<Fetched, String>
             Err(e) => return Err(format!("cannot wait for {program}: {e}")),
         }
     };
-    let collect = |h: Option<std::thread::JoinHandle<Vec<u8>>>| {
-        h.and_then(|h| h.join().ok()).unwrap_or_default()
-    };
-    let (stdout, stderr) = (collect(stdout), collect(stderr));
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    for _ in 0..2 {
+        let left = timeout
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_millis(100));
+        match received.recv_timeout(left) {
+            Ok((true, bytes)) => stdout = bytes,
+            Ok((false, bytes)) => stderr = bytes,
+            Err(_) => break,
+        }
+    }
     if !status.success() {
         return Err(format!(
             "{program} failed ({status}){}",
@@ -176,5 +196,32 @@ mod tests {
             last_words(b"bad key wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
             ": bad key [hidden]"
         );
+    }
+
+    #[test]
+    fn a_secret_inside_quotes_or_json_is_hidden_too() {
+        let key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+        for line in [
+            format!("\"{key}\""),
+            format!("{{\"SecretAccessKey\":\"{key}\"}}"),
+            format!("secret:{key}"),
+            format!("token='{key}'"),
+        ] {
+            let shown = last_words(line.as_bytes());
+            assert!(!shown.contains("wJalr"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn a_helper_that_leaves_its_pipes_open_is_not_waited_for() {
+        // The shell exits at once; its background sleep keeps stdout open.
+        let started = Instant::now();
+        let error = fetch("sh -c 'sleep 30 & exit 1'", Duration::from_secs(1)).unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(error.contains("failed"), "{error}");
     }
 }
