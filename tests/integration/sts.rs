@@ -140,3 +140,24 @@ fn a_role_from_the_environment_appends() {
         "{body}"
     );
 }
+
+#[test]
+fn a_role_that_needs_mfa_without_a_terminal_is_a_clear_error() {
+    use std::os::unix::process::CommandExt;
+    let log = TestLog::without_server("sts-mfa");
+    let mut command = with_profile(
+        &log,
+        "[default]\nrole_arn = arn:aws:iam::1:role/writer\nsource_profile = keys\n\
+         mfa_serial = arn:aws:iam::1:mfa/me\n\
+         [profile keys]\naws_access_key_id = k\naws_secret_access_key = s\n",
+    );
+    // As from cron: a session of its own, with no terminal to ask on.
+    // SAFETY: setsid only detaches the child from the terminal.
+    unsafe {
+        command.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    Run::of(command.args(["recover"])).fails(1, "no terminal to ask on");
+}

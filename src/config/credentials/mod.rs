@@ -441,13 +441,6 @@ fn assume_role(
         let call = web_identity(context, token_file, role_arn, get("role_session_name"))?;
         return Ok((call, format!("web identity, role {role_arn}")));
     }
-    if get("mfa_serial").is_some() {
-        return Err(Error::Config(format!(
-            "profile {name:?} needs an MFA code (mfa_serial), and s3wal does not prompt: \
-             use credentials from `aws configure export-credentials` (credential_process) \
-             or aws-vault"
-        )));
-    }
     let source = match (get("source_profile"), get("credential_source")) {
         (Some(source), None) if source == name => static_keys(name, profile)?
             .map(Fetch::Static)
@@ -476,6 +469,8 @@ fn assume_role(
         external_id: get("external_id").map(str::to_owned),
         duration_seconds: get("duration_seconds").map(str::to_owned),
         endpoint: sts_endpoint(context)?,
+        mfa_serial: get("mfa_serial").map(str::to_owned),
+        mfa_code: None,
     };
     Ok((Fetch::AssumeRole(call, Box::new(source)), shown))
 }

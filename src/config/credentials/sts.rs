@@ -65,6 +65,11 @@ pub(super) struct AssumeRole {
     pub(super) external_id: Option<String>,
     pub(super) duration_seconds: Option<String>,
     pub(super) endpoint: Endpoint,
+    /// The profile's `mfa_serial`: each call then needs a code, asked for
+    /// on the terminal.
+    pub(super) mfa_serial: Option<String>,
+    /// The code for this call, once asked for.
+    pub(super) mfa_code: Option<String>,
 }
 
 /// The form body of an STS call.
@@ -126,6 +131,12 @@ impl AssumeRole {
                 .map(|d| ("DurationSeconds", d)),
         );
         pairs.extend(self.external_id.as_deref().map(|e| ("ExternalId", e)));
+        if let (Some(serial), Some(code)) = (&self.mfa_serial, &self.mfa_code) {
+            pairs.extend([
+                ("SerialNumber", serial.as_str()),
+                ("TokenCode", code.as_str()),
+            ]);
+        }
         form(&pairs)
     }
 
@@ -171,17 +182,50 @@ impl AssumeRole {
         http: &Http,
         timeout: Duration,
     ) -> Result<Fetched, String> {
+        let mut call = self.clone();
+        if let Some(serial) = &self.mfa_serial {
+            call.mfa_code = Some(ask_mfa_code(serial)?);
+        }
         let time = jiff::Timestamp::now()
             .strftime("%Y%m%dT%H%M%SZ")
             .to_string();
-        let headers = self.signed_headers(source, &time);
+        let headers = call.signed_headers(source, &time);
         let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-        let answer = post(http, &self.endpoint, &self.body(), &headers, timeout)?;
+        let answer = post(http, &call.endpoint, &call.body(), &headers, timeout)?;
         parse(&answer)
     }
 }
 
 const CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
+
+/// The MFA code for `serial`, asked for on the controlling terminal (not
+/// stdin, which may carry records). Without one (cron, CI) there is no one
+/// to ask: a clear error instead of a prompt nobody sees.
+fn ask_mfa_code(serial: &str) -> Result<String, String> {
+    use std::io::{BufRead, Write};
+    let no_terminal = |_| {
+        format!(
+            "the role needs an MFA code (mfa_serial {serial}) and there is no terminal to \
+             ask on: use credentials from `aws configure export-credentials` \
+             (credential_process) or aws-vault"
+        )
+    };
+    let mut tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .map_err(no_terminal)?;
+    write!(tty, "MFA code for {serial}: ").map_err(no_terminal)?;
+    let mut code = String::new();
+    std::io::BufReader::new(&tty)
+        .read_line(&mut code)
+        .map_err(no_terminal)?;
+    let code = code.trim().to_owned();
+    match code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
+        true => Ok(code),
+        false => Err("an MFA code is 6 digits".into()),
+    }
+}
 
 /// POSTs `body` to STS.
 fn post(
@@ -314,9 +358,26 @@ mod tests {
             role_arn: "arn:aws:iam::1:role/r".into(),
             session_name: "s".into(),
             external_id: Some("x".into()),
+            mfa_serial: None,
+            mfa_code: None,
             duration_seconds: Some("900".into()),
             endpoint: endpoint(),
         }
+    }
+
+    #[test]
+    fn assume_role_with_mfa_sends_the_serial_and_the_code() {
+        let call = AssumeRole {
+            mfa_serial: Some("arn:aws:iam::1:mfa/me".into()),
+            mfa_code: Some("123456".into()),
+            ..assume_role()
+        };
+        let body = call.body();
+        assert!(
+            body.contains("SerialNumber=arn%3Aaws%3Aiam%3A%3A1%3Amfa%2Fme"),
+            "{body}"
+        );
+        assert!(body.contains("TokenCode=123456"), "{body}");
     }
 
     #[test]

@@ -181,7 +181,7 @@ fn source_profile_chains_are_followed_and_loops_refused() {
 }
 
 #[test]
-fn role_profiles_need_exactly_one_source_and_no_mfa() {
+fn role_profiles_need_exactly_one_source() {
     for (settings, needle) in [
         ("role_arn = r\n", "exactly one of"),
         (
@@ -195,10 +195,6 @@ fn role_profiles_need_exactly_one_source_and_no_mfa() {
         (
             "role_arn = r\nsource_profile = nope\n",
             "neither ~/.aws file",
-        ),
-        (
-            "role_arn = r\nsource_profile = default\nmfa_serial = m\n",
-            "does not prompt",
         ),
     ] {
         let profile = default_profile(&format!("[default]\n{settings}"));
