@@ -957,6 +957,16 @@ pub(crate) mod tests {
         assert_eq!(again.status, 412);
     }
 
+    #[test]
+    fn presigned_urls_never_outlive_their_credentials() {
+        let now = jiff::Timestamp::from_second(1_000_000).unwrap();
+        let at = |seconds| Some(jiff::Timestamp::from_second(seconds).unwrap());
+        assert_eq!(presign_ttl(now, None), PRESIGN_TTL);
+        assert_eq!(presign_ttl(now, at(1_000_600)), Duration::from_secs(600));
+        assert_eq!(presign_ttl(now, at(1_900_000)), PRESIGN_TTL);
+        assert_eq!(presign_ttl(now, at(999_000)), Duration::from_secs(1));
+    }
+
     fn cut_off() -> failure::Failure {
         failure::judge(
             ureq::Error::Timeout(ureq::Timeout::PerWrite),

@@ -185,6 +185,8 @@ fn a_setting_that_is_not_true_or_false_is_a_configuration_error() {
     let mut command = log.command();
     command
         .env_remove("AWS_ENDPOINT_URL")
+        // Should the check ever pass, nothing reaches AWS: a dead proxy.
+        .env("HTTPS_PROXY", "http://127.0.0.1:9")
         .env("AWS_USE_DUALSTACK_ENDPOINT", "yes")
         .arg("recover");
     Run::of(&mut command).fails(
