@@ -72,9 +72,10 @@ pub struct Signing {
 pub trait CredentialSource: Send + Sync + std::fmt::Debug {
     /// Credentials valid now, renewed when they are about to expire.
     fn current(&self) -> Result<Signing>;
-    /// New credentials, because the store refused the current ones'
-    /// session token (`ExpiredToken`).
-    fn refresh(&self) -> Result<Signing>;
+    /// New credentials, because the store refused the session token of
+    /// `refused` (`ExpiredToken`); ones another thread renewed meanwhile
+    /// serve as well, so that threads refused together renew once.
+    fn refresh(&self, refused: &Signing) -> Result<Signing>;
 }
 
 /// Long-lived keys: always the same, never expiring.
@@ -86,7 +87,7 @@ impl CredentialSource for Credentials {
         })
     }
 
-    fn refresh(&self) -> Result<Signing> {
+    fn refresh(&self, _: &Signing) -> Result<Signing> {
         self.current()
     }
 }
@@ -591,11 +592,12 @@ impl Client {
     /// (signed for that region on its endpoint, which every later request
     /// uses and the region memory keeps).
     fn call<'a>(&self, build: impl Fn(&Signer) -> Request<'a>) -> Result<(Request<'a>, Response)> {
-        let signer = self.signer(self.credentials.current()?);
+        let signing = self.credentials.current()?;
+        let signer = self.signer(signing.clone());
         let mut request = build(&signer);
         let mut response = self.send(&request)?;
         if stale_token(&response) {
-            request = build(&self.signer(self.credentials.refresh()?));
+            request = build(&self.signer(self.credentials.refresh(&signing)?));
             response = self.send(&request)?.after(&response);
         }
         let signed_for = signer.bucket.region().to_owned();

@@ -124,7 +124,14 @@ impl Fetch {
 struct Cached {
     fetched: Timestamp,
     signing: Signing,
+    /// After an early renewal failed: when to try again. Until then the
+    /// still valid credentials serve, instead of every request waiting
+    /// on an endpoint that is down.
+    retry_at: Option<Timestamp>,
 }
+
+/// How long a failed early renewal is not tried again.
+const RENEWAL_PAUSE: Duration = Duration::from_secs(30);
 
 /// Whether credentials fetched at `fetched` and expiring at `expires`
 /// are to be renewed at `now`: when less than 15 minutes, or half their
@@ -173,6 +180,7 @@ impl Provider {
         *cache = Some(Cached {
             fetched: now,
             signing: signing.clone(),
+            retry_at: None,
         });
         Ok(signing)
     }
@@ -187,17 +195,28 @@ impl CredentialSource for Provider {
         let cached = cache.clone();
         match cached {
             Some(c) if !due(c.fetched, c.signing.expires, now) => Ok(c.signing),
+            Some(c) if c.retry_at.is_some_and(|at| now < at) => Ok(c.signing),
             Some(c) => match self.renew(&mut cache) {
-                Err(_) if c.signing.expires.is_some_and(|e| e > now) => Ok(c.signing),
+                Err(_) if c.signing.expires.is_some_and(|e| e > now) => {
+                    let pause = jiff::SignedDuration::try_from(RENEWAL_PAUSE).unwrap_or_default();
+                    *cache = Some(Cached {
+                        retry_at: now.checked_add(pause).ok(),
+                        ..c.clone()
+                    });
+                    Ok(c.signing)
+                }
                 outcome => outcome,
             },
             None => self.renew(&mut cache),
         }
     }
 
-    fn refresh(&self) -> Result<Signing> {
+    fn refresh(&self, refused: &Signing) -> Result<Signing> {
         let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        self.renew(&mut cache)
+        match &*cache {
+            Some(c) if c.signing.credentials != refused.credentials => Ok(c.signing.clone()),
+            _ => self.renew(&mut cache),
+        }
     }
 }
 

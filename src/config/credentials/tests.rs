@@ -256,3 +256,76 @@ fn shown_credentials_hold_no_secret() {
     assert_eq!(shown(&long), "access key …MPLE with a session token");
     assert_eq!(shown(&Credentials::new("AK", "SK")), "access key");
 }
+
+/// A provider whose credential_process runs `body` after counting its
+/// runs in the file `$RUNS`.
+fn process_provider(name: &str, body: &str) -> (Provider, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("s3wal-renew-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("helper");
+    let runs = dir.join("runs");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nRUNS={}\necho run >> $RUNS\n{body}\n",
+            runs.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let provider = Provider {
+        fetch: Fetch::Process(script.display().to_string()),
+        http: Http::default(),
+        timeout: Duration::from_secs(5),
+        cache: Mutex::new(None),
+    };
+    (provider, runs)
+}
+
+fn runs(path: &std::path::Path) -> usize {
+    std::fs::read_to_string(path).map_or(0, |s| s.lines().count())
+}
+
+#[test]
+fn threads_refused_together_renew_once() {
+    let (provider, counted) = process_provider(
+        "together",
+        r#"echo '{"Version": 1, "AccessKeyId": "AK'$(wc -l < $RUNS)'", "SecretAccessKey": "S", "Expiration": "2099-01-01T00:00:00Z"}'"#,
+    );
+    let first = provider.current().unwrap();
+    let renewed = provider.refresh(&first).unwrap();
+    // A second request refused with the same credentials finds them renewed.
+    assert_eq!(
+        provider.refresh(&first).unwrap().credentials,
+        renewed.credentials
+    );
+    assert_eq!(runs(&counted), 2);
+    std::fs::remove_dir_all(counted.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn a_failed_early_renewal_is_not_tried_again_at_once() {
+    // Valid credentials whose renewal is due: less than half of a short
+    // lifetime left. The first run hands them out, later runs fail.
+    let soon = (Timestamp::now() + jiff::SignedDuration::from_secs(40)).to_string();
+    let (provider, counted) = process_provider(
+        "pause",
+        &format!(
+            "[ \"$(wc -l < $RUNS)\" -gt 1 ] && exit 1\necho '{{\"Version\": 1, \"AccessKeyId\": \"AK\", \"SecretAccessKey\": \"S\", \"Expiration\": \"{soon}\"}}'"
+        ),
+    );
+    provider.current().unwrap();
+    // Backdate the fetch so that the renewal is due now.
+    if let Some(cached) = provider.cache.lock().unwrap().as_mut() {
+        cached.fetched = Timestamp::now() - jiff::SignedDuration::from_secs(3600);
+    }
+    for _ in 0..3 {
+        assert!(
+            provider.current().is_ok(),
+            "the old credentials still serve"
+        );
+    }
+    assert_eq!(runs(&counted), 2, "one failed renewal, then a pause");
+    std::fs::remove_dir_all(counted.parent().unwrap()).unwrap();
+}
