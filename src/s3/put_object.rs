@@ -36,42 +36,37 @@ impl Signer {
     /// the way (`BadDigest`) instead of storing it; the reasons for MD5
     /// and not `x-amz-checksum-sha256` are in [`integrity`].
     pub(crate) fn put_if_absent<'a>(&self, key: &str, body: &'a [u8], token: &str) -> Request<'a> {
-        let content_md5 = integrity::content_md5(body);
-        let mut action = self.bucket.put_object(Some(&self.credentials), key);
-        action.headers_mut().insert(TOKEN_HEADER, token);
-        action
-            .headers_mut()
-            .insert("content-md5", content_md5.as_str());
-        Request {
-            action: "PutObject",
-            method: rusty_s3::Method::Put,
-            url: action.sign(self.ttl),
-            headers: vec![
-                ("if-none-match", "*".to_owned()),
-                (TOKEN_HEADER, token.to_owned()),
-                ("content-md5", content_md5),
-            ],
-            body: body.into(),
-            target: key.to_owned(),
-            check_body: false,
-        }
+        let mut request = self.put(key, body, Some(token));
+        request.headers.insert(0, ("if-none-match", "*".to_owned()));
+        request
     }
-}
 
-impl Signer {
     /// A plain PUT of `body` at `key`, replacing what is there: for s3wal's
     /// own objects beside the log, never for a record.
     pub(crate) fn put_object<'a>(&self, key: &str, body: &'a [u8]) -> Request<'a> {
+        self.put(key, body, None)
+    }
+
+    /// A PUT of `body` at `key` with a signed `Content-MD5`, and the
+    /// append's `token` in signed user metadata when there is one.
+    fn put<'a>(&self, key: &str, body: &'a [u8], token: Option<&str>) -> Request<'a> {
         let content_md5 = integrity::content_md5(body);
         let mut action = self.bucket.put_object(Some(&self.credentials), key);
+        let mut headers = Vec::new();
+        if let Some(token) = token {
+            action.headers_mut().insert(TOKEN_HEADER, token);
+            headers.push((TOKEN_HEADER, token.to_owned()));
+        }
         action
             .headers_mut()
             .insert("content-md5", content_md5.as_str());
+        let url = action.sign(self.ttl);
+        headers.push(("content-md5", content_md5));
         Request {
             action: "PutObject",
             method: rusty_s3::Method::Put,
-            url: action.sign(self.ttl),
-            headers: vec![("content-md5", content_md5)],
+            url,
+            headers,
             body: body.into(),
             target: key.to_owned(),
             check_body: false,
