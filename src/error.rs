@@ -121,6 +121,14 @@ pub enum Error {
         /// The log's last offset.
         tail: u64,
     },
+    /// A truncate would have cut a trimmed log below its first record,
+    /// and the next append would reuse offsets readers already consumed.
+    TruncateBelowFirst {
+        /// The offset the truncate was asked to keep.
+        after: u64,
+        /// The log's first record, where a trim left it.
+        first: u64,
+    },
     /// The store ignores `If-None-Match: *`, so appending is refused.
     UnsafeStore,
     /// The log already holds a record at the highest possible offset.
@@ -277,6 +285,13 @@ impl fmt::Display for Error {
                 f,
                 "cannot trim before offset {keep_from}: the last record is {tail}, and trim \
                  keeps it so that offsets keep going up (truncate empties a log)"
+            ),
+            Error::TruncateBelowFirst { after, first } => write!(
+                f,
+                "cannot truncate after offset {after}: a trim made the log start at {first}, \
+                 and cutting below it would make offsets start again at {}, which readers \
+                 have already seen; truncate after {first} or later",
+                after.saturating_add(1)
             ),
             Error::UnsafeStore => f.write_str(
                 "refusing to append: this store ignores If-None-Match (it overwrote a key \

@@ -240,6 +240,24 @@ fn trim_and_truncate_keep_the_log_dense_and_offsets_going_up() {
 }
 
 #[test]
+fn a_trimmed_log_is_never_cut_below_its_first_record() {
+    let wal = log_with(&[]);
+    for n in 1..=10u64 {
+        wal.append(&n.to_be_bytes()).unwrap();
+    }
+    wal.trim(6).unwrap();
+    for after in [0, 3, 5] {
+        let error = wal.truncate(after).unwrap_err();
+        assert!(
+            matches!(error, Error::TruncateBelowFirst { first: 6, .. }),
+            "{after}: {error}"
+        );
+    }
+    assert_eq!(wal.truncate(6).unwrap(), 4);
+    assert_eq!(wal.append(b"next").unwrap(), 7, "offsets go on");
+}
+
+#[test]
 fn hint_past_the_tail_finds_the_real_tail() {
     let wal = log_with(&[]);
     wal.append(b"a").unwrap();

@@ -694,9 +694,15 @@ impl<S: Store> Wal<S> {
     /// Deletes from the tail down, so an interrupted truncate leaves a
     /// dense log that is merely longer; running it again finishes the job.
     /// Checks afterwards that no record is left past the cut, to catch one
-    /// another machine appended meanwhile. Never lists the whole log.
+    /// another machine appended meanwhile. Never lists the whole log. A log
+    /// that a trim made start at F > 1 can be cut after F or later only.
     pub fn truncate(&self, after: u64) -> Result<u64> {
         let _held = self.local.lock.acquire(self.interrupted)?;
+        // A trimmed log cut below its first record would hand out again
+        // offsets that readers have already consumed.
+        if let Some(first) = self.first()?.filter(|&first| first > 1 && after < first) {
+            return Err(Error::TruncateBelowFirst { after, first });
+        }
         let mut deleted = 0;
         let mut tail = self.search_tail(self.confirmed_hint()?)?;
         for _ in 0..MAX_TRUNCATE_ROUNDS {

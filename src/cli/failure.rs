@@ -72,7 +72,10 @@ impl From<Error> for CliError {
 /// The exit code of `error` when nothing was stored.
 fn exit_code(error: &Error) -> u8 {
     match error {
-        Error::Usage(_) | Error::TrimPastTail { .. } | Error::RecordTooLarge { .. } => exit::USAGE,
+        Error::Usage(_)
+        | Error::TrimPastTail { .. }
+        | Error::TruncateBelowFirst { .. }
+        | Error::RecordTooLarge { .. } => exit::USAGE,
         Error::NotFound { .. } | Error::Empty => exit::NOT_FOUND,
         Error::Corrupt { .. } | Error::VerifyFailed { .. } => exit::INTEGRITY,
         Error::AppendGaveUp { .. } => exit::APPEND_GAVE_UP,
@@ -107,6 +110,7 @@ fn json_code(error: &Error) -> &'static str {
         Error::AppendGaveUp { .. } => "append_gave_up",
         Error::Conflicted { .. } => "conflicted",
         Error::TrimPastTail { .. } => "trim_past_tail",
+        Error::TruncateBelowFirst { .. } => "truncate_below_first",
         Error::UnsafeStore => "unsafe_store",
         Error::LogFull => "log_full",
         Error::TruncateRaced { .. } => "truncate_raced",
@@ -203,6 +207,14 @@ mod tests {
                 },
                 2,
                 "trim_past_tail",
+            ),
+            (
+                Error::TruncateBelowFirst {
+                    after: 3,
+                    first: 10,
+                },
+                2,
+                "truncate_below_first",
             ),
             (Error::UnsafeStore, 1, "unsafe_store"),
             (Error::LogFull, 1, "log_full"),

@@ -80,3 +80,22 @@ fn trimmed_log_keeps_working_for_every_command() {
         .run(&["read", "10"])
         .fails(3, "no record at offset 10");
 }
+
+#[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
+fn a_trimmed_log_is_never_truncated_below_its_first_record() {
+    let log = trimmed_log("truncate-below-first");
+    for after in ["0", "10"] {
+        log.run(&["truncate", after])
+            .fails(2, "a trim made the log start at 11");
+    }
+    assert_eq!(log.offsets().len(), 20, "nothing was deleted");
+    assert_eq!(
+        log.run(&["truncate", "11"]).ok(),
+        "Truncated WAL after offset 11\n"
+    );
+    assert_eq!(
+        log.run(&["append", "next"]).ok(),
+        "Appended record at offset: 12, data: next\n"
+    );
+}
