@@ -95,6 +95,14 @@ pub enum Error {
         /// Which check failed.
         problem: Corruption,
     },
+    /// Records are missing below one that exists: `dump --follow` cannot
+    /// go on past them.
+    Hole {
+        /// The first missing offset.
+        first: u64,
+        /// The last missing offset.
+        last: u64,
+    },
     /// `verify` found corrupt records, holes or foreign keys.
     VerifyFailed {
         /// How many problems it reported.
@@ -267,6 +275,12 @@ impl fmt::Display for Error {
             Error::Corrupt { offset, problem } => {
                 write!(f, "record at offset {offset} is corrupt: {problem}")
             }
+            Error::Hole { first, last } => write!(
+                f,
+                "the log has a hole: offsets {first}..{last} are missing while {} exists \
+                 (see `s3wal verify`)",
+                last.saturating_add(1)
+            ),
             Error::VerifyFailed { problems } => {
                 write!(f, "verify found {problems} problem(s) in the log")
             }

@@ -18,6 +18,10 @@ use crate::wal::{Record, Wal};
 /// The first pause of `follow` on an idle log; it doubles up to
 /// [`FOLLOW_MAX_WAIT`] and starts over when a record comes.
 pub const FOLLOW_FIRST_WAIT: Duration = Duration::from_millis(100);
+/// From this pause on, an idle `follow` also looks past the record it
+/// waits for (one short LIST a poll), so that a hole is reported instead
+/// of waited at for ever.
+const HOLE_CHECK_AFTER: Duration = Duration::from_secs(1);
 /// The longest pause between two polls of `follow`.
 pub const FOLLOW_MAX_WAIT: Duration = Duration::from_secs(5);
 
@@ -193,16 +197,31 @@ impl<S: Store + Sync> Wal<S> {
     pub fn follow(&self, from: u64, mut visit: impl FnMut(Record) -> Result<()>) -> Result<()> {
         let mut next = from;
         let mut wait = FOLLOW_FIRST_WAIT;
+        // A later record seen while `next` is missing: a hole, once seen
+        // twice in a row (a truncate's batch may delete out of order).
+        let mut suspect = None;
         loop {
             if self.store().head(&self.prefix().key(next))?.is_some() {
                 let tail = self.recover()?;
                 self.read_range(next, tail, &mut visit)?;
                 next = tail.checked_add(1).ok_or(Error::LogFull)?;
                 wait = FOLLOW_FIRST_WAIT;
-            } else {
-                thread::sleep(wait);
-                wait = (wait * 2).min(FOLLOW_MAX_WAIT);
+                suspect = None;
+                continue;
             }
+            if wait >= HOLE_CHECK_AFTER {
+                match self.first_record_after(next)? {
+                    Some(later) if suspect == Some(later) => {
+                        return Err(Error::Hole {
+                            first: next,
+                            last: later - 1,
+                        });
+                    }
+                    later => suspect = later,
+                }
+            }
+            thread::sleep(wait);
+            wait = (wait * 2).min(FOLLOW_MAX_WAIT);
         }
     }
 }

@@ -424,7 +424,7 @@ impl<S: Store> Wal<S> {
     /// Foreign keys that sort after every record key (`<prefix>/snapshots/…`)
     /// end the search at the first page that reaches them: paging through
     /// them would make every probe cost one LIST per 16 such keys.
-    fn first_record_after(&self, k: u64) -> Result<Option<u64>> {
+    pub(crate) fn first_record_after(&self, k: u64) -> Result<Option<u64>> {
         let list_prefix = self.prefix.list_prefix();
         let start_key = self.prefix.key(k);
         let start_after = (k > 0).then_some(start_key.as_str());

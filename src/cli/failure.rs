@@ -77,7 +77,7 @@ fn exit_code(error: &Error) -> u8 {
         | Error::TruncateBelowFirst { .. }
         | Error::RecordTooLarge { .. } => exit::USAGE,
         Error::NotFound { .. } | Error::Empty => exit::NOT_FOUND,
-        Error::Corrupt { .. } | Error::VerifyFailed { .. } => exit::INTEGRITY,
+        Error::Corrupt { .. } | Error::Hole { .. } | Error::VerifyFailed { .. } => exit::INTEGRITY,
         Error::AppendGaveUp { .. } => exit::APPEND_GAVE_UP,
         // Both say the record may be stored, at an offset they name.
         Error::MaybeStored { .. } | Error::Conflicted { .. } => exit::STORED_THEN_FAILED,
@@ -106,6 +106,7 @@ fn json_code(error: &Error) -> &'static str {
         Error::NotFound { .. } => "not_found",
         Error::Empty => "empty",
         Error::Corrupt { .. } => "corrupt",
+        Error::Hole { .. } => "hole",
         Error::VerifyFailed { .. } => "verify_failed",
         Error::AppendGaveUp { .. } => "append_gave_up",
         Error::Conflicted { .. } => "conflicted",
@@ -216,6 +217,7 @@ mod tests {
                 2,
                 "truncate_below_first",
             ),
+            (Error::Hole { first: 4, last: 6 }, 4, "hole"),
             (Error::UnsafeStore, 1, "unsafe_store"),
             (Error::LogFull, 1, "log_full"),
             (Error::TruncateRaced { after: 4 }, 1, "truncate_raced"),

@@ -71,3 +71,37 @@ fn follow_from_before_a_trimmed_start_begins_at_the_first_record() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
+fn follow_reports_a_hole_instead_of_waiting_at_it() {
+    let log = TestLog::new(Server::s3s(), "follow-hole");
+    fill_on_disk(&log, 1..=2);
+    let child = log
+        .command()
+        .args(["dump", "--follow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Following waits at 3; records appear past it, 3 and 4 never do.
+    thread::sleep(Duration::from_millis(500));
+    fill_on_disk(&log, 5..=6);
+    let started = std::time::Instant::now();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "Offset: 1, Data: r1\nOffset: 2, Data: r2\n"
+    );
+    assert_eq!(
+        stderr,
+        "s3wal: the log has a hole: offsets 3..4 are missing while 5 exists (see `s3wal verify`)\n"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+}
