@@ -6,6 +6,8 @@
 # Usage: tests/servers/moto.sh start DIR   -> writes DIR/env, prints the endpoint
 #        tests/servers/moto.sh stop DIR
 set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 
 TOOLS="${S3WAL_TOOLS:-$HOME/.cache/s3wal/tools}"
 BIN="$TOOLS/moto/bin/moto_server"
@@ -23,23 +25,14 @@ die() {
 }
 
 stop() {
-  local pid
-  pid=$(cat "$DIR/moto.pid" 2>/dev/null) || return 0
-  kill "$pid" 2>/dev/null || true
-  # Not our child, so poll instead of `wait`; escalate after 10 s.
-  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null || true
-  rm -f "$DIR/moto.pid"
+  stop_pid "$DIR/moto.pid"
 }
 
 start() {
   mkdir -p "$DIR"
   DIR=$(cd "$DIR" && pwd)
   local pid port
-  if pid=$(cat "$DIR/moto.pid" 2>/dev/null) && kill -0 "$pid" 2>/dev/null; then
-    echo "moto: $DIR already running" >&2
-    exit 1
-  fi
+  refuse_if_running "$DIR/moto.pid" moto
   rm -f "$DIR/env"
   port=$(python3 "$(dirname "$0")/free_ports.py" 0)
   [[ -n $port ]] || die "no free port"

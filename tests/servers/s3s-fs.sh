@@ -3,6 +3,8 @@
 # Usage: tests/servers/s3s-fs.sh start DIR   -> writes DIR/env, prints the endpoint
 #        tests/servers/s3s-fs.sh stop DIR
 set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 
 AK=s3wal-test-ak
 SK=s3wal-test-sk-0123456789
@@ -23,23 +25,14 @@ die() {
 }
 
 stop() {
-  local pid
-  pid=$(cat "$DIR/s3s-fs.pid" 2>/dev/null) || return 0
-  kill "$pid" 2>/dev/null || true
-  # Not our child, so poll instead of `wait`; escalate after 10 s.
-  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null || true
-  rm -f "$DIR/s3s-fs.pid"
+  stop_pid "$DIR/s3s-fs.pid"
 }
 
 start() {
   mkdir -p "$DIR"
   DIR=$(cd "$DIR" && pwd)
   local pid port
-  if pid=$(cat "$DIR/s3s-fs.pid" 2>/dev/null) && kill -0 "$pid" 2>/dev/null; then
-    echo "s3s-fs: $DIR already running" >&2
-    exit 1
-  fi
+  refuse_if_running "$DIR/s3s-fs.pid" s3s-fs
   rm -f "$DIR/env"
   # Let the kernel pick a free port; the tiny race before s3s-fs binds is acceptable.
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

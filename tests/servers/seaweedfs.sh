@@ -5,6 +5,8 @@
 # Usage: tests/servers/seaweedfs.sh start DIR   -> writes DIR/env, prints the endpoint
 #        tests/servers/seaweedfs.sh stop DIR
 set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 AK=s3wal-test-ak
@@ -29,26 +31,18 @@ die() {
 # is all there is to stop. It does not always remove its gRPC sockets,
 # which it puts in /tmp named by port: those of our ports go too.
 stop() {
-  local pid port
-  pid=$(cat "$DIR/weed.pid" 2>/dev/null) || return 0
-  kill "$pid" 2>/dev/null || true
-  # Not our child, so poll instead of `wait`; escalate after 10 s.
-  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null || true
+  local port
+  stop_pid "$DIR/weed.pid"
   for port in $(cat "$DIR/grpc.ports" 2>/dev/null); do
     rm -f /tmp/seaweedfs-*-grpc-"$port".sock
   done
-  rm -f "$DIR/weed.pid"
 }
 
 start() {
   mkdir -p "$DIR"
   DIR=$(cd "$DIR" && pwd)
   local pid base code
-  if pid=$(cat "$DIR/weed.pid" 2>/dev/null) && kill -0 "$pid" 2>/dev/null; then
-    echo "seaweedfs: $DIR already running" >&2
-    exit 1
-  fi
+  refuse_if_running "$DIR/weed.pid" seaweedfs
   rm -rf "$DIR/env" "$DIR/data"
   mkdir -p "$DIR/data"
   # Five HTTP ports from base and their gRPC ports 10000 above: the
