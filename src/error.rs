@@ -141,11 +141,13 @@ pub enum Error {
     UnsafeStore,
     /// The log already holds a record at the highest possible offset.
     LogFull,
-    /// Truncate kept finding new records past the cut: another machine is
-    /// still appending.
-    TruncateRaced {
-        /// The offset truncate keeps.
-        after: u64,
+    /// A truncate, trim or repair on another machine (a fence, see the
+    /// README) kept running for longer than this command waits.
+    FenceBusy {
+        /// What it does, as in "truncate after 5".
+        fence: String,
+        /// Its number in the log's fence sequence.
+        seq: u64,
     },
     /// A PUT got no answer, so the record may or may not be stored.
     MaybeStored {
@@ -313,10 +315,11 @@ impl fmt::Display for Error {
                  records; see `s3wal doctor`, or pass --allow-unsafe-store to append anyway",
             ),
             Error::LogFull => write!(f, "the log is full: offset {} is taken", u64::MAX),
-            Error::TruncateRaced { after } => write!(
+            Error::FenceBusy { fence, seq } => write!(
                 f,
-                "truncate after offset {after}: other writers kept appending past it; \
-                 stop them and run truncate again"
+                "another machine's {fence} (fence {seq}) has been running for over 45 s; \
+                 if that machine stopped, run any s3wal command for this log there to \
+                 finish it (see README, \"Many machines, one log\"), then try again"
             ),
             Error::MaybeStored { offset, source } => write!(
                 f,

@@ -78,6 +78,7 @@ mod append;
 pub mod config;
 mod doctor;
 pub mod error;
+mod fence;
 mod local;
 mod lock;
 #[cfg(test)]

@@ -19,6 +19,7 @@ pub struct LocalState {
     pub(crate) lock: AppendLock,
     pub(crate) hint: TailHint,
     pub(crate) probe: ProbeCache,
+    pub(crate) fences: FenceMemory,
     pub(crate) region: RegionMemory,
 }
 
@@ -35,6 +36,9 @@ impl LocalState {
             hint: TailHint { path: file("tail") },
             probe: ProbeCache {
                 path: file("probe"),
+            },
+            fences: FenceMemory {
+                path: file("fence"),
             },
             // A region is the bucket's, whatever the prefix: one file per
             // bucket, so that every log in it learns it from one redirect.
@@ -131,6 +135,51 @@ impl ProbeCache {
     }
 }
 
+/// What this machine knows of the log's fences (`fence.rs`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct FenceNotes {
+    /// The epoch its next append may stamp without reading the fences.
+    pub epoch: Option<u64>,
+    /// The key of a fence a command here created and did not settle: it
+    /// died, since whoever reads this holds the lock it held. The next
+    /// command finishes that fence's work, for no other machine may.
+    pub running: Option<String>,
+}
+
+/// The file of [`FenceNotes`]. Unlike the hint, the running fence is not a
+/// shortcut: losing it leaves that fence to be finished by hand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FenceMemory {
+    path: PathBuf,
+}
+
+impl FenceMemory {
+    /// The notes, empty when there are none.
+    pub(crate) fn load(&self) -> FenceNotes {
+        let mut notes = FenceNotes::default();
+        for line in fs::read_to_string(&self.path).unwrap_or_default().lines() {
+            match line.split_once(' ') {
+                Some(("epoch", n)) => notes.epoch = n.parse().ok(),
+                Some(("running", key)) => notes.running = Some(key.to_owned()),
+                _ => {}
+            }
+        }
+        notes
+    }
+
+    /// Writes `notes`.
+    pub(crate) fn store(&self, notes: &FenceNotes) {
+        let mut text = String::new();
+        if let Some(epoch) = notes.epoch {
+            text.push_str(&format!("epoch {epoch}\n"));
+        }
+        if let Some(key) = &notes.running {
+            text.push_str(&format!("running {key}\n"));
+        }
+        write_atomically(&self.path, &text);
+    }
+}
+
 /// The region S3 last named for a bucket, so that the next command signs
 /// for it at once instead of being redirected again.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,6 +222,7 @@ mod tests {
         assert_eq!(lock.parent(), Some(dir.as_path()));
         assert_eq!(local.hint.path, lock.with_extension("tail"));
         assert_eq!(local.probe.path, lock.with_extension("probe"));
+        assert_eq!(local.fences.path, lock.with_extension("fence"));
         assert_eq!(local.region.path.extension().unwrap(), "region");
     }
 

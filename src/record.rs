@@ -21,9 +21,9 @@ const OWN_FOLDER: &str = ".s3wal/";
 pub const KEY_DIGITS: usize = 20;
 /// The longest key S3 accepts, in bytes of UTF-8.
 const MAX_KEY_LEN: usize = 1024;
-/// The longest prefix whose record keys (`<prefix>/` and 20 digits) S3
-/// still accepts.
-const MAX_PREFIX_LEN: usize = MAX_KEY_LEN - 1 - KEY_DIGITS;
+/// The longest prefix whose keys S3 still accepts: the longest is a fence
+/// marker (`fence.rs`), longer than any record key.
+const MAX_PREFIX_LEN: usize = MAX_KEY_LEN - crate::fence::LONGEST_FENCE_NAME;
 
 /// The folder of a log inside a bucket, without leading or trailing `/`.
 ///
@@ -48,7 +48,7 @@ impl Prefix {
         }
         if trimmed.len() > MAX_PREFIX_LEN {
             return Err(format!(
-                "the prefix is {} bytes long: record keys (prefix, '/' and 20 digits) would \
+                "the prefix is {} bytes long: the keys s3wal writes under it would \
                  pass S3's {MAX_KEY_LEN}-byte key limit; use at most {MAX_PREFIX_LEN} bytes",
                 trimmed.len()
             ));
@@ -299,12 +299,14 @@ mod tests {
     }
 
     #[test]
-    fn prefix_is_refused_when_record_keys_would_pass_1024_bytes() {
-        let longest = "p".repeat(1003);
-        assert_eq!(Prefix::new(&longest).unwrap().key(1).len(), 1024);
-        let error = Prefix::new(&format!("{longest}x")).unwrap_err();
-        assert!(error.contains("1004 bytes"), "{error}");
-        assert!(error.contains("at most 1003 bytes"), "{error}");
+    fn prefix_is_refused_when_its_fence_keys_would_pass_1024_bytes() {
+        let longest = Prefix::new(&"p".repeat(955)).unwrap();
+        let fence = crate::fence::key(&longest, 1, crate::fence::Kind::Truncate(u64::MAX));
+        let marker = crate::fence::marker(&fence, crate::fence::State::Done);
+        assert_eq!(marker.len(), 1024);
+        let error = Prefix::new(&"p".repeat(956)).unwrap_err();
+        assert!(error.contains("956 bytes"), "{error}");
+        assert!(error.contains("at most 955 bytes"), "{error}");
     }
 
     #[test]

@@ -78,7 +78,7 @@ fn exit_code(error: &Error) -> u8 {
         | Error::RecordTooLarge { .. } => exit::USAGE,
         Error::NotFound { .. } | Error::Empty => exit::NOT_FOUND,
         Error::Corrupt { .. } | Error::Hole { .. } | Error::VerifyFailed { .. } => exit::INTEGRITY,
-        Error::AppendGaveUp { .. } => exit::APPEND_GAVE_UP,
+        Error::AppendGaveUp { .. } | Error::FenceBusy { .. } => exit::APPEND_GAVE_UP,
         // Both say the record may be stored, at an offset they name.
         Error::MaybeStored { .. } | Error::Conflicted { .. } => exit::STORED_THEN_FAILED,
         Error::Config(_)
@@ -89,7 +89,6 @@ fn exit_code(error: &Error) -> u8 {
         | Error::LogFull
         | Error::UnsafeStore
         | Error::Interrupted { .. }
-        | Error::TruncateRaced { .. }
         | Error::Io { .. } => exit::FAILURE,
     }
 }
@@ -114,7 +113,7 @@ fn json_code(error: &Error) -> &'static str {
         Error::TruncateBelowFirst { .. } => "truncate_below_first",
         Error::UnsafeStore => "unsafe_store",
         Error::LogFull => "log_full",
-        Error::TruncateRaced { .. } => "truncate_raced",
+        Error::FenceBusy { .. } => "fence_busy",
         Error::MaybeStored { .. } => "maybe_stored",
         Error::RecordTooLarge { .. } => "record_too_large",
         Error::Interrupted { .. } => "interrupted",
@@ -220,7 +219,14 @@ mod tests {
             (Error::Hole { first: 4, last: 6 }, 4, "hole"),
             (Error::UnsafeStore, 1, "unsafe_store"),
             (Error::LogFull, 1, "log_full"),
-            (Error::TruncateRaced { after: 4 }, 1, "truncate_raced"),
+            (
+                Error::FenceBusy {
+                    fence: "truncate after 4".into(),
+                    seq: 2,
+                },
+                5,
+                "fence_busy",
+            ),
             (
                 Error::MaybeStored {
                     offset: 4,

@@ -12,8 +12,11 @@
 use std::thread;
 use std::time::Duration;
 
+mod fencing;
+
 use crate::append::{Answer, Append, GiveUp, Limits, Step};
 use crate::error::{Error, ProtocolKind, Result};
+use crate::fence::{self, Kind};
 use crate::local::{Conditional, LocalState};
 use crate::lock::Interruption;
 use crate::random::{jitter, random};
@@ -81,9 +84,23 @@ const NO_HINT: StoreHint = StoreHint {
     conditional: None,
 };
 
-/// How many rounds of delete-then-check truncate makes before it reports
-/// that other writers keep appending past the cut.
+/// How many rounds of delete-then-check a truncate makes: records that
+/// land past the cut later are doomed, and their appenders remove them.
 const MAX_TRUNCATE_ROUNDS: u32 = 3;
+
+/// How many times one append looks for a place again after the record it
+/// was to follow turned out to be gone or doomed, or its own record was
+/// doomed and removed: each time a truncate or repair ran meanwhile.
+const MAX_PLACE_ROUNDS: u32 = 10;
+
+/// Where the next record goes: after the record at `tail` (0: the log is
+/// empty), stamped with `epoch`, a fence every truncate up to which had
+/// settled before that record was looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Place {
+    tail: u64,
+    epoch: u64,
+}
 
 /// One record of the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -407,6 +424,13 @@ impl<S: Store> Wal<S> {
         self
     }
 
+    /// Waits with `pause`: the interleaving explorer yields its turn.
+    #[cfg(test)]
+    pub(crate) fn pausing_with(mut self, pause: fn(Duration)) -> Wal<S> {
+        self.pause = pause;
+        self
+    }
+
     /// The lock, hint and probe files this machine keeps for the log.
     #[cfg(test)]
     pub(crate) fn local(&self) -> &LocalState {
@@ -535,34 +559,165 @@ impl<S: Store> Wal<S> {
         if records.peek().is_none() {
             return Ok(0);
         }
+        self.finish_own_fence()?;
         let mut remembered = Remembered::default();
         self.ensure_conditional_puts(&mut remembered)?;
-        let mut tail = self.confirmed_hint()?;
-        if tail == 0 {
-            tail = self.cold_tail(&mut remembered)?;
-        }
-        let started = tail;
+        let mut place = self.place(&mut remembered)?;
+        let started = place.tail;
         let mut count = 0;
         let result = records.try_for_each(|record| {
             let mut body = record.into();
-            tail = self.put_record(next_offset(tail)?, &mut body)?;
+            let offset = self.append_one(&mut place, &mut remembered, &mut body)?;
             count += 1;
-            appended(tail, body.data())
+            appended(offset, body.data())
         });
-        self.local.hint.store(tail);
-        self.keep_store_hint(&remembered, tail, store_hint::due(started, tail));
+        self.local.hint.store(place.tail);
+        self.keep_store_hint(&remembered, place.tail, store_hint::due(started, place.tail));
         result.map(|()| count)
     }
 
-    /// PUTs one record at `offset` or, when that is taken, past the new
-    /// tail; returns the offset it was written at.
+    /// Where the next record goes: after the hinted tail, if its record
+    /// is still there (one HEAD), else after the tail found afresh.
+    fn place(&self, remembered: &mut Remembered) -> Result<Place> {
+        let hinted = self.local.hint.load().filter(|&tail| tail > 0);
+        if let (Some(tail), Some(epoch)) = (hinted, self.local.fences.load().epoch) {
+            if let Some(place) = self.place_after(tail, epoch)? {
+                return Ok(place);
+            }
+        }
+        self.place_afresh(remembered)
+    }
+
+    /// Where the next record goes, from the fences and the tail read now.
+    fn place_afresh(&self, remembered: &mut Remembered) -> Result<Place> {
+        for _ in 0..MAX_PLACE_ROUNDS {
+            let epoch = self.settled_fences()?.epoch();
+            let tail = self.cold_tail(remembered)?;
+            if let Some(place) = self.place_after(tail, epoch)? {
+                return Ok(place);
+            }
+        }
+        Err(self.moved_too_often())
+    }
+
+    /// The place after the record at `tail`, known to this command under
+    /// `epoch`, or `None` when that record is gone, or doomed (it is then
+    /// removed): the tail is to be found again.
+    ///
+    /// Looks at the record (one HEAD): a record doomed by a truncate this
+    /// command knows of must not be followed, or the record placed after it
+    /// would be left above a hole when it goes.
+    fn place_after(&self, tail: u64, epoch: u64) -> Result<Option<Place>> {
+        if tail == 0 {
+            return Ok(Some(Place { tail, epoch }));
+        }
+        let Some(head) = self.store.head(&self.prefix.key(tail))? else {
+            return Ok(None);
+        };
+        // Records of the seed or an s3wal before fences are never doomed.
+        let Some(theirs) = head.token.as_deref().and_then(fence::epoch_of) else {
+            return Ok(Some(Place { tail, epoch }));
+        };
+        if theirs < epoch {
+            let fences = self.read_fences(theirs)?;
+            let lowest_cut = fences
+                .dooming(theirs, tail)
+                .filter(|f| f.seq <= epoch)
+                .filter_map(|f| match f.kind {
+                    Kind::Truncate(after) => Some(after),
+                    _ => None,
+                })
+                .min();
+            if let Some(after) = lowest_cut {
+                self.repair(after + 2)?;
+                return Ok(None);
+            }
+        }
+        Ok(Some(Place {
+            tail,
+            epoch: epoch.max(theirs),
+        }))
+    }
+
+    /// The place past `taken`, an offset another writer took.
+    fn place_past(&self, taken: u64, epoch: u64) -> Result<Place> {
+        match self.place_after(self.search_tail(taken)?, epoch)? {
+            Some(place) => Ok(place),
+            None => self.place_afresh(&mut Remembered::default()),
+        }
+    }
+
+    /// The error of an append that kept finding its place moved.
+    fn moved_too_often(&self) -> Error {
+        Error::AppendGaveUp {
+            attempts: MAX_PLACE_ROUNDS,
+            offset: 0,
+        }
+    }
+
+    /// Stores one record after `place` and moves `place` past it; returns
+    /// its offset. A record that a truncate on another machine dooms
+    /// meanwhile is removed and placed again: it is never acknowledged.
+    fn append_one(
+        &self,
+        place: &mut Place,
+        remembered: &mut Remembered,
+        body: &mut Body,
+    ) -> Result<u64> {
+        for _ in 0..MAX_PLACE_ROUNDS {
+            let offset = self.put_record(place, body)?;
+            if self.confirm(offset, place.epoch)? {
+                place.tail = offset;
+                return Ok(offset);
+            }
+            *place = self.place_afresh(remembered)?;
+        }
+        Err(self.moved_too_often())
+    }
+
+    /// Whether the record just stored at `offset`, stamped with `epoch`,
+    /// stands: one LIST of the fences newer than `epoch`. A record that a
+    /// truncate newer than `epoch` dooms is removed (`false`) once that
+    /// truncate has settled; a void one dooms nothing.
+    fn confirm(&self, offset: u64, epoch: u64) -> Result<bool> {
+        let maybe = |error: Error| Error::MaybeStored {
+            offset,
+            source: Box::new(error),
+        };
+        let mut fences = self.read_fences(epoch).map_err(maybe)?;
+        if fences.dooms(epoch, offset) {
+            fences = self
+                .wait_for_fences(epoch, |fences| {
+                    fences.dooming(epoch, offset).find(|f| !f.settled()).copied()
+                })
+                .map_err(maybe)?;
+        }
+        if let Some(lowest) = fences
+            .dooming(epoch, offset)
+            .filter_map(|f| match f.kind {
+                Kind::Truncate(after) => Some(after),
+                _ => None,
+            })
+            .min()
+        {
+            self.repair(lowest + 2).map_err(maybe)?;
+            return Ok(false);
+        }
+        // The next command looks at this record later than these fences
+        // were read, so it may stamp their epoch; this one may not.
+        self.note_epoch(fences.epoch().max(epoch));
+        Ok(true)
+    }
+
+    /// PUTs one record after `place` or, when that offset is taken, past
+    /// the new tail (moving `place`); returns the offset it was written at.
     ///
     /// Every PUT of this record carries the same random token, so a PUT
     /// that landed but whose answer was lost is recognised as ours on the
     /// retry, instead of being written a second time at the next offset.
-    fn put_record(&self, offset: u64, body: &mut Body) -> Result<u64> {
+    fn put_record(&self, place: &mut Place, body: &mut Body) -> Result<u64> {
         let token = new_token();
-        let mut append = Append::at(offset, APPEND_LIMITS);
+        let mut append = Append::at(next_offset(place.tail)?, APPEND_LIMITS);
         let mut step = append.start();
         // The error behind the last failed step, for a give-up to report.
         let mut failure = None;
@@ -571,10 +726,11 @@ impl<S: Store> Wal<S> {
                 failure = Some(error);
                 Answer::Failed { may_have_landed }
             };
+            let stamp = fence::stamp(&token, place.epoch);
             let answer = match step {
                 Step::Put(offset) => {
                     let key = self.prefix.key(offset);
-                    match self.store.put_if_absent(&key, body.at(offset), &token) {
+                    match self.store.put_if_absent(&key, body.at(offset), &stamp) {
                         Ok(PutOutcome::Created) => Answer::Created,
                         Ok(PutOutcome::Exists { retried }) => Answer::Taken { retried },
                         Ok(PutOutcome::Conflict) => Answer::Conflict,
@@ -585,10 +741,13 @@ impl<S: Store> Wal<S> {
                     }
                 }
                 Step::CheckToken(offset) => match self.store.head(&self.prefix.key(offset)) {
-                    Ok(head) => Answer::Token(head.map(|h| h.token.as_deref() == Some(&token))),
+                    Ok(head) => Answer::Token(head.map(|h| h.token.as_deref() == Some(&stamp))),
                     Err(error) => failed(error, false),
                 },
-                Step::FindTail(taken) => Answer::Tail(self.search_tail(taken)?),
+                Step::FindTail(taken) => {
+                    *place = self.place_past(taken, place.epoch)?;
+                    Answer::Tail(place.tail)
+                }
                 Step::Pause(up_to) => {
                     (self.pause)(up_to);
                     Answer::Resumed
@@ -666,10 +825,29 @@ impl<S: Store> Wal<S> {
     ///
     /// Deletes from the lowest offset up, so an interrupted trim leaves a
     /// dense log that merely starts later than asked. Refuses to delete
-    /// the last record: the tail is what keeps offsets going up.
+    /// the last record: the tail is what keeps offsets going up. Runs under
+    /// a fence, so that it and a truncate on another machine happen one
+    /// after the other, and each decides on the log the other left.
     pub fn trim(&self, keep_from: u64) -> Result<u64> {
         let _held = self.local.lock.acquire(self.interrupted)?;
-        let tail = self.recover()?;
+        self.finish_own_fence()?;
+        let taken = self.take_fence(|_| {
+            let tail = self.recover()?;
+            if keep_from > tail {
+                return Err(Error::TrimPastTail { keep_from, tail });
+            }
+            let first = self.first()?;
+            Ok(first.filter(|&f| f < keep_from).map(|_| Kind::Trim(keep_from)))
+        })?;
+        match taken {
+            None => Ok(0),
+            Some(key) => self.under_fence(&key, || self.trim_held(keep_from)),
+        }
+    }
+
+    /// The work of a trim, under its fence.
+    fn trim_held(&self, keep_from: u64) -> Result<u64> {
+        let tail = self.standing_tail()?;
         if keep_from > tail {
             return Err(Error::TrimPastTail { keep_from, tail });
         }
@@ -688,30 +866,81 @@ impl<S: Store> Wal<S> {
         Ok(deleted)
     }
 
+    /// The tail, once the doomed records on top of it are removed: a trim
+    /// that kept a doomed record as "the last" would empty the log when it
+    /// goes, and offsets would start again. Only under a fence.
+    fn standing_tail(&self) -> Result<u64> {
+        loop {
+            let tail = self.recover()?;
+            let head = match tail {
+                0 => return Ok(0),
+                _ => self.store.head(&self.prefix.key(tail))?,
+            };
+            let Some(epoch) = head.and_then(|h| h.token).as_deref().and_then(fence::epoch_of)
+            else {
+                return Ok(tail);
+            };
+            let lowest_cut = self
+                .read_fences(epoch)?
+                .dooming(epoch, tail)
+                .filter_map(|f| match f.kind {
+                    Kind::Truncate(after) => Some(after),
+                    _ => None,
+                })
+                .min();
+            match lowest_cut {
+                Some(after) => self.remove_doomed(after + 2)?,
+                None => return Ok(tail),
+            }
+        }
+    }
+
     /// Deletes every record after offset `after` and returns how many keys
     /// it deleted.
     ///
+    /// Runs under a fence: appenders on other machines that placed a record
+    /// past the cut meanwhile find it doomed and remove it themselves.
     /// Deletes from the tail down, so an interrupted truncate leaves a
-    /// dense log that is merely longer; running it again finishes the job.
-    /// Checks afterwards that no record is left past the cut, to catch one
-    /// another machine appended meanwhile. Never lists the whole log. A log
-    /// that a trim made start at F > 1 can be cut after F or later only.
+    /// dense log that is merely longer, and the next command on this
+    /// machine finishes it. Never lists the whole log. A log that a trim
+    /// made start at F > 1 can be cut after F or later only.
     pub fn truncate(&self, after: u64) -> Result<u64> {
         let _held = self.local.lock.acquire(self.interrupted)?;
-        // A trimmed log cut below its first record would hand out again
-        // offsets that readers have already consumed.
-        if let Some(first) = self.first()?.filter(|&first| first > 1 && after < first) {
-            return Err(Error::TruncateBelowFirst { after, first });
+        self.finish_own_fence()?;
+        let taken = self.take_fence(|_| {
+            self.refuse_below_first(after)?;
+            let tail = self.search_tail(self.confirmed_hint()?)?;
+            Ok((tail > after).then_some(Kind::Truncate(after)))
+        })?;
+        match taken {
+            None => Ok(0),
+            Some(key) => self.under_fence(&key, || {
+                self.refuse_below_first(after)?;
+                self.cut(after)
+            }),
         }
+    }
+
+    /// Refuses to cut a trimmed log below its first record: it would hand
+    /// out again offsets that readers have already consumed.
+    fn refuse_below_first(&self, after: u64) -> Result<()> {
+        match self.first()? {
+            Some(first) if first > 1 && after < first => {
+                Err(Error::TruncateBelowFirst { after, first })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The work of a truncate, under its fence: deletes from the tail down
+    /// and looks again, a few rounds, for records that appenders placed
+    /// meanwhile (they are doomed, and their appenders remove any left).
+    fn cut(&self, after: u64) -> Result<u64> {
         let mut deleted = 0;
         let mut tail = self.search_tail(self.confirmed_hint()?)?;
         for _ in 0..MAX_TRUNCATE_ROUNDS {
             if tail <= after {
-                self.local.hint.store(tail);
-                if deleted > 0 {
-                    self.keep_store_hint(&Remembered::default(), tail, true);
-                }
-                return Ok(deleted);
+                break;
             }
             for batch in deletion_batches(after, tail) {
                 let keys: Vec<String> = batch.iter().map(|&o| self.prefix.key(o)).collect();
@@ -720,14 +949,11 @@ impl<S: Store> Wal<S> {
             }
             tail = self.search_tail(after)?;
         }
-        match tail <= after {
-            true => {
-                self.local.hint.store(tail);
-                self.keep_store_hint(&Remembered::default(), tail, true);
-                Ok(deleted)
-            }
-            false => Err(Error::TruncateRaced { after }),
+        self.local.hint.store(tail);
+        if deleted > 0 {
+            self.keep_store_hint(&Remembered::default(), tail, true);
         }
+        Ok(deleted)
     }
 }
 
@@ -777,7 +1003,7 @@ mod tests {
 
     #[test]
     fn scratch_key_is_never_longer_than_a_record_key() {
-        let prefix = Prefix::new(&"p".repeat(1003)).unwrap();
+        let prefix = Prefix::new(&"p".repeat(955)).unwrap();
         let key = scratch_key(&prefix, &new_token());
         assert_eq!(key.len(), prefix.key(1).len());
         assert!(key.starts_with(&format!("{prefix}/.s3wal-probe-")), "{key}");

@@ -1,0 +1,351 @@
+//! Fences: the one sequence that orders truncates, trims and repairs of a
+//! log against each other and against appends on other machines.
+//!
+//! S3 offers one compare-and-set that every store we support honours:
+//! create a key only if it is absent. A fence is the next key of a
+//! sequence under `<prefix>/.s3wal/fence/`, created that way, so two
+//! machines never hold the same one; its name says what it does (`truncate`
+//! after N, `trim` before N, `repair` from N). A fence is *running* until a
+//! marker beside it says it is *done*, or *void* (it decided to do nothing).
+//! A fence is only created once the one before it has settled, so at most
+//! one runs at a time: truncates, trims and repairs happen one after the
+//! other, whatever machines they run on.
+//!
+//! Appenders do not take fences: they stamp each record with an *epoch*,
+//! the newest fence whose truncate, if it was one, had settled before they
+//! looked at the record they append after. A record is **doomed** when a
+//! truncate fence newer than its epoch cut more than one below it: such a
+//! record was placed on a tail that truncate was removing, so it may sit
+//! above a hole. Doomed records are never acknowledged, and are removed,
+//! top down, under a repair fence. The argument for each property is in
+//! the README ("Many machines, one log").
+//!
+//! Everything here is pure: key names, parsing a listing, the rule.
+
+use crate::record::Prefix;
+
+/// The folder of the fences, under the prefix.
+const FENCE_FOLDER: &str = ".s3wal/fence/";
+/// What follows a fence's name in the name of its marker.
+const DONE: &str = ".done";
+const VOID: &str = ".void";
+/// The longest fence key past the prefix: the folder, the 20-digit
+/// sequence, the longest kind, the 20-digit argument and a marker.
+pub(crate) const LONGEST_FENCE_NAME: usize = 1 + FENCE_FOLDER.len() + 20 + 10 + 20 + DONE.len();
+
+/// What a fence does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Deletes every record after this offset.
+    Truncate(u64),
+    /// Deletes every record before this offset.
+    Trim(u64),
+    /// Removes doomed records from this offset up.
+    Repair(u64),
+}
+
+impl Kind {
+    fn name(self) -> (&'static str, u64) {
+        match self {
+            Kind::Truncate(after) => ("truncate", after),
+            Kind::Trim(before) => ("trim", before),
+            Kind::Repair(from) => ("repair", from),
+        }
+    }
+
+    fn parse(name: &str, argument: u64) -> Option<Kind> {
+        match name {
+            "truncate" => Some(Kind::Truncate(argument)),
+            "trim" => Some(Kind::Trim(argument)),
+            "repair" => Some(Kind::Repair(argument)),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Kind::Truncate(after) => write!(f, "truncate after {after}"),
+            Kind::Trim(before) => write!(f, "trim before {before}"),
+            Kind::Repair(from) => write!(f, "repair from {from}"),
+        }
+    }
+}
+
+/// Where a fence stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    /// Its machine is at work, or died at work.
+    Running,
+    /// It did what its name says.
+    Done,
+    /// It did nothing (the operation was refused): it dooms nothing.
+    Void,
+}
+
+/// One fence of a log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Fence {
+    /// Its place in the sequence, from 1.
+    pub seq: u64,
+    pub kind: Kind,
+    pub state: State,
+}
+
+impl Fence {
+    /// Whether the next fence may be created, and whether appenders may
+    /// take this one as their epoch: a running truncate is the only fence
+    /// that holds appenders back.
+    pub(crate) fn settled(&self) -> bool {
+        self.state != State::Running
+    }
+}
+
+/// The folder, under `prefix`, that holds the fences: listed newest first.
+pub(crate) fn folder(prefix: &Prefix) -> String {
+    format!("{}/{FENCE_FOLDER}", prefix.as_str())
+}
+
+/// The key of fence `seq`. The sequence is written as its distance from
+/// `u64::MAX`, so that a listing, which S3 gives in ascending order only,
+/// starts at the newest fence. The name is never all digits, so the Go
+/// seed skips it.
+pub(crate) fn key(prefix: &Prefix, seq: u64, kind: Kind) -> String {
+    let (name, argument) = kind.name();
+    format!("{}{:020}-{name}-{argument}", folder(prefix), u64::MAX - seq)
+}
+
+/// The key of the marker that settles fence `key`.
+pub(crate) fn marker(fence_key: &str, state: State) -> String {
+    match state {
+        State::Void => format!("{fence_key}{VOID}"),
+        _ => format!("{fence_key}{DONE}"),
+    }
+}
+
+/// What one key of the fence folder is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Entry {
+    Fence(u64, Kind),
+    Marker(u64, State),
+}
+
+fn parse(prefix: &Prefix, key: &str) -> Option<Entry> {
+    let name = key.strip_prefix(&folder(prefix))?;
+    let (name, marker) = match (name.strip_suffix(DONE), name.strip_suffix(VOID)) {
+        (Some(name), _) => (name, Some(State::Done)),
+        (_, Some(name)) => (name, Some(State::Void)),
+        _ => (name, None),
+    };
+    let mut parts = name.splitn(3, '-');
+    let distance = parts.next().filter(|d| d.len() == 20)?.parse::<u64>().ok()?;
+    let kind = Kind::parse(parts.next()?, parts.next()?.parse().ok()?)?;
+    let seq = u64::MAX - distance;
+    Some(match marker {
+        Some(state) => Entry::Marker(seq, state),
+        None => Entry::Fence(seq, kind),
+    })
+}
+
+/// The fences of a log from the newest down to some point, as read from
+/// the fence folder.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Fences {
+    /// Newest first.
+    list: Vec<Fence>,
+}
+
+impl Fences {
+    /// The fences among `keys` (a listing of [`folder`], in order), with
+    /// their markers; keys s3wal does not know are skipped.
+    pub(crate) fn from_keys<'k>(prefix: &Prefix, keys: impl IntoIterator<Item = &'k str>) -> Fences {
+        let mut list: Vec<Fence> = Vec::new();
+        for entry in keys.into_iter().filter_map(|key| parse(prefix, key)) {
+            match entry {
+                Entry::Fence(seq, kind) => list.push(Fence {
+                    seq,
+                    kind,
+                    state: State::Running,
+                }),
+                Entry::Marker(seq, state) => {
+                    if let Some(fence) = list.iter_mut().find(|f| f.seq == seq) {
+                        fence.state = state;
+                    }
+                }
+            }
+        }
+        Fences { list }
+    }
+
+    /// The sequence number of a key, for a listing to know when it has read
+    /// far enough back.
+    pub(crate) fn seq_of(prefix: &Prefix, key: &str) -> Option<u64> {
+        match parse(prefix, key)? {
+            Entry::Fence(seq, _) | Entry::Marker(seq, _) => Some(seq),
+        }
+    }
+
+    /// The newest fence, if any.
+    pub(crate) fn newest(&self) -> Option<&Fence> {
+        self.list.first()
+    }
+
+    /// The fence numbered `seq`, if read.
+    pub(crate) fn get(&self, seq: u64) -> Option<&Fence> {
+        self.list.iter().find(|f| f.seq == seq)
+    }
+
+    /// The next fence's number.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.newest().map_or(1, |f| f.seq + 1)
+    }
+
+    /// The epoch an appender may stamp on a record placed after a record it
+    /// looks at from now on: the newest fence, or the one before it while
+    /// the newest is a running truncate. `None` while a running truncate
+    /// holds appenders back is not a case: it gives the one before.
+    pub(crate) fn epoch(&self) -> u64 {
+        match self.newest() {
+            Some(f) if f.settled() || !matches!(f.kind, Kind::Truncate(_)) => f.seq,
+            Some(f) => f.seq - 1,
+            None => 0,
+        }
+    }
+
+    /// The running truncate that holds appenders back, if any.
+    pub(crate) fn running_truncate(&self) -> Option<&Fence> {
+        self.newest()
+            .filter(|f| !f.settled() && matches!(f.kind, Kind::Truncate(_)))
+    }
+
+    /// The truncate fences newer than `epoch`, not void, that cut more
+    /// than one below `offset`: a record there stamped with `epoch` is
+    /// doomed by each of them. Running ones count: they may yet be done.
+    pub(crate) fn dooming(&self, epoch: u64, offset: u64) -> impl Iterator<Item = &Fence> {
+        self.list.iter().filter(move |f| {
+            f.seq > epoch
+                && f.state != State::Void
+                && matches!(f.kind, Kind::Truncate(after) if after.saturating_add(1) < offset)
+        })
+    }
+
+    /// Whether a record at `offset` stamped with `epoch` is doomed.
+    pub(crate) fn dooms(&self, epoch: u64, offset: u64) -> bool {
+        self.dooming(epoch, offset).next().is_some()
+    }
+}
+
+/// The stamp an append writes into its record's metadata: its token, and
+/// the epoch it was placed under.
+pub(crate) fn stamp(token: &str, epoch: u64) -> String {
+    format!("{token}-{epoch}")
+}
+
+/// The epoch of a record's stamp; `None` for a record written by the seed
+/// or an s3wal before fences, which no fence dooms: it never took part.
+pub(crate) fn epoch_of(stamp: &str) -> Option<u64> {
+    stamp.rsplit_once('-')?.1.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wal() -> Prefix {
+        Prefix::new("wal").unwrap()
+    }
+
+    fn fences(keys: &[String]) -> Fences {
+        Fences::from_keys(&wal(), keys.iter().map(String::as_str))
+    }
+
+    #[test]
+    fn fence_keys_list_newest_first_and_sort_before_records() {
+        let (one, two) = (
+            key(&wal(), 1, Kind::Truncate(5)),
+            key(&wal(), 2, Kind::Trim(3)),
+        );
+        assert!(two < one, "{two} {one}");
+        assert!(marker(&two, State::Done) < one);
+        assert!(one < wal().key(1));
+        assert_eq!(wal().offset_of(&one), None);
+        assert!(wal().is_own(&one));
+    }
+
+    #[test]
+    fn a_fence_name_is_never_a_number_for_the_seed() {
+        let key = key(&wal(), 7, Kind::Repair(9));
+        let base = key.rsplit('/').next().unwrap();
+        assert!(base.parse::<u64>().is_err(), "{base}");
+    }
+
+    #[test]
+    fn the_longest_fence_key_is_counted() {
+        let key = marker(&key(&wal(), 1, Kind::Truncate(u64::MAX)), State::Done);
+        assert_eq!(key.len(), "wal".len() + LONGEST_FENCE_NAME);
+    }
+
+    #[test]
+    fn markers_settle_their_fence() {
+        let running = key(&wal(), 3, Kind::Truncate(1));
+        let done = key(&wal(), 2, Kind::Trim(4));
+        let void = key(&wal(), 1, Kind::Truncate(0));
+        let list = fences(&[
+            running.clone(),
+            done.clone(),
+            marker(&done, State::Done),
+            void.clone(),
+            marker(&void, State::Void),
+        ]);
+        let states: Vec<State> = list.list.iter().map(|f| f.state).collect();
+        assert_eq!(states, [State::Running, State::Done, State::Void]);
+        assert_eq!(list.next_seq(), 4);
+        assert_eq!(list.running_truncate().map(|f| f.seq), Some(3));
+    }
+
+    #[test]
+    fn a_running_truncate_is_not_an_epoch_but_other_fences_are() {
+        let truncate = key(&wal(), 2, Kind::Truncate(1));
+        assert_eq!(fences(std::slice::from_ref(&truncate)).epoch(), 1);
+        assert_eq!(
+            fences(&[truncate.clone(), marker(&truncate, State::Done)]).epoch(),
+            2
+        );
+        assert_eq!(fences(&[key(&wal(), 2, Kind::Repair(4))]).epoch(), 2);
+        assert_eq!(Fences::default().epoch(), 0);
+    }
+
+    #[test]
+    fn a_record_more_than_one_above_a_newer_cut_is_doomed() {
+        let list = fences(&[key(&wal(), 2, Kind::Truncate(5))]);
+        assert!(list.dooms(1, 7));
+        assert!(!list.dooms(1, 6), "right above the cut: no hole below it");
+        assert!(!list.dooms(2, 7), "placed knowing the fence");
+        assert!(!list.dooms(1, 3));
+    }
+
+    #[test]
+    fn void_fences_trims_and_repairs_doom_nothing() {
+        let void = key(&wal(), 3, Kind::Truncate(0));
+        let list = fences(&[
+            void.clone(),
+            marker(&void, State::Void),
+            key(&wal(), 2, Kind::Trim(9)),
+            key(&wal(), 1, Kind::Repair(2)),
+        ]);
+        assert!(!list.dooms(0, 100));
+    }
+
+    #[test]
+    fn unknown_keys_in_the_fence_folder_are_skipped() {
+        let list = Fences::from_keys(&wal(), ["wal/.s3wal/fence/x", "wal/.s3wal/fence/1-truncate-2"]);
+        assert_eq!(list, Fences::default());
+    }
+
+    #[test]
+    fn a_stamp_carries_its_epoch_and_old_tokens_none() {
+        assert_eq!(epoch_of(&stamp("00ff", 12)), Some(12));
+        assert_eq!(epoch_of("0123456789abcdef0123456789abcdef"), None);
+    }
+}

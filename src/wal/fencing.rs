@@ -1,0 +1,258 @@
+//! The log's side of the fences (`fence.rs`): reading them, waiting for a
+//! running one, taking the next, settling it, finishing one this machine
+//! left running, and removing doomed records under a repair fence.
+
+use std::time::Duration;
+
+use super::{Wal, new_token};
+use crate::error::{Error, Result};
+use crate::fence::{self, Fence, Fences, Kind, State};
+use crate::local::FenceNotes;
+use crate::s3::PutOutcome;
+use crate::store::Store;
+
+/// Keys one listing of the fence folder asks for: the newest fence, its
+/// marker and the one before, with room to spare.
+const FENCE_PAGE: usize = 8;
+
+/// How many times a command reads the fences while one of them runs on
+/// another machine, before it gives up: about 45 s, the pauses growing
+/// from 10 ms to half a second.
+const FENCE_POLLS: u32 = 100;
+
+/// How many times a command tries to take the next fence when other
+/// machines take it first.
+const FENCE_TRIES: u32 = 20;
+
+/// What a fence object holds: nothing is read from it, its name says all;
+/// the text tells a person who lists the bucket what it is.
+const FENCE_BODY: &[u8] = b"s3wal fence: see README, Many machines, one log\n";
+
+/// The pause before the `n`th read of a running fence.
+fn fence_pause(n: u32) -> Duration {
+    Duration::from_millis((10u64 << n.min(6)).min(500))
+}
+
+impl<S: Store> Wal<S> {
+    /// The fences newer than `since`, and always the newest one, newest
+    /// first: one LIST while the fences since are few.
+    pub(crate) fn read_fences(&self, since: u64) -> Result<Fences> {
+        let folder = fence::folder(&self.prefix);
+        let mut keys = Vec::new();
+        let mut newest = None;
+        for key in self.store.keys(&folder, None, FENCE_PAGE) {
+            let key = key?;
+            let Some(seq) = Fences::seq_of(&self.prefix, &key) else {
+                continue;
+            };
+            let newest = *newest.get_or_insert(seq);
+            if seq != newest && seq <= since {
+                break;
+            }
+            keys.push(key);
+        }
+        Ok(Fences::from_keys(&self.prefix, keys.iter().map(String::as_str)))
+    }
+
+    /// Reads the fences newer than `since` until `blocking` names none,
+    /// pausing in between; a fence that stays running is an error naming
+    /// it.
+    pub(crate) fn wait_for_fences(
+        &self,
+        since: u64,
+        blocking: impl Fn(&Fences) -> Option<Fence>,
+    ) -> Result<Fences> {
+        let mut polls = 0;
+        loop {
+            let fences = self.read_fences(since)?;
+            match blocking(&fences) {
+                None => return Ok(fences),
+                Some(fence) if polls >= FENCE_POLLS => {
+                    return Err(Error::FenceBusy {
+                        fence: fence.kind.to_string(),
+                        seq: fence.seq,
+                    });
+                }
+                Some(_) => {
+                    (self.pause)(fence_pause(polls));
+                    polls += 1;
+                }
+            }
+        }
+    }
+
+    /// The fences, once no truncate runs: what an appender that is about to
+    /// look for the tail takes its epoch from.
+    pub(crate) fn settled_fences(&self) -> Result<Fences> {
+        self.wait_for_fences(u64::MAX, |fences| fences.running_truncate().copied())
+    }
+
+    /// Takes the next fence, once every earlier one has settled, for what
+    /// `decide` makes of the fences: `Ok(None)` when it finds nothing to
+    /// do. Notes the fence here first, so that the next command on this
+    /// machine finishes it if this one dies.
+    pub(crate) fn take_fence(
+        &self,
+        decide: impl Fn(&Fences) -> Result<Option<Kind>>,
+    ) -> Result<Option<String>> {
+        for _ in 0..FENCE_TRIES {
+            let fences = self.wait_for_fences(u64::MAX, |fences| {
+                fences.newest().filter(|f| !f.settled()).copied()
+            })?;
+            let Some(kind) = decide(&fences)? else {
+                return Ok(None);
+            };
+            let key = fence::key(&self.prefix, fences.next_seq(), kind);
+            let token = new_token();
+            self.note_running(Some((&key, &token)));
+            let ours = match self.store.put_if_absent(&key, FENCE_BODY, &token)? {
+                PutOutcome::Created => true,
+                PutOutcome::Exists { retried: true } => self.is_ours(&key, &token)?,
+                PutOutcome::Exists { retried: false } | PutOutcome::Conflict => false,
+            };
+            if ours {
+                return Ok(Some(key));
+            }
+            self.note_running(None);
+        }
+        Err(Error::AppendGaveUp {
+            attempts: FENCE_TRIES,
+            offset: 0,
+        })
+    }
+
+    /// Marks fence `key` done or void, and forgets it here.
+    pub(crate) fn settle(&self, key: &str, state: State) -> Result<()> {
+        self.store.overwrite(&fence::marker(key, state), b"")?;
+        self.note_running(None);
+        Ok(())
+    }
+
+    /// Notes, or forgets, the fence this machine is running.
+    fn note_running(&self, running: Option<(&str, &str)>) {
+        let notes = self.local.fences.load();
+        self.local.fences.store(&FenceNotes {
+            running: running.map(|(key, token)| format!("{key} {token}")),
+            ..notes
+        });
+    }
+
+    /// Notes `epoch` as the one the next append here may stamp.
+    pub(crate) fn note_epoch(&self, epoch: u64) {
+        let notes = self.local.fences.load();
+        self.local.fences.store(&FenceNotes {
+            epoch: Some(epoch),
+            ..notes
+        });
+    }
+
+    /// Finishes the fence a command on this machine took and did not
+    /// settle. It died: this command holds the lock it held. Nobody else
+    /// may finish it, for it may yet have deleted anything at all.
+    pub(crate) fn finish_own_fence(&self) -> Result<()> {
+        let Some(running) = self.local.fences.load().running else {
+            return Ok(());
+        };
+        let Some((key, token)) = running.split_once(' ') else {
+            self.note_running(None);
+            return Ok(());
+        };
+        let seq = Fences::seq_of(&self.prefix, key);
+        let fences = self.read_fences(seq.unwrap_or(1).saturating_sub(1))?;
+        let fence = seq.and_then(|seq| fences.get(seq)).copied();
+        match fence {
+            Some(fence) if !fence.settled() && self.is_ours(key, token)? => {
+                let state = self.fence_work(fence.kind)?;
+                self.settle(key, state)
+            }
+            _ => {
+                self.note_running(None);
+                Ok(())
+            }
+        }
+    }
+
+    /// Does the work of a fence this command holds, and says how it
+    /// settles: void when the operation is refused (the refusal is lost
+    /// here: the command that took it over reports its own).
+    fn fence_work(&self, kind: Kind) -> Result<State> {
+        let result = match kind {
+            Kind::Truncate(after) => self.cut(after).map(drop),
+            Kind::Trim(before) => self.trim_held(before).map(drop),
+            Kind::Repair(from) => self.remove_doomed(from),
+        };
+        match result {
+            Ok(()) => Ok(State::Done),
+            Err(Error::TruncateBelowFirst { .. } | Error::TrimPastTail { .. }) => Ok(State::Void),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Runs `work` under fence `key`, settling it done when the work is
+    /// done and void when it is refused; any other failure leaves the
+    /// fence running, for the next command here to finish.
+    pub(crate) fn under_fence<T>(&self, key: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
+        match work() {
+            Ok(value) => {
+                self.settle(key, State::Done)?;
+                Ok(value)
+            }
+            Err(refused @ (Error::TruncateBelowFirst { .. } | Error::TrimPastTail { .. })) => {
+                self.settle(key, State::Void)?;
+                Err(refused)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Removes the doomed records from offset `from` up, under a repair
+    /// fence of their own.
+    pub(crate) fn repair(&self, from: u64) -> Result<()> {
+        match self.take_fence(|_| Ok(Some(Kind::Repair(from))))? {
+            Some(key) => self.under_fence(&key, || self.remove_doomed(from)),
+            None => Ok(()),
+        }
+    }
+
+    /// Deletes, from the top down, each record at `from` or above that is
+    /// doomed, and stops at the first that is not: a doomed record has only
+    /// doomed ones above it, so no hole opens. Each is read first: while
+    /// this machine holds the newest fence nobody else deletes, and a key
+    /// that holds a record cannot be written, so the record deleted is the
+    /// one read.
+    pub(crate) fn remove_doomed(&self, from: u64) -> Result<()> {
+        let list_prefix = self.prefix.list_prefix();
+        let start = self.prefix.key(from.saturating_sub(1));
+        let start_after = (from > 1).then_some(start.as_str());
+        let mut offsets = Vec::new();
+        for key in self.store.keys(&list_prefix, start_after, 1000) {
+            let key = key?;
+            if self.prefix.sorts_after_records(&key) {
+                break;
+            }
+            offsets.extend(self.prefix.offset_of(&key));
+        }
+        // The fences newer than the oldest epoch seen so far.
+        let mut read: Option<(u64, Fences)> = None;
+        for offset in offsets.into_iter().rev() {
+            let key = self.prefix.key(offset);
+            let Some(head) = self.store.head(&key)? else {
+                continue;
+            };
+            let Some(epoch) = head.token.as_deref().and_then(fence::epoch_of) else {
+                break;
+            };
+            let fences = match read {
+                Some((since, fences)) if since <= epoch => (since, fences),
+                _ => (epoch, self.read_fences(epoch)?),
+            };
+            let doomed = fences.1.dooms(epoch, offset);
+            read = Some(fences);
+            if !doomed {
+                break;
+            }
+            self.store.delete(std::slice::from_ref(&key))?;
+        }
+        Ok(())
+    }
+}
