@@ -2,11 +2,13 @@
 //! log against each other and against appends on other machines.
 //!
 //! S3 offers one compare-and-set that every store we support honours:
-//! create a key only if it is absent. A fence is the next key of a
-//! sequence under `<prefix>/.s3wal/fence/`, created that way, so two
-//! machines never hold the same one; its name says what it does (`truncate`
-//! after N, `trim` before N, `repair` from N). A fence is *running* until a
-//! marker beside it says it is *done*, or *void* (it decided to do nothing).
+//! create a key only if it is absent. A fence is claimed by creating the
+//! next key of a sequence under `<prefix>/.s3wal/fence/` that way, so two
+//! machines never hold the same one; then a second key beside it says what
+//! it does (`truncate` after N, `trim` before N, `repair` from N). A fence
+//! is *running* until a marker beside it says it is *done*, or *void* (it
+//! did nothing). A claim not yet described counts as the worst it could
+//! be: a truncate after 0.
 //! A fence is only created once the one before it has settled, so at most
 //! one runs at a time: truncates, trims and repairs happen one after the
 //! other, whatever machines they run on.
@@ -31,7 +33,7 @@ const DONE: &str = ".done";
 const VOID: &str = ".void";
 /// The longest fence key past the prefix: the folder, the 20-digit
 /// sequence, the longest kind, the 20-digit argument and a marker.
-pub(crate) const LONGEST_FENCE_NAME: usize = 1 + FENCE_FOLDER.len() + 20 + 10 + 20 + DONE.len();
+pub(crate) const LONGEST_FENCE_NAME: usize = 1 + FENCE_FOLDER.len() + 21 + 10 + 20 + DONE.len();
 
 /// What a fence does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +44,8 @@ pub(crate) enum Kind {
     Trim(u64),
     /// Removes doomed records from this offset up.
     Repair(u64),
+    /// Claimed, not yet described: may be a truncate after 0.
+    Claimed,
 }
 
 impl Kind {
@@ -50,6 +54,16 @@ impl Kind {
             Kind::Truncate(after) => ("truncate", after),
             Kind::Trim(before) => ("trim", before),
             Kind::Repair(from) => ("repair", from),
+            Kind::Claimed => ("claimed", 0),
+        }
+    }
+
+    /// The cut of a truncate; a claim may be a truncate after 0.
+    fn cut(self) -> Option<u64> {
+        match self {
+            Kind::Truncate(after) => Some(after),
+            Kind::Claimed => Some(0),
+            _ => None,
         }
     }
 
@@ -69,6 +83,7 @@ impl std::fmt::Display for Kind {
             Kind::Truncate(after) => write!(f, "truncate after {after}"),
             Kind::Trim(before) => write!(f, "trim before {before}"),
             Kind::Repair(from) => write!(f, "repair from {from}"),
+            Kind::Claimed => f.write_str("truncate, trim or repair"),
         }
     }
 }
@@ -107,13 +122,25 @@ pub(crate) fn folder(prefix: &Prefix) -> String {
     format!("{}/{FENCE_FOLDER}", prefix.as_str())
 }
 
-/// The key of fence `seq`. The sequence is written as its distance from
-/// `u64::MAX`, so that a listing, which S3 gives in ascending order only,
-/// starts at the newest fence. The name is never all digits, so the Go
-/// seed skips it.
+/// The key that claims fence `seq`, created only if absent. The sequence
+/// is written as its distance from `u64::MAX`, so that a listing, which S3
+/// gives in ascending order only, starts at the newest fence. An `f` leads
+/// it, so that no part of the key is a number the Go seed could take for
+/// an offset.
+pub(crate) fn claim_key(prefix: &Prefix, seq: u64) -> String {
+    format!("{}f{:020}", folder(prefix), u64::MAX - seq)
+}
+
+/// The key that says what fence `seq` does, written after its claim; a
+/// claim not yet described is its own key.
 pub(crate) fn key(prefix: &Prefix, seq: u64, kind: Kind) -> String {
-    let (name, argument) = kind.name();
-    format!("{}{:020}-{name}-{argument}", folder(prefix), u64::MAX - seq)
+    match kind {
+        Kind::Claimed => claim_key(prefix, seq),
+        _ => {
+            let (name, argument) = kind.name();
+            format!("{}-{name}-{argument}", claim_key(prefix, seq))
+        }
+    }
 }
 
 /// The key of the marker that settles fence `key`.
@@ -127,24 +154,34 @@ pub(crate) fn marker(fence_key: &str, state: State) -> String {
 /// What one key of the fence folder is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Entry {
+    Claim(u64),
     Fence(u64, Kind),
     Marker(u64, State),
 }
 
 fn parse(prefix: &Prefix, key: &str) -> Option<Entry> {
-    let name = key.strip_prefix(&folder(prefix))?;
+    let name = key.strip_prefix(&folder(prefix))?.strip_prefix('f')?;
     let (name, marker) = match (name.strip_suffix(DONE), name.strip_suffix(VOID)) {
         (Some(name), _) => (name, Some(State::Done)),
         (_, Some(name)) => (name, Some(State::Void)),
         _ => (name, None),
     };
     let mut parts = name.splitn(3, '-');
-    let distance = parts.next().filter(|d| d.len() == 20)?.parse::<u64>().ok()?;
-    let kind = Kind::parse(parts.next()?, parts.next()?.parse().ok()?)?;
+    let distance = parts
+        .next()
+        .filter(|d| d.len() == 20)?
+        .parse::<u64>()
+        .ok()?;
     let seq = u64::MAX - distance;
-    Some(match marker {
-        Some(state) => Entry::Marker(seq, state),
-        None => Entry::Fence(seq, kind),
+    let kind = match (parts.next(), parts.next()) {
+        (None, _) => None,
+        (Some(name), Some(argument)) => Some(Kind::parse(name, argument.parse().ok()?)?),
+        (Some(_), None) => return None,
+    };
+    Some(match (marker, kind) {
+        (Some(state), _) => Entry::Marker(seq, state),
+        (None, Some(kind)) => Entry::Fence(seq, kind),
+        (None, None) => Entry::Claim(seq),
     })
 }
 
@@ -159,21 +196,30 @@ pub(crate) struct Fences {
 impl Fences {
     /// The fences among `keys` (a listing of [`folder`], in order), with
     /// their markers; keys s3wal does not know are skipped.
-    pub(crate) fn from_keys<'k>(prefix: &Prefix, keys: impl IntoIterator<Item = &'k str>) -> Fences {
+    pub(crate) fn from_keys<'k>(
+        prefix: &Prefix,
+        keys: impl IntoIterator<Item = &'k str>,
+    ) -> Fences {
         let mut list: Vec<Fence> = Vec::new();
         for entry in keys.into_iter().filter_map(|key| parse(prefix, key)) {
-            match entry {
-                Entry::Fence(seq, kind) => list.push(Fence {
-                    seq,
-                    kind,
-                    state: State::Running,
-                }),
-                Entry::Marker(seq, state) => {
-                    if let Some(fence) = list.iter_mut().find(|f| f.seq == seq) {
-                        fence.state = state;
-                    }
+            let (seq, kind, state) = match entry {
+                Entry::Claim(seq) => (seq, None, None),
+                Entry::Fence(seq, kind) => (seq, Some(kind), None),
+                Entry::Marker(seq, state) => (seq, None, Some(state)),
+            };
+            let fence = match list.iter_mut().find(|f| f.seq == seq) {
+                Some(fence) => fence,
+                None => {
+                    list.push(Fence {
+                        seq,
+                        kind: Kind::Claimed,
+                        state: State::Running,
+                    });
+                    list.last_mut().expect("just pushed")
                 }
-            }
+            };
+            fence.kind = kind.unwrap_or(fence.kind);
+            fence.state = state.unwrap_or(fence.state);
         }
         Fences { list }
     }
@@ -182,8 +228,13 @@ impl Fences {
     /// far enough back.
     pub(crate) fn seq_of(prefix: &Prefix, key: &str) -> Option<u64> {
         match parse(prefix, key)? {
-            Entry::Fence(seq, _) | Entry::Marker(seq, _) => Some(seq),
+            Entry::Claim(seq) | Entry::Fence(seq, _) | Entry::Marker(seq, _) => Some(seq),
         }
+    }
+
+    /// Drops the fences newer than `seq`.
+    pub(crate) fn forget_after(&mut self, seq: u64) {
+        self.list.retain(|f| f.seq <= seq);
     }
 
     /// The newest fence, if any.
@@ -207,7 +258,7 @@ impl Fences {
     /// holds appenders back is not a case: it gives the one before.
     pub(crate) fn epoch(&self) -> u64 {
         match self.newest() {
-            Some(f) if f.settled() || !matches!(f.kind, Kind::Truncate(_)) => f.seq,
+            Some(f) if f.settled() || f.kind.cut().is_none() => f.seq,
             Some(f) => f.seq - 1,
             None => 0,
         }
@@ -216,7 +267,7 @@ impl Fences {
     /// The running truncate that holds appenders back, if any.
     pub(crate) fn running_truncate(&self) -> Option<&Fence> {
         self.newest()
-            .filter(|f| !f.settled() && matches!(f.kind, Kind::Truncate(_)))
+            .filter(|f| !f.settled() && f.kind.cut().is_some())
     }
 
     /// The truncate fences newer than `epoch`, not void, that cut more
@@ -226,8 +277,18 @@ impl Fences {
         self.list.iter().filter(move |f| {
             f.seq > epoch
                 && f.state != State::Void
-                && matches!(f.kind, Kind::Truncate(after) if after.saturating_add(1) < offset)
+                && f.kind
+                    .cut()
+                    .is_some_and(|after| after.saturating_add(1) < offset)
         })
+    }
+
+    /// The lowest cut among the fences that doom a record at `offset`
+    /// stamped with `epoch`: the doomed records start two above it.
+    pub(crate) fn lowest_dooming_cut(&self, epoch: u64, offset: u64) -> Option<u64> {
+        self.dooming(epoch, offset)
+            .filter_map(|f| f.kind.cut())
+            .min()
     }
 
     /// Whether a record at `offset` stamped with `epoch` is doomed.
@@ -274,10 +335,28 @@ mod tests {
     }
 
     #[test]
-    fn a_fence_name_is_never_a_number_for_the_seed() {
-        let key = key(&wal(), 7, Kind::Repair(9));
-        let base = key.rsplit('/').next().unwrap();
+    fn a_claim_not_yet_described_counts_as_a_truncate_after_0() {
+        let list = fences(&[claim_key(&wal(), 1)]);
+        assert_eq!(list.newest().map(|f| f.kind), Some(Kind::Claimed));
+        assert!(list.running_truncate().is_some());
+        assert!(list.dooms(0, 2));
+        assert_eq!(list.epoch(), 0);
+        let claim = claim_key(&wal(), 1);
+        let base = claim.rsplit('/').next().unwrap();
         assert!(base.parse::<u64>().is_err(), "{base}");
+    }
+
+    #[test]
+    fn a_described_claim_takes_its_kind_and_marker() {
+        let described = key(&wal(), 1, Kind::Trim(3));
+        let list = fences(&[
+            claim_key(&wal(), 1),
+            described.clone(),
+            marker(&described, State::Done),
+        ]);
+        let newest = list.newest().unwrap();
+        assert_eq!((newest.kind, newest.state), (Kind::Trim(3), State::Done));
+        assert!(claim_key(&wal(), 1) < described);
     }
 
     #[test]
@@ -339,7 +418,10 @@ mod tests {
 
     #[test]
     fn unknown_keys_in_the_fence_folder_are_skipped() {
-        let list = Fences::from_keys(&wal(), ["wal/.s3wal/fence/x", "wal/.s3wal/fence/1-truncate-2"]);
+        let list = Fences::from_keys(
+            &wal(),
+            ["wal/.s3wal/fence/x", "wal/.s3wal/fence/f1-truncate-2"],
+        );
         assert_eq!(list, Fences::default());
     }
 

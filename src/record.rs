@@ -300,13 +300,13 @@ mod tests {
 
     #[test]
     fn prefix_is_refused_when_its_fence_keys_would_pass_1024_bytes() {
-        let longest = Prefix::new(&"p".repeat(955)).unwrap();
+        let longest = Prefix::new(&"p".repeat(954)).unwrap();
         let fence = crate::fence::key(&longest, 1, crate::fence::Kind::Truncate(u64::MAX));
         let marker = crate::fence::marker(&fence, crate::fence::State::Done);
         assert_eq!(marker.len(), 1024);
-        let error = Prefix::new(&"p".repeat(956)).unwrap_err();
-        assert!(error.contains("956 bytes"), "{error}");
-        assert!(error.contains("at most 955 bytes"), "{error}");
+        let error = Prefix::new(&"p".repeat(955)).unwrap_err();
+        assert!(error.contains("955 bytes"), "{error}");
+        assert!(error.contains("at most 954 bytes"), "{error}");
     }
 
     #[test]

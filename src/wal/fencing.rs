@@ -51,7 +51,10 @@ impl<S: Store> Wal<S> {
             }
             keys.push(key);
         }
-        Ok(Fences::from_keys(&self.prefix, keys.iter().map(String::as_str)))
+        Ok(Fences::from_keys(
+            &self.prefix,
+            keys.iter().map(String::as_str),
+        ))
     }
 
     /// Reads the fences newer than `since` until `blocking` names none,
@@ -102,15 +105,19 @@ impl<S: Store> Wal<S> {
             let Some(kind) = decide(&fences)? else {
                 return Ok(None);
             };
-            let key = fence::key(&self.prefix, fences.next_seq(), kind);
+            let seq = fences.next_seq();
+            let claim = fence::claim_key(&self.prefix, seq);
             let token = new_token();
-            self.note_running(Some((&key, &token)));
-            let ours = match self.store.put_if_absent(&key, FENCE_BODY, &token)? {
+            self.note_running(Some((&claim, &token)));
+            let ours = match self.store.put_if_absent(&claim, FENCE_BODY, &token)? {
                 PutOutcome::Created => true,
-                PutOutcome::Exists { retried: true } => self.is_ours(&key, &token)?,
+                PutOutcome::Exists { retried: true } => self.is_ours(&claim, &token)?,
                 PutOutcome::Exists { retried: false } | PutOutcome::Conflict => false,
             };
             if ours {
+                // Until this lands, the claim counts as a truncate after 0.
+                let key = fence::key(&self.prefix, seq, kind);
+                self.store.overwrite(&key, FENCE_BODY)?;
                 return Ok(Some(key));
             }
             self.note_running(None);
@@ -163,7 +170,7 @@ impl<S: Store> Wal<S> {
         match fence {
             Some(fence) if !fence.settled() && self.is_ours(key, token)? => {
                 let state = self.fence_work(fence.kind)?;
-                self.settle(key, state)
+                self.settle(&fence::key(&self.prefix, fence.seq, fence.kind), state)
             }
             _ => {
                 self.note_running(None);
@@ -180,6 +187,8 @@ impl<S: Store> Wal<S> {
             Kind::Truncate(after) => self.cut(after).map(drop),
             Kind::Trim(before) => self.trim_held(before).map(drop),
             Kind::Repair(from) => self.remove_doomed(from),
+            // It died before it said what it would do: it did nothing.
+            Kind::Claimed => return Ok(State::Void),
         };
         match result {
             Ok(()) => Ok(State::Done),

@@ -572,7 +572,11 @@ impl<S: Store> Wal<S> {
             appended(offset, body.data())
         });
         self.local.hint.store(place.tail);
-        self.keep_store_hint(&remembered, place.tail, store_hint::due(started, place.tail));
+        self.keep_store_hint(
+            &remembered,
+            place.tail,
+            store_hint::due(started, place.tail),
+        );
         result.map(|()| count)
     }
 
@@ -619,16 +623,11 @@ impl<S: Store> Wal<S> {
             return Ok(Some(Place { tail, epoch }));
         };
         if theirs < epoch {
-            let fences = self.read_fences(theirs)?;
-            let lowest_cut = fences
-                .dooming(theirs, tail)
-                .filter(|f| f.seq <= epoch)
-                .filter_map(|f| match f.kind {
-                    Kind::Truncate(after) => Some(after),
-                    _ => None,
-                })
-                .min();
-            if let Some(after) = lowest_cut {
+            // Only the fences this command knows to have settled: newer
+            // ones are the check after the PUT's to find.
+            let mut fences = self.read_fences(theirs)?;
+            fences.forget_after(epoch);
+            if let Some(after) = fences.lowest_dooming_cut(theirs, tail) {
                 self.repair(after + 2)?;
                 return Ok(None);
             }
@@ -688,18 +687,14 @@ impl<S: Store> Wal<S> {
         if fences.dooms(epoch, offset) {
             fences = self
                 .wait_for_fences(epoch, |fences| {
-                    fences.dooming(epoch, offset).find(|f| !f.settled()).copied()
+                    fences
+                        .dooming(epoch, offset)
+                        .find(|f| !f.settled())
+                        .copied()
                 })
                 .map_err(maybe)?;
         }
-        if let Some(lowest) = fences
-            .dooming(epoch, offset)
-            .filter_map(|f| match f.kind {
-                Kind::Truncate(after) => Some(after),
-                _ => None,
-            })
-            .min()
-        {
+        if let Some(lowest) = fences.lowest_dooming_cut(epoch, offset) {
             self.repair(lowest + 2).map_err(maybe)?;
             return Ok(false);
         }
@@ -837,7 +832,9 @@ impl<S: Store> Wal<S> {
                 return Err(Error::TrimPastTail { keep_from, tail });
             }
             let first = self.first()?;
-            Ok(first.filter(|&f| f < keep_from).map(|_| Kind::Trim(keep_from)))
+            Ok(first
+                .filter(|&f| f < keep_from)
+                .map(|_| Kind::Trim(keep_from)))
         })?;
         match taken {
             None => Ok(0),
@@ -876,19 +873,14 @@ impl<S: Store> Wal<S> {
                 0 => return Ok(0),
                 _ => self.store.head(&self.prefix.key(tail))?,
             };
-            let Some(epoch) = head.and_then(|h| h.token).as_deref().and_then(fence::epoch_of)
+            let Some(epoch) = head
+                .and_then(|h| h.token)
+                .as_deref()
+                .and_then(fence::epoch_of)
             else {
                 return Ok(tail);
             };
-            let lowest_cut = self
-                .read_fences(epoch)?
-                .dooming(epoch, tail)
-                .filter_map(|f| match f.kind {
-                    Kind::Truncate(after) => Some(after),
-                    _ => None,
-                })
-                .min();
-            match lowest_cut {
+            match self.read_fences(epoch)?.lowest_dooming_cut(epoch, tail) {
                 Some(after) => self.remove_doomed(after + 2)?,
                 None => return Ok(tail),
             }
@@ -1003,7 +995,7 @@ mod tests {
 
     #[test]
     fn scratch_key_is_never_longer_than_a_record_key() {
-        let prefix = Prefix::new(&"p".repeat(955)).unwrap();
+        let prefix = Prefix::new(&"p".repeat(954)).unwrap();
         let key = scratch_key(&prefix, &new_token());
         assert_eq!(key.len(), prefix.key(1).len());
         assert!(key.starts_with(&format!("{prefix}/.s3wal-probe-")), "{key}");

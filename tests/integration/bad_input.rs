@@ -163,8 +163,8 @@ catalogue! {
     html_404_is_not_an_s3_endpoint: 1, "answered HTTP 404 with a body that is not S3's XML (an HTML page): is --endpoint an S3 API endpoint?", |log| {
         through(&log, Fault::Raw(404, b"<!DOCTYPE html><html>Not Found</html>"), &["recover"])
     };
-    prefix_whose_keys_pass_1024_bytes: 1, "S3's 1024-byte key limit; use at most 955 bytes", |log| {
-        log.run(&["--prefix", &"p".repeat(956), "recover"])
+    prefix_whose_keys_pass_1024_bytes: 1, "S3's 1024-byte key limit; use at most 954 bytes", |log| {
+        log.run(&["--prefix", &"p".repeat(955), "recover"])
     };
     html_error_page: 1, "HTTP 502", |log| {
         through(&log, Fault::Raw(502, b"<html>Bad Gateway</html>"), &["--retries", "0", "recover"])
