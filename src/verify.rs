@@ -102,10 +102,10 @@ impl<S: Store + Sync> Wal<S> {
         for key in foreign {
             report(&Problem::ForeignKey(key))?;
         }
-        for (first, last) in holes(&offsets) {
-            summary.missing += last - first + 1;
-            report(&Problem::Hole { first, last })?;
-        }
+        // A hole seen in the listing, or a record listed and then gone,
+        // may be a truncate that ran meanwhile: each is looked at again
+        // once the scan is over, and reported only if it is still there.
+        let mut missing: Vec<(u64, u64)> = holes(&offsets);
         let total = offsets.len() as u64;
         let mut done = 0;
         self.read_each(offsets.into_iter(), |offset, record| {
@@ -117,18 +117,25 @@ impl<S: Store + Sync> Wal<S> {
                     summary.corrupt += 1;
                     report(&Problem::Corrupt { offset, problem })?;
                 }
-                // Listed a moment ago, gone now: a truncate ran meanwhile.
-                Err(Error::NotFound { .. }) => {
-                    summary.missing += 1;
-                    report(&Problem::Hole {
-                        first: offset,
-                        last: offset,
-                    })?;
-                }
+                Err(Error::NotFound { .. }) => missing.push((offset, offset)),
                 Err(other) => return Err(other),
             }
             Ok(())
         })?;
+        if let Some(&(lowest, _)) = missing.iter().min() {
+            missing.sort_unstable();
+            // From the record below the lowest: a hole is bounded by two.
+            let below = lowest.saturating_sub(1).max(1);
+            let (now, _) = self.inventory(below, to.unwrap_or(u64::MAX))?;
+            let holes_now = holes(&now);
+            for (first, last) in missing {
+                for (a, b) in holes_now.iter().filter(|(a, b)| *a <= last && first <= *b) {
+                    let (first, last) = (first.max(*a), last.min(*b));
+                    summary.missing += last - first + 1;
+                    report(&Problem::Hole { first, last })?;
+                }
+            }
+        }
         Ok(summary)
     }
 }

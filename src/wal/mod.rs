@@ -585,7 +585,7 @@ impl<S: Store> Wal<S> {
     fn place(&self, remembered: &mut Remembered) -> Result<Place> {
         let hinted = self.local.hint.load().filter(|&tail| tail > 0);
         if let (Some(tail), Some(epoch)) = (hinted, self.local.fences.load().epoch) {
-            if let Some(place) = self.place_after(tail, epoch)? {
+            if let Some(place) = self.place_after(tail, epoch, false)? {
                 return Ok(place);
             }
         }
@@ -597,7 +597,7 @@ impl<S: Store> Wal<S> {
         for _ in 0..MAX_PLACE_ROUNDS {
             let epoch = self.settled_fences()?.epoch();
             let tail = self.cold_tail(remembered)?;
-            if let Some(place) = self.place_after(tail, epoch)? {
+            if let Some(place) = self.place_after(tail, epoch, true)? {
                 return Ok(place);
             }
         }
@@ -610,9 +610,11 @@ impl<S: Store> Wal<S> {
     ///
     /// Looks at the record (one HEAD): a record doomed by a truncate this
     /// command knows of must not be followed, or the record placed after it
-    /// would be left above a hole when it goes.
-    fn place_after(&self, tail: u64, epoch: u64) -> Result<Option<Place>> {
-        if tail == 0 {
+    /// would be left above a hole when it goes. A log that never had a
+    /// fence has no such truncate: a tail a listing has just `listed` is
+    /// then taken as it is.
+    fn place_after(&self, tail: u64, epoch: u64, listed: bool) -> Result<Option<Place>> {
+        if tail == 0 || (listed && epoch == 0) {
             return Ok(Some(Place { tail, epoch }));
         }
         let Some(head) = self.store.head(&self.prefix.key(tail))? else {
@@ -640,7 +642,7 @@ impl<S: Store> Wal<S> {
 
     /// The place past `taken`, an offset another writer took.
     fn place_past(&self, taken: u64, epoch: u64) -> Result<Place> {
-        match self.place_after(self.search_tail(taken)?, epoch)? {
+        match self.place_after(self.search_tail(taken)?, epoch, true)? {
             Some(place) => Ok(place),
             None => self.place_afresh(&mut Remembered::default()),
         }
