@@ -584,10 +584,10 @@ impl<S: Store> Wal<S> {
     /// is still there (one HEAD), else after the tail found afresh.
     fn place(&self, remembered: &mut Remembered) -> Result<Place> {
         let hinted = self.local.hint.load().filter(|&tail| tail > 0);
-        if let (Some(tail), Some(epoch)) = (hinted, self.local.fences.load().epoch) {
-            if let Some(place) = self.place_after(tail, epoch, false)? {
-                return Ok(place);
-            }
+        if let (Some(tail), Some(epoch)) = (hinted, self.local.fences.load().epoch)
+            && let Some(place) = self.place_after(tail, epoch, false)?
+        {
+            return Ok(place);
         }
         self.place_afresh(remembered)
     }

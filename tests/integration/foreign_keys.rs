@@ -53,7 +53,9 @@ fn append_after_foreign_keys_takes_the_next_record_offset() {
 fn truncate_leaves_foreign_keys_alone() {
     let log = log_with_foreign_keys("foreign-truncate");
     log.run(&["truncate", "0"]).ok();
+    let fences = log.key(".s3wal/fence/");
     let mut left: Vec<String> = log.keys();
+    left.retain(|key| !key.starts_with(&fences));
     left.sort();
     let mut expected: Vec<String> = FOREIGN.iter().map(|k| log.key(k)).collect();
     expected.sort();

@@ -11,6 +11,7 @@ mod credentials;
 mod doctor;
 mod edges;
 mod faults;
+mod fence_races;
 mod fixtures;
 mod follow;
 mod foreign_keys;
