@@ -16,7 +16,7 @@ mod fencing;
 
 use crate::append::{Answer, Append, GiveUp, Limits, Step};
 use crate::error::{Error, ProtocolKind, Result};
-use crate::fence::{self, Kind};
+use crate::fence::{self, Fences, Kind};
 use crate::local::{Conditional, LocalState};
 use crate::lock::Interruption;
 use crate::random::{jitter, random};
@@ -100,6 +100,34 @@ const MAX_PLACE_ROUNDS: u32 = 10;
 struct Place {
     tail: u64,
     epoch: u64,
+}
+
+/// Records one append stores before it reads the fences to confirm them
+/// all, at most: a pipe of many lines costs about one PUT per record.
+const GROUP_RECORDS: usize = 1000;
+
+/// Bytes of data held for confirmation at most: a doomed record is placed
+/// again, so its body is kept until its record stands.
+const GROUP_BYTES: usize = 64 * 1024 * 1024;
+
+/// A record stored and not yet confirmed.
+struct Unconfirmed {
+    offset: u64,
+    /// The epoch it was stamped with.
+    epoch: u64,
+    body: Body,
+}
+
+/// The error of an append that failed while `unconfirmed` records were
+/// stored: the first of them may stand.
+fn maybe_stored(error: Error, unconfirmed: &[Unconfirmed]) -> Error {
+    match (unconfirmed.first(), error) {
+        (None, error) | (_, error @ Error::MaybeStored { .. }) => error,
+        (Some(first), error) => Error::MaybeStored {
+            offset: first.offset,
+            source: Box::new(error),
+        },
+    }
 }
 
 /// One record of the log.
@@ -565,12 +593,18 @@ impl<S: Store> Wal<S> {
         let mut place = self.place(&mut remembered)?;
         let started = place.tail;
         let mut count = 0;
-        let result = records.try_for_each(|record| {
-            let mut body = record.into();
-            let offset = self.append_one(&mut place, &mut remembered, &mut body)?;
-            count += 1;
-            appended(offset, body.data())
-        });
+        let mut unconfirmed = Vec::new();
+        let mut result = self.store_records(
+            records,
+            &mut place,
+            &mut remembered,
+            &mut unconfirmed,
+            &mut appended,
+            &mut count,
+        );
+        if let Err(error) = result {
+            result = Err(maybe_stored(error, &unconfirmed));
+        }
         self.local.hint.store(place.tail);
         self.keep_store_hint(
             &remembered,
@@ -656,54 +690,98 @@ impl<S: Store> Wal<S> {
         }
     }
 
-    /// Stores one record after `place` and moves `place` past it; returns
-    /// its offset. A record that a truncate on another machine dooms
-    /// meanwhile is removed and placed again: it is never acknowledged.
-    fn append_one(
+    /// Stores each record after `place`, acknowledging them in groups
+    /// (see [`GROUP_RECORDS`]) once they stand.
+    fn store_records<R: Into<Body>>(
         &self,
+        records: impl Iterator<Item = R>,
         place: &mut Place,
         remembered: &mut Remembered,
-        body: &mut Body,
-    ) -> Result<u64> {
-        for _ in 0..MAX_PLACE_ROUNDS {
-            let offset = self.put_record(place, body)?;
-            if self.confirm(offset, place.epoch)? {
-                place.tail = offset;
-                return Ok(offset);
+        unconfirmed: &mut Vec<Unconfirmed>,
+        appended: &mut impl FnMut(u64, &[u8]) -> Result<()>,
+        count: &mut u64,
+    ) -> Result<()> {
+        let mut bytes = 0;
+        for record in records {
+            let mut body: Body = record.into();
+            let offset = self.put_record(place, &mut body)?;
+            place.tail = offset;
+            bytes += body.data().len();
+            let epoch = place.epoch;
+            unconfirmed.push(Unconfirmed {
+                offset,
+                epoch,
+                body,
+            });
+            if unconfirmed.len() >= GROUP_RECORDS || bytes >= GROUP_BYTES {
+                self.confirm(unconfirmed, place, remembered, appended, count)?;
+                bytes = 0;
             }
-            *place = self.place_afresh(remembered)?;
         }
-        Err(self.moved_too_often())
+        self.confirm(unconfirmed, place, remembered, appended, count)
     }
 
-    /// Whether the record just stored at `offset`, stamped with `epoch`,
-    /// stands: one LIST of the fences newer than `epoch`. A record that a
-    /// truncate newer than `epoch` dooms is removed (`false`) once that
-    /// truncate has settled; a void one dooms nothing.
-    fn confirm(&self, offset: u64, epoch: u64) -> Result<bool> {
-        let maybe = |error: Error| Error::MaybeStored {
-            offset,
-            source: Box::new(error),
-        };
-        let mut fences = self.read_fences(epoch).map_err(maybe)?;
-        if fences.dooms(epoch, offset) {
-            fences = self
-                .wait_for_fences(epoch, |fences| {
-                    fences
-                        .dooming(epoch, offset)
-                        .find(|f| !f.settled())
-                        .copied()
-                })
-                .map_err(maybe)?;
+    /// Acknowledges the `unconfirmed` records that stand, calling
+    /// `appended` with each: one LIST of the fences newer than their
+    /// epochs. A fence that dooms a record dooms every one above it, so
+    /// those that stand come first; the doomed rest are removed once their
+    /// fence has settled (a void one dooms nothing) and placed again.
+    fn confirm(
+        &self,
+        unconfirmed: &mut Vec<Unconfirmed>,
+        place: &mut Place,
+        remembered: &mut Remembered,
+        appended: &mut impl FnMut(u64, &[u8]) -> Result<()>,
+        count: &mut u64,
+    ) -> Result<()> {
+        for _ in 0..MAX_PLACE_ROUNDS {
+            let Some(since) = unconfirmed.iter().map(|u| u.epoch).min() else {
+                return Ok(());
+            };
+            let doomed = |fences: &Fences, u: &Unconfirmed| fences.dooms(u.epoch, u.offset);
+            let mut fences = self.read_fences(since)?;
+            if unconfirmed.iter().any(|u| doomed(&fences, u)) {
+                fences = self.wait_for_fences(since, |fences| {
+                    unconfirmed.iter().find_map(|u| {
+                        let mut running = fences.dooming(u.epoch, u.offset);
+                        running.find(|f| !f.settled()).copied()
+                    })
+                })?;
+            }
+            let standing = unconfirmed.iter().take_while(|u| !doomed(&fences, u));
+            let standing = standing.count();
+            // Every one is named, even after `appended` fails: each stands.
+            let mut failed = Ok(());
+            for record in unconfirmed.drain(..standing) {
+                *count += 1;
+                let told = appended(record.offset, record.body.data());
+                failed = failed.and(told);
+            }
+            failed?;
+            // The next command looks at these records later than the fences
+            // were read, so it may stamp their epoch; this one may not.
+            self.note_epoch(fences.epoch().max(since));
+            let cut = unconfirmed
+                .iter()
+                .filter_map(|u| fences.lowest_dooming_cut(u.epoch, u.offset))
+                .min();
+            let Some(cut) = cut else {
+                return Ok(());
+            };
+            self.repair(cut + 2)?;
+            *place = self.place_afresh(remembered)?;
+            for mut record in std::mem::take(unconfirmed) {
+                let offset = self.put_record(place, &mut record.body)?;
+                place.tail = offset;
+                let epoch = place.epoch;
+                unconfirmed.push(Unconfirmed {
+                    offset,
+                    epoch,
+                    ..record
+                });
+            }
         }
-        if let Some(lowest) = fences.lowest_dooming_cut(epoch, offset) {
-            self.repair(lowest + 2).map_err(maybe)?;
-            return Ok(false);
-        }
-        // The next command looks at this record later than these fences
-        // were read, so it may stamp their epoch; this one may not.
-        self.note_epoch(fences.epoch().max(epoch));
-        Ok(true)
+        Err(self.moved_too_often())
     }
 
     /// PUTs one record after `place` or, when that offset is taken, past

@@ -57,7 +57,8 @@ fn json(run: &Run) -> serde_json::Value {
     serde_json::from_str(run.out().trim()).unwrap_or_else(|e| panic!("{e}: {}", run.out()))
 }
 
-/// How many appenders, how many appends each, and at most how many
+/// How many appenders, how many appends each (at least; they go on while
+/// the admin machine works, up to four times as many), and how many
 /// truncates and trims the admin machine makes meanwhile.
 #[derive(Debug, Clone, Copy)]
 struct Shape {
@@ -70,14 +71,14 @@ struct Shape {
 const ON_RGW: Shape = Shape {
     appenders: 4,
     appends_each: 25,
-    admin_ops: 10,
+    admin_ops: 8,
 };
 
 /// SeaweedFS makes the loser of a truly simultaneous PUT wait a second or
 /// two for its 412: fewer, shorter rounds.
 const ON_WEED: Shape = Shape {
     appenders: 3,
-    appends_each: 8,
+    appends_each: 10,
     admin_ops: 6,
 };
 
@@ -166,13 +167,17 @@ fn timeline(zero: Instant, appends: &[Append], admins: &[Admin]) -> String {
 
 /// Runs the appenders and the admin machine together on `log`.
 fn race(log: &TestLog, shape: Shape) -> (Vec<Append>, Vec<Admin>) {
-    let appending = Arc::new(AtomicBool::new(true));
+    let admin_busy = Arc::new(AtomicBool::new(true));
     let appenders: Vec<_> = (0..shape.appenders)
         .map(|m| {
             let log = machine(log, &format!("appender-{m}"));
+            let admin_busy = admin_busy.clone();
             thread::spawn(move || {
                 let mut appends = Vec::new();
-                for n in 0..shape.appends_each {
+                for n in 0..shape.appends_each * 4 {
+                    if n >= shape.appends_each && !admin_busy.load(Ordering::Relaxed) {
+                        break;
+                    }
                     let payload = format!("m{m} n{n}");
                     let start = Instant::now();
                     let run = log.run(&["-v", "--json", "append", &payload]);
@@ -203,25 +208,26 @@ fn race(log: &TestLog, shape: Shape) -> (Vec<Append>, Vec<Admin>) {
         .collect();
     let admin = {
         let log = machine(log, "admin");
-        let appending = appending.clone();
         thread::spawn(move || {
             let mut rng = Rng::from_clock();
             let mut admins = Vec::new();
-            for i in 0..shape.admin_ops {
-                thread::sleep(Duration::from_millis(rng.between(20, 150)));
-                if !appending.load(Ordering::Relaxed) {
+            // A look at a log with nothing to cut makes no operation.
+            for _ in 0..shape.admin_ops * 4 {
+                if admins.len() == shape.admin_ops {
                     break;
                 }
+                thread::sleep(Duration::from_millis(rng.between(10, 100)));
                 let stat = json(&log.run(&["--json", "stat"]));
                 let (first, last) = (
                     stat["first"].as_u64().unwrap(),
                     stat["last"].as_u64().unwrap(),
                 );
                 if last <= first {
+                    println!("admin: stat {first}..{last}, nothing to cut");
                     continue;
                 }
                 // Mostly truncates; every third a trim.
-                let (op, arg) = match i % 3 {
+                let (op, arg) = match admins.len() % 3 {
                     2 => (Op::Trim, rng.between(first + 1, last)),
                     _ => (Op::Truncate, rng.between(first, last - 1)),
                 };
@@ -243,12 +249,13 @@ fn race(log: &TestLog, shape: Shape) -> (Vec<Append>, Vec<Admin>) {
             admins
         })
     };
+    let admins = admin.join();
+    admin_busy.store(false, Ordering::Relaxed);
     let mut appends = Vec::new();
     for appender in appenders {
         appends.extend(appender.join().unwrap());
     }
-    appending.store(false, Ordering::Relaxed);
-    (appends, admin.join().unwrap())
+    (appends, admins.unwrap())
 }
 
 /// What the audit of a race found wrong, if anything.
@@ -385,6 +392,7 @@ fn appending_while_another_truncates_and_trims(server: Server, shape: Shape) {
         ),
         count(&mut admins.iter().filter(|t| t.op == Op::Trim).map(|t| t.code)),
     );
+    println!("TIMELINE\n{}", timeline(zero, &appends, &admins));
     let problems = audit(&log, &appends, &admins);
     assert!(
         problems.is_empty(),
@@ -422,22 +430,31 @@ fn machines_appending_on_seaweedfs_while_another_truncates_and_trims_leave_a_den
 /// A trim and a truncate started together on two machines take fences one
 /// after the other, so the second decides on the log the first left and
 /// is refused: never both done, which would leave a log whose offsets
-/// start again at 1.
+/// start again at 1. The trim starts up to 0.7 s later from round to
+/// round: it decides faster than the truncate (the store's hint against a
+/// tail search), so both orders come up, and in some rounds the second
+/// waits for the first's running fence.
 #[test]
 #[ignore = "needs the S3 servers that `make test` starts"]
 fn a_trim_and_a_truncate_on_two_machines_end_as_if_run_one_after_the_other() {
-    let mut orders = BTreeMap::new();
-    for _ in 0..5 {
+    let mut orders = Vec::new();
+    for round in 0..5 {
         let log = TestLog::new(Server::rgw(), "trim-truncate");
         let lines: String = (1..=30).map(|n| format!("r{n}\n")).collect();
         log.run_with_stdin(&["append", "--lines"], lines.as_bytes())
             .ok();
         let together = Arc::new(Barrier::new(2));
-        let [trim, truncate] = [["trim", "28"], ["truncate", "20"]].map(|args| {
+        let trim_delay = Duration::from_millis(175 * round);
+        let [trim, truncate] = [
+            (["trim", "28"], trim_delay),
+            (["truncate", "20"], Duration::ZERO),
+        ]
+        .map(|(args, delay)| {
             let log = machine(&log, args[0]);
             let together = together.clone();
             thread::spawn(move || {
                 together.wait();
+                thread::sleep(delay);
                 log.run(&args)
             })
         });
@@ -458,7 +475,7 @@ fn a_trim_and_a_truncate_on_two_machines_end_as_if_run_one_after_the_other() {
                 log.keys()
             ),
         };
-        *orders.entry(order).or_insert(0) += 1;
+        orders.push((trim_delay, order));
         assert_eq!(log.offsets(), kept, "{order}");
         // The next appends, from a fresh machine and from both racers,
         // continue the log: offsets never start again.
@@ -473,7 +490,7 @@ fn a_trim_and_a_truncate_on_two_machines_end_as_if_run_one_after_the_other() {
         }
         log.run(&["verify"]).ok();
     }
-    println!("orders seen: {orders:?}");
+    println!("orders by the trim's delay: {orders:?}");
 }
 
 /// A machine without a hint (a fresh lock folder) finds the tail while
@@ -502,18 +519,22 @@ fn an_append_from_a_machine_without_a_hint_succeeds_within_3_s_while_another_app
     for n in 0..3 {
         let cold = machine(&log, &format!("cold-{n}"));
         let started = Instant::now();
-        let run = cold.run(&["append", &format!("cold {n}")]);
+        let run = cold.run(&["-v", "append", &format!("cold {n}")]);
         let took = started.elapsed();
         run.ok();
-        times.push(took);
+        let lost = run.stderr.lines().filter(|l| l.contains(" 412 ")).count();
+        times.push((took, lost));
         thread::sleep(Duration::from_secs(1));
     }
     thread::sleep(Duration::from_secs(1));
     busy.store(false, Ordering::Relaxed);
     let count = flat_out.join().unwrap();
-    println!("the cold appends took {times:?} beside {count} flat-out appends");
-    for took in &times {
-        assert!(*took < Duration::from_secs(3), "{times:?}");
+    println!("the cold appends took (time, PUTs lost) {times:?} beside {count} flat-out appends");
+    for (took, _) in &times {
+        assert!(
+            *took < Duration::from_secs(3),
+            "(time, PUTs lost) {times:?}"
+        );
     }
     assert!(count > 10, "the other machine barely appended: {count}");
     log.run(&["verify"]).ok();
