@@ -386,8 +386,21 @@ impl<S: Store> Wal<S> {
             hint if hint.tail > 0 => hint.tail,
             _ => return self.search_tail(0),
         };
+        let tail = self.tail_near(hinted)?;
+        if hinted > tail || tail - hinted >= store_hint::EVERY {
+            remembered.needs_repair();
+        }
+        Ok(tail)
+    }
+
+    /// The tail, found from `near`, an offset that held a record a moment
+    /// ago: one LIST of up to 1000 keys from it when the tail is that
+    /// close, as it is after a hint or a taken offset, else the search. One
+    /// request per try is what lets a machine without a hint of its own
+    /// catch up with one that appends flat out.
+    fn tail_near(&self, near: u64) -> Result<u64> {
         let list_prefix = self.prefix.list_prefix();
-        let before = self.prefix.key(hinted - 1);
+        let before = self.prefix.key(near - 1);
         let page = self.store.list_page(&PageRequest {
             prefix: &list_prefix,
             start_after: Some(&before),
@@ -398,7 +411,7 @@ impl<S: Store> Wal<S> {
             .keys
             .iter()
             .filter_map(|key| self.prefix.offset_of(key))
-            .filter(|&offset| offset >= hinted)
+            .filter(|&offset| offset >= near)
             .max();
         let complete = page.continuation.is_none()
             || page
@@ -408,13 +421,10 @@ impl<S: Store> Wal<S> {
         let tail = match (last, complete) {
             (Some(last), true) => last,
             (Some(last), false) => self.search_tail(last)?,
-            // Nothing at or after the hint: the log is shorter than it says.
-            (None, true) => self.run_search(TailSearch::below(hinted - 1))?,
+            // Nothing at or after it: the log is shorter now.
+            (None, true) => self.run_search(TailSearch::below(near - 1))?,
             (None, false) => self.search_tail(0)?,
         };
-        if hinted > tail || tail - hinted >= store_hint::EVERY {
-            remembered.needs_repair();
-        }
         Ok(tail)
     }
 
@@ -676,7 +686,7 @@ impl<S: Store> Wal<S> {
 
     /// The place past `taken`, an offset another writer took.
     fn place_past(&self, taken: u64, epoch: u64) -> Result<Place> {
-        match self.place_after(self.search_tail(taken)?, epoch, true)? {
+        match self.place_after(self.tail_near(taken)?, epoch, true)? {
             Some(place) => Ok(place),
             None => self.place_afresh(&mut Remembered::default()),
         }

@@ -392,7 +392,6 @@ fn appending_while_another_truncates_and_trims(server: Server, shape: Shape) {
         ),
         count(&mut admins.iter().filter(|t| t.op == Op::Trim).map(|t| t.code)),
     );
-    println!("TIMELINE\n{}", timeline(zero, &appends, &admins));
     let problems = audit(&log, &appends, &admins);
     assert!(
         problems.is_empty(),
@@ -414,12 +413,16 @@ fn appending_while_another_truncates_and_trims(server: Server, shape: Shape) {
     );
 }
 
+/// On RGW, whose lost races answer at once: four appenders, eight
+/// truncates and trims.
 #[test]
 #[ignore = "needs the S3 servers that `make test` starts"]
 fn machines_appending_while_another_truncates_and_trims_leave_a_dense_log_and_every_ack() {
     appending_while_another_truncates_and_trims(Server::rgw(), ON_RGW);
 }
 
+/// On SeaweedFS, an independent implementation whose conditional PUTs
+/// are atomic too: three appenders, six truncates and trims.
 #[test]
 #[ignore = "needs the S3 servers that `make test` starts"]
 fn machines_appending_on_seaweedfs_while_another_truncates_and_trims_leave_a_dense_log_and_every_ack()
