@@ -318,8 +318,9 @@ impl fmt::Display for Error {
             Error::FenceBusy { fence, seq } => write!(
                 f,
                 "another machine's {fence} (fence {seq}) has been running for over 45 s; \
-                 if that machine stopped, run any s3wal command for this log there to \
-                 finish it (see README, \"Many machines, one log\"), then try again"
+                 if that machine stopped, run `s3wal append`, `truncate` or `trim` for \
+                 this log there to finish it (see README, \"Many machines, one log\"), \
+                 then try again"
             ),
             Error::MaybeStored { offset, source } => write!(
                 f,

@@ -270,17 +270,31 @@ impl Fences {
             .filter(|f| !f.settled() && f.kind.cut().is_some())
     }
 
-    /// The truncate fences newer than `epoch`, not void, that cut more
-    /// than one below `offset`: a record there stamped with `epoch` is
-    /// doomed by each of them. Running ones count: they may yet be done.
+    /// The fences newer than `epoch`, not void, that doom a record at
+    /// `offset` stamped with `epoch`: a truncate that cut more than one
+    /// below it (it may sit above a hole), a trim that starts the log
+    /// above it (it may sit below the first record, where offsets would
+    /// be handed out again), and a claim not yet described (it may be
+    /// either). Running ones count: they may yet be done.
     pub(crate) fn dooming(&self, epoch: u64, offset: u64) -> impl Iterator<Item = &Fence> {
         self.list.iter().filter(move |f| {
             f.seq > epoch
                 && f.state != State::Void
-                && f.kind
-                    .cut()
-                    .is_some_and(|after| after.saturating_add(1) < offset)
+                && match f.kind {
+                    Kind::Truncate(after) => after.saturating_add(1) < offset,
+                    Kind::Trim(before) => offset < before,
+                    Kind::Claimed => true,
+                    Kind::Repair(_) => false,
+                }
         })
+    }
+
+    /// Whether only trims doom a record at `offset` stamped with `epoch`:
+    /// then it is doomed only if it is still there once they settle (one
+    /// they deleted was appended before them, and stands as trimmed).
+    pub(crate) fn only_trims_doom(&self, epoch: u64, offset: u64) -> bool {
+        self.dooming(epoch, offset)
+            .all(|f| matches!(f.kind, Kind::Trim(_)))
     }
 
     /// The lowest cut among the fences that doom a record at `offset`
@@ -405,15 +419,23 @@ mod tests {
     }
 
     #[test]
-    fn void_fences_trims_and_repairs_doom_nothing() {
+    fn void_fences_and_repairs_doom_nothing() {
         let void = key(&wal(), 3, Kind::Truncate(0));
         let list = fences(&[
             void.clone(),
             marker(&void, State::Void),
-            key(&wal(), 2, Kind::Trim(9)),
             key(&wal(), 1, Kind::Repair(2)),
         ]);
         assert!(!list.dooms(0, 100));
+    }
+
+    #[test]
+    fn a_record_below_a_newer_trim_is_doomed_if_it_is_still_there() {
+        let list = fences(&[key(&wal(), 2, Kind::Trim(9))]);
+        assert!(list.dooms(1, 8));
+        assert!(list.only_trims_doom(1, 8));
+        assert!(!list.dooms(1, 9));
+        assert!(!list.dooms(2, 8), "placed knowing the trim");
     }
 
     #[test]

@@ -213,6 +213,9 @@ pub(crate) enum Work {
     Append,
     /// Appends one record, the store doing this to its first PUT.
     AppendWith(Fault),
+    /// Appends two records, one command after the other: the second starts
+    /// from the hint and epoch the first left.
+    AppendTwice,
     /// Deletes every record after this offset.
     Truncate(u64),
     /// Deletes every record before this offset.
@@ -222,8 +225,8 @@ pub(crate) enum Work {
 /// What one machine's work returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Outcome {
-    /// An append acknowledged at this offset, with this data.
-    Appended(u64, Vec<u8>),
+    /// Appends acknowledged at these offsets, with this data.
+    Appended(Vec<(u64, Vec<u8>)>),
     /// A truncate or trim that succeeded.
     Done,
     /// The work failed with this message.
@@ -358,12 +361,17 @@ fn run(initial: u64, work: &[Work], schedule: &[usize]) -> (Run, Vec<Choice>) {
 
 fn perform(wal: &Wal<Gated>, machine: usize, work: Work) -> Outcome {
     match work {
-        Work::Append | Work::AppendWith(_) => {
-            let data = format!("machine {machine}").into_bytes();
-            match wal.append(&data) {
-                Ok(offset) => Outcome::Appended(offset, data),
-                Err(error) => Outcome::Failed(error.to_string()),
+        Work::Append | Work::AppendWith(_) | Work::AppendTwice => {
+            let times = if work == Work::AppendTwice { 2 } else { 1 };
+            let mut acks = Vec::new();
+            for n in 0..times {
+                let data = format!("machine {machine}, record {n}").into_bytes();
+                match wal.append(&data) {
+                    Ok(offset) => acks.push((offset, data)),
+                    Err(error) => return Outcome::Failed(error.to_string()),
+                }
             }
+            Outcome::Appended(acks)
         }
         Work::Truncate(after) => match wal.truncate(after) {
             Ok(_) => Outcome::Done,
@@ -454,22 +462,41 @@ mod tests {
                 _ => None,
             })
             .collect();
+        let trimmed_below = work
+            .iter()
+            .zip(&run.outcomes)
+            .filter_map(|pair| match pair {
+                (Work::Trim(before), Outcome::Done) => Some(*before),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        let mut handed_out = BTreeSet::new();
         for (machine, outcome) in run.outcomes.iter().enumerate() {
-            let Outcome::Appended(offset, data) = outcome else {
+            let Outcome::Appended(acks) = outcome else {
                 continue;
             };
-            let began = run.span(machine).map_or(0, |(first, _)| first);
-            let cut_after =
-                |&(after, (_, end)): &(u64, (usize, usize))| after < *offset && end > began;
-            assert!(
-                truncates.iter().any(cut_after) || run.data.get(offset) == Some(data),
-                "acknowledged {offset} lost: {run:?}"
-            );
-            let lowest_cut = truncates.iter().map(|&(after, _)| after).min();
-            assert!(
-                *offset > lowest_cut.unwrap_or(initial).min(initial),
-                "offset {offset} handed out again: {run:?}"
-            );
+            for (offset, data) in acks {
+                let cut_below = truncates.iter().any(|&(after, _)| after < *offset);
+                assert!(
+                    handed_out.insert(*offset) || cut_below,
+                    "offset {offset} handed out twice: {run:?}"
+                );
+                let began = run.span(machine).map_or(0, |(first, _)| first);
+                let cut_after =
+                    |&(after, (_, end)): &(u64, (usize, usize))| after < *offset && end > began;
+                assert!(
+                    truncates.iter().any(cut_after)
+                        || *offset < trimmed_below
+                        || run.data.get(offset) == Some(data),
+                    "acknowledged {offset} lost: {run:?}"
+                );
+                let lowest_cut = truncates.iter().map(|&(after, _)| after).min();
+                assert!(
+                    *offset > lowest_cut.unwrap_or(initial).min(initial),
+                    "offset {offset} handed out again: {run:?}"
+                );
+            }
         }
         if truncates.is_empty() && initial > 0 {
             assert!(
@@ -524,6 +551,16 @@ mod tests {
         let work = [Work::Append, Work::Append, Work::Trim(3)];
         let runs = explore_checked(3, &work, 1);
         assert!(runs > 300, "only {runs} schedules");
+    }
+
+    /// An appender that looked at its hinted tail before a trim and PUT
+    /// after it would place a record below the trimmed start, at an offset
+    /// handed out before: trims doom such records too.
+    #[test]
+    fn warm_appenders_racing_a_trim_never_hand_out_an_offset_twice() {
+        let work = [Work::AppendTwice, Work::AppendTwice, Work::Trim(6)];
+        let runs = explore_checked(3, &work, 1);
+        assert!(runs > 500, "only {runs} schedules");
     }
 
     /// The zombie appender of issue 10: an append that looked at the tail

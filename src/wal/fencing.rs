@@ -109,10 +109,12 @@ impl<S: Store> Wal<S> {
             let claim = fence::claim_key(&self.prefix, seq);
             let token = new_token();
             self.note_running(Some((&claim, &token)));
+            // A 412 or 409 may answer our own claim that landed unseen:
+            // only its token tells, and a claim of ours left unnoted would
+            // hold every machine back for good.
             let ours = match self.store.put_if_absent(&claim, FENCE_BODY, &token)? {
                 PutOutcome::Created => true,
-                PutOutcome::Exists { retried: true } => self.is_ours(&claim, &token)?,
-                PutOutcome::Exists { retried: false } | PutOutcome::Conflict => false,
+                PutOutcome::Exists { .. } | PutOutcome::Conflict => self.is_ours(&claim, &token)?,
             };
             if ours {
                 // Until this lands, the claim counts as a truncate after 0.
@@ -160,7 +162,8 @@ impl<S: Store> Wal<S> {
         let Some(running) = self.local.fences.load().running else {
             return Ok(());
         };
-        let Some((key, token)) = running.split_once(' ') else {
+        // A prefix may hold spaces; a token never does.
+        let Some((key, token)) = running.rsplit_once(' ') else {
             self.note_running(None);
             return Ok(());
         };
@@ -218,50 +221,77 @@ impl<S: Store> Wal<S> {
     /// fence of their own.
     pub(crate) fn repair(&self, from: u64) -> Result<()> {
         match self.take_fence(|_| Ok(Some(Kind::Repair(from))))? {
-            Some(key) => self.under_fence(&key, || self.remove_doomed(from)),
+            Some(key) => {
+                // Removing doomed records dooms nothing and can be run
+                // again: the fence settles whatever happened.
+                let removed = self.remove_doomed(from);
+                self.settle(&key, State::Done)?;
+                removed
+            }
             None => Ok(()),
         }
     }
 
-    /// Deletes, from the top down, each record at `from` or above that is
-    /// doomed, and stops at the first that is not: a doomed record has only
-    /// doomed ones above it, so no hole opens. Each is read first: while
-    /// this machine holds the newest fence nobody else deletes, and a key
-    /// that holds a record cannot be written, so the record deleted is the
-    /// one read.
+    /// Deletes the doomed records: from the top down, each at `from` or
+    /// above, stopping at the first that stands (a record doomed by a
+    /// truncate has only doomed ones above it, so no hole opens); then
+    /// from the bottom up, each below the first that stands (one doomed by
+    /// a trim lies below the log's start). Each is read first: while this
+    /// machine holds the newest fence nobody else deletes, and a key that
+    /// holds a record cannot be written, so the record deleted is the one
+    /// read.
     pub(crate) fn remove_doomed(&self, from: u64) -> Result<()> {
         let list_prefix = self.prefix.list_prefix();
-        let start = self.prefix.key(from.saturating_sub(1));
-        let start_after = (from > 1).then_some(start.as_str());
-        let mut offsets = Vec::new();
-        for key in self.store.keys(&list_prefix, start_after, 1000) {
+        let start = match from {
+            0 | 1 => format!("{list_prefix}.s3wal0"),
+            _ => self.prefix.key(from - 1),
+        };
+        let mut above = Vec::new();
+        for key in self.store.keys(&list_prefix, Some(&start), 1000) {
             let key = key?;
             if self.prefix.sorts_after_records(&key) {
                 break;
             }
-            offsets.extend(self.prefix.offset_of(&key));
+            above.extend(self.prefix.offset_of(&key));
         }
-        // The fences newer than the oldest epoch seen so far.
-        let mut read: Option<(u64, Fences)> = None;
-        for offset in offsets.into_iter().rev() {
-            let key = self.prefix.key(offset);
-            let Some(head) = self.store.head(&key)? else {
-                continue;
-            };
-            let Some(epoch) = head.token.as_deref().and_then(fence::epoch_of) else {
-                break;
-            };
-            let fences = match read {
-                Some((since, fences)) if since <= epoch => (since, fences),
-                _ => (epoch, self.read_fences(epoch)?),
-            };
-            let doomed = fences.1.dooms(epoch, offset);
-            read = Some(fences);
-            if !doomed {
-                break;
+        let mut doomed = Doomed::default();
+        for offset in above.into_iter().rev() {
+            match self.doomed(offset, &mut doomed)? {
+                Some(true) => self.store.delete(&[self.prefix.key(offset)])?,
+                Some(false) => break,
+                None => {}
             }
-            self.store.delete(std::slice::from_ref(&key))?;
+        }
+        while let Some(first) = self.first()? {
+            match self.doomed(first, &mut doomed)? {
+                Some(true) => self.store.delete(&[self.prefix.key(first)])?,
+                _ => break,
+            }
         }
         Ok(())
     }
+
+    /// Whether the record at `offset` is doomed, `None` if there is none;
+    /// `read` keeps the fences read for the oldest epoch so far.
+    fn doomed(&self, offset: u64, read: &mut Doomed) -> Result<Option<bool>> {
+        let Some(head) = self.store.head(&self.prefix.key(offset))? else {
+            return Ok(None);
+        };
+        // Records of the seed or an s3wal before fences are never doomed.
+        let Some(epoch) = head.token.as_deref().and_then(fence::epoch_of) else {
+            return Ok(Some(false));
+        };
+        if read.since.is_none_or(|since| since > epoch) {
+            read.fences = self.read_fences(epoch)?;
+            read.since = Some(epoch);
+        }
+        Ok(Some(read.fences.dooms(epoch, offset)))
+    }
+}
+
+/// The fences read while removing doomed records.
+#[derive(Default)]
+struct Doomed {
+    since: Option<u64>,
+    fences: Fences,
 }

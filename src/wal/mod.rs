@@ -9,6 +9,7 @@
 //! - no operation lists the whole log: the tail is found by a logarithmic
 //!   search (`tail.rs`), usually from the hint this machine kept.
 
+use std::collections::VecDeque;
 use std::thread;
 use std::time::Duration;
 
@@ -488,9 +489,14 @@ impl<S: Store> Wal<S> {
     /// them would make every probe cost one LIST per 16 such keys.
     pub(crate) fn first_record_after(&self, k: u64) -> Result<Option<u64>> {
         let list_prefix = self.prefix.list_prefix();
-        let start_key = self.prefix.key(k);
-        let start_after = (k > 0).then_some(start_key.as_str());
-        for key in self.store.keys(&list_prefix, start_after, PROBE_KEYS) {
+        // From the first record on, past s3wal's own keys (fences pile up
+        // there, three per truncate, trim or repair): `.s3wal0` sorts
+        // after `.s3wal/…` and `.s3wal-probe-…`, and before every digit.
+        let start_key = match k {
+            0 => format!("{list_prefix}.s3wal0"),
+            _ => self.prefix.key(k),
+        };
+        for key in self.store.keys(&list_prefix, Some(&start_key), PROBE_KEYS) {
             let key = key?;
             if self.prefix.sorts_after_records(&key) {
                 return Ok(None);
@@ -673,8 +679,9 @@ impl<S: Store> Wal<S> {
             // ones are the check after the PUT's to find.
             let mut fences = self.read_fences(theirs)?;
             fences.forget_after(epoch);
-            if let Some(after) = fences.lowest_dooming_cut(theirs, tail) {
-                self.repair(after + 2)?;
+            if fences.dooms(theirs, tail) {
+                let cut = fences.lowest_dooming_cut(theirs, tail);
+                self.repair(cut.map_or(tail, |after| after + 2))?;
                 return Ok(None);
             }
         }
@@ -701,7 +708,8 @@ impl<S: Store> Wal<S> {
     }
 
     /// Stores each record after `place`, acknowledging them in groups
-    /// (see [`GROUP_RECORDS`]) once they stand.
+    /// (see [`GROUP_RECORDS`]) once they stand: one run of consecutive
+    /// offsets at a time.
     fn store_records<R: Into<Body>>(
         &self,
         records: impl Iterator<Item = R>,
@@ -711,87 +719,111 @@ impl<S: Store> Wal<S> {
         appended: &mut impl FnMut(u64, &[u8]) -> Result<()>,
         count: &mut u64,
     ) -> Result<()> {
+        let mut records = records.map(Into::into);
+        // Records to place again, first: doomed ones, in their order.
+        let mut again: VecDeque<Body> = VecDeque::new();
         let mut bytes = 0;
-        for record in records {
-            let mut body: Body = record.into();
-            let offset = self.put_record(place, &mut body)?;
-            place.tail = offset;
-            bytes += body.data().len();
-            let epoch = place.epoch;
-            unconfirmed.push(Unconfirmed {
-                offset,
-                epoch,
-                body,
-            });
-            if unconfirmed.len() >= GROUP_RECORDS || bytes >= GROUP_BYTES {
-                self.confirm(unconfirmed, place, remembered, appended, count)?;
+        let mut rounds = 0;
+        loop {
+            let full = unconfirmed.len() >= GROUP_RECORDS || bytes >= GROUP_BYTES;
+            let next = match full {
+                true => None,
+                false => again.pop_front().or_else(|| records.next()),
+            };
+            let Some(mut body) = next else {
+                if unconfirmed.is_empty() {
+                    return Ok(());
+                }
                 bytes = 0;
+                if self.confirm(unconfirmed, &mut again, appended, count)? {
+                    rounds += 1;
+                    if rounds >= MAX_PLACE_ROUNDS {
+                        return Err(self.moved_too_often());
+                    }
+                    *place = self.place_afresh(remembered)?;
+                }
+                continue;
+            };
+            match self.put_record(place, &mut body, !unconfirmed.is_empty())? {
+                Some(offset) => {
+                    place.tail = offset;
+                    bytes += body.data().len();
+                    let epoch = place.epoch;
+                    unconfirmed.push(Unconfirmed {
+                        offset,
+                        epoch,
+                        body,
+                    });
+                }
+                // Taken after records not yet confirmed: confirm them first.
+                None => {
+                    again.push_front(body);
+                    bytes = GROUP_BYTES;
+                }
             }
         }
-        self.confirm(unconfirmed, place, remembered, appended, count)
     }
 
-    /// Acknowledges the `unconfirmed` records that stand, calling
-    /// `appended` with each: one LIST of the fences newer than their
-    /// epochs. A fence that dooms a record dooms every one above it, so
-    /// those that stand come first; the doomed rest are removed once their
-    /// fence has settled (a void one dooms nothing) and placed again.
+    /// Acknowledges the `unconfirmed` records, one run of consecutive
+    /// offsets, that stand, calling `appended` with each: one LIST of the
+    /// fences newer than their epoch. Records that a fence dooms wait for
+    /// it to settle (a void one dooms nothing); one a trim deleted was
+    /// appended before it and stands; the others are removed and go to the
+    /// front of `again`, to be placed again. Says whether any did.
     fn confirm(
         &self,
         unconfirmed: &mut Vec<Unconfirmed>,
-        place: &mut Place,
-        remembered: &mut Remembered,
+        again: &mut VecDeque<Body>,
         appended: &mut impl FnMut(u64, &[u8]) -> Result<()>,
         count: &mut u64,
-    ) -> Result<()> {
-        for _ in 0..MAX_PLACE_ROUNDS {
-            let Some(since) = unconfirmed.iter().map(|u| u.epoch).min() else {
-                return Ok(());
-            };
-            let doomed = |fences: &Fences, u: &Unconfirmed| fences.dooms(u.epoch, u.offset);
-            let mut fences = self.read_fences(since)?;
-            if unconfirmed.iter().any(|u| doomed(&fences, u)) {
-                fences = self.wait_for_fences(since, |fences| {
-                    unconfirmed.iter().find_map(|u| {
-                        let mut running = fences.dooming(u.epoch, u.offset);
-                        running.find(|f| !f.settled()).copied()
-                    })
-                })?;
-            }
-            let standing = unconfirmed.iter().take_while(|u| !doomed(&fences, u));
-            let standing = standing.count();
-            // Every one is named, even after `appended` fails: each stands.
-            let mut failed = Ok(());
-            for record in unconfirmed.drain(..standing) {
-                *count += 1;
-                let told = appended(record.offset, record.body.data());
-                failed = failed.and(told);
-            }
-            failed?;
-            // The next command looks at these records later than the fences
-            // were read, so it may stamp their epoch; this one may not.
-            self.note_epoch(fences.epoch().max(since));
-            let cut = unconfirmed
-                .iter()
-                .filter_map(|u| fences.lowest_dooming_cut(u.epoch, u.offset))
-                .min();
-            let Some(cut) = cut else {
-                return Ok(());
-            };
-            self.repair(cut + 2)?;
-            *place = self.place_afresh(remembered)?;
-            for mut record in std::mem::take(unconfirmed) {
-                let offset = self.put_record(place, &mut record.body)?;
-                place.tail = offset;
-                let epoch = place.epoch;
-                unconfirmed.push(Unconfirmed {
-                    offset,
-                    epoch,
-                    ..record
-                });
+    ) -> Result<bool> {
+        let Some(since) = unconfirmed.iter().map(|u| u.epoch).min() else {
+            return Ok(false);
+        };
+        let doomed = |fences: &Fences, u: &Unconfirmed| fences.dooms(u.epoch, u.offset);
+        let mut fences = self.read_fences(since)?;
+        if unconfirmed.iter().any(|u| doomed(&fences, u)) {
+            fences = self.wait_for_fences(since, |fences| {
+                unconfirmed.iter().find_map(|u| {
+                    let mut running = fences.dooming(u.epoch, u.offset);
+                    running.find(|f| !f.settled()).copied()
+                })
+            })?;
+        }
+        let mut standing = Vec::new();
+        let mut removed = Vec::new();
+        for record in unconfirmed.drain(..) {
+            let stands = !doomed(&fences, &record)
+                || (fences.only_trims_doom(record.epoch, record.offset)
+                    && self.store.head(&self.prefix.key(record.offset))?.is_none());
+            match stands {
+                true => standing.push(record),
+                false => removed.push(record),
             }
         }
-        Err(self.moved_too_often())
+        // Every one that stands is named, even after `appended` fails.
+        let mut failed = Ok(());
+        for record in &standing {
+            *count += 1;
+            failed = failed.and(appended(record.offset, record.body.data()));
+        }
+        // The next command looks at these records later than the fences
+        // were read, so it may stamp their epoch; this one may not.
+        self.note_epoch(fences.epoch().max(since));
+        let Some(lowest) = removed.first() else {
+            failed?;
+            return Ok(false);
+        };
+        let cut = fences.lowest_dooming_cut(lowest.epoch, lowest.offset);
+        let repaired = self.repair(cut.map_or(lowest.offset, |after| after + 2));
+        if let Err(error) = failed.and(repaired) {
+            unconfirmed.extend(removed);
+            return Err(error);
+        }
+        for record in removed.into_iter().rev() {
+            again.push_front(record.body);
+        }
+        Ok(true)
     }
 
     /// PUTs one record after `place` or, when that offset is taken, past
@@ -800,7 +832,12 @@ impl<S: Store> Wal<S> {
     /// Every PUT of this record carries the same random token, so a PUT
     /// that landed but whose answer was lost is recognised as ours on the
     /// retry, instead of being written a second time at the next offset.
-    fn put_record(&self, place: &mut Place, body: &mut Body) -> Result<u64> {
+    ///
+    /// A `chained` record follows records not yet confirmed: when its
+    /// offset is taken it returns `None` instead, for them to be confirmed
+    /// before the tail is looked for, so that the records confirmed
+    /// together always lie one after the other.
+    fn put_record(&self, place: &mut Place, body: &mut Body, chained: bool) -> Result<Option<u64>> {
         let token = new_token();
         let mut append = Append::at(next_offset(place.tail)?, APPEND_LIMITS);
         let mut step = append.start();
@@ -829,6 +866,7 @@ impl<S: Store> Wal<S> {
                     Ok(head) => Answer::Token(head.map(|h| h.token.as_deref() == Some(&stamp))),
                     Err(error) => failed(error, false),
                 },
+                Step::FindTail(_) if chained => return Ok(None),
                 Step::FindTail(taken) => {
                     *place = self.place_past(taken, place.epoch)?;
                     Answer::Tail(place.tail)
@@ -837,7 +875,7 @@ impl<S: Store> Wal<S> {
                     (self.pause)(up_to);
                     Answer::Resumed
                 }
-                Step::Stored(offset) => return Ok(offset),
+                Step::Stored(offset) => return Ok(Some(offset)),
                 Step::GiveUp(why) => return Err(self.gave_up(why, failure)),
             };
             step = append.next(answer);
