@@ -13,16 +13,11 @@ TOOLS="${S3WAL_TOOLS:-$HOME/.cache/s3wal/tools}"
 BIN="$TOOLS/moto/bin/moto_server"
 [[ -x "$BIN" ]] || BIN=moto_server
 
-usage() { echo "usage: $0 start|stop DIR" >&2; exit 2; }
 [[ $# -eq 2 ]] || usage
 DIR=$2
 
-die() {
-  echo "moto: $*" >&2
-  tail -n 30 "$DIR/moto.log" >&2 2>/dev/null || true
-  stop
-  exit 1
-}
+SERVER=moto
+SERVER_LOG=moto.log
 
 stop() {
   stop_pid "$DIR/moto.pid"

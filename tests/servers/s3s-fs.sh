@@ -13,16 +13,11 @@ TOOLS="${S3WAL_TOOLS:-$HOME/.cache/s3wal/tools}"
 BIN="$TOOLS/bin/s3s-fs"
 [[ -x "$BIN" ]] || BIN=s3s-fs
 
-usage() { echo "usage: $0 start|stop DIR" >&2; exit 2; }
 [[ $# -eq 2 ]] || usage
 DIR=$2
 
-die() {
-  echo "s3s-fs: $*" >&2
-  tail -n 30 "$DIR/s3s-fs.log" >&2 2>/dev/null || true
-  stop
-  exit 1
-}
+SERVER=s3s-fs
+SERVER_LOG=s3s-fs.log
 
 stop() {
   stop_pid "$DIR/s3s-fs.pid"

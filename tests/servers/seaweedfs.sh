@@ -16,16 +16,11 @@ TOOLS="${S3WAL_TOOLS:-$HOME/.cache/s3wal/tools}"
 BIN="$TOOLS/seaweedfs/bin/weed"
 [[ -x "$BIN" ]] || BIN=weed
 
-usage() { echo "usage: $0 start|stop DIR" >&2; exit 2; }
 [[ $# -eq 2 ]] || usage
 DIR=$2
 
-die() {
-  echo "seaweedfs: $*" >&2
-  tail -n 30 "$DIR/weed.log" >&2 2>/dev/null || true
-  stop
-  exit 1
-}
+SERVER=seaweedfs
+SERVER_LOG=weed.log
 
 # `weed mini` is one process (its components are goroutines), so its PID
 # is all there is to stop. It does not always remove its gRPC sockets,
