@@ -8,7 +8,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::error::{Error, Result, TransportKind};
-use crate::local::LocalState;
+use crate::fence::{self, Kind, State};
+use crate::local::{FenceNotes, LocalState};
 use crate::memory::MemoryStore;
 use crate::record::{self, Prefix};
 use crate::s3::{ListPage, ObjectHead, PageRequest, PutOutcome};
@@ -255,6 +256,33 @@ fn a_trimmed_log_is_never_cut_below_its_first_record() {
     }
     assert_eq!(wal.truncate(6).unwrap(), 4);
     assert_eq!(wal.append(b"next").unwrap(), 7, "offsets go on");
+}
+
+/// A command that died holding a truncate fence is finished by the next
+/// one on its machine, which decides as the dead one would have: a cut
+/// below a trimmed log's first record is refused (the fence goes void).
+#[test]
+fn a_dead_truncate_that_must_be_refused_is_voided_by_the_next_command() {
+    let wal = log_with(&[]);
+    for n in 1..=10u64 {
+        wal.append(&n.to_be_bytes()).unwrap();
+    }
+    wal.trim(6).unwrap();
+    // What `truncate 3` leaves when it dies right after describing its fence.
+    let seq = wal.read_fences(u64::MAX).unwrap().next_seq();
+    let claim = fence::claim_key(wal.prefix(), seq);
+    wal.store().put_if_absent(&claim, b"", "dead").unwrap();
+    let described = fence::key(wal.prefix(), seq, Kind::Truncate(3));
+    wal.store().overwrite(&described, b"").unwrap();
+    wal.local().fences.store(&FenceNotes {
+        running: Some(format!("{claim} dead")),
+        epoch: None,
+    });
+    assert_eq!(wal.append(b"next").unwrap(), 11);
+    let offsets: Vec<u64> = records(&wal).keys().copied().collect();
+    assert_eq!(offsets, (6..=11).collect::<Vec<u64>>());
+    let fences = wal.read_fences(u64::MAX).unwrap();
+    assert_eq!(fences.newest().map(|f| f.state), Some(State::Void));
 }
 
 #[test]

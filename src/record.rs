@@ -66,6 +66,16 @@ impl Prefix {
         format!("{}/{:0width$}", self.0, offset, width = KEY_DIGITS)
     }
 
+    /// The key a listing of the records after `offset` starts after. For
+    /// 0 it is past s3wal's own keys, where fences pile up: `.s3wal0`
+    /// sorts after `.s3wal/…` and `.s3wal-probe-…`, and before every digit.
+    pub fn records_after(&self, offset: u64) -> String {
+        match offset {
+            0 => format!("{}/.s3wal0", self.0),
+            _ => self.key(offset),
+        }
+    }
+
     /// What every key of this log starts with, used to list the log.
     pub fn list_prefix(&self) -> String {
         format!("{}/", self.0)
@@ -330,6 +340,20 @@ mod tests {
             assert!(!wal().is_own(key), "{key}");
         }
         assert!(wal().hint_key() < wal().key(1), "sorts before every record");
+    }
+
+    #[test]
+    fn the_records_after_0_start_past_s3wals_own_keys() {
+        let start = wal().records_after(0);
+        for own in [
+            wal().hint_key(),
+            "wal/.s3wal-probe-0123".into(),
+            "wal/.s3wal/fence/f1".into(),
+        ] {
+            assert!(own < start, "{own}");
+        }
+        assert!(start < wal().key(1));
+        assert_eq!(wal().records_after(7), wal().key(7));
     }
 
     #[test]

@@ -122,8 +122,8 @@ impl<S: Store + Sync> Wal<S> {
             }
             Ok(())
         })?;
-        if let Some(&(lowest, _)) = missing.iter().min() {
-            missing.sort_unstable();
+        missing.sort_unstable();
+        if let Some(&(lowest, _)) = missing.first() {
             // From the record below the lowest: a hole is bounded by two.
             let below = lowest.saturating_sub(1).max(1);
             let (now, _) = self.inventory(below, to.unwrap_or(u64::MAX))?;

@@ -28,6 +28,15 @@ const FENCE_TRIES: u32 = 20;
 /// the text tells a person who lists the bucket what it is.
 const FENCE_BODY: &[u8] = b"s3wal fence: see README, Many machines, one log\n";
 
+/// Whether `error` refuses the operation (it did nothing): its fence is
+/// void.
+fn refused(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::TruncateBelowFirst { .. } | Error::TrimPastTail { .. }
+    )
+}
+
 /// The pause before the `n`th read of a running fence.
 fn fence_pause(n: u32) -> Duration {
     Duration::from_millis((10u64 << n.min(6)).min(500))
@@ -96,13 +105,13 @@ impl<S: Store> Wal<S> {
     /// machine finishes it if this one dies.
     pub(crate) fn take_fence(
         &self,
-        decide: impl Fn(&Fences) -> Result<Option<Kind>>,
+        decide: impl Fn() -> Result<Option<Kind>>,
     ) -> Result<Option<String>> {
         for _ in 0..FENCE_TRIES {
             let fences = self.wait_for_fences(u64::MAX, |fences| {
                 fences.newest().filter(|f| !f.settled()).copied()
             })?;
-            let Some(kind) = decide(&fences)? else {
+            let Some(kind) = decide()? else {
                 return Ok(None);
             };
             let seq = fences.next_seq();
@@ -149,10 +158,13 @@ impl<S: Store> Wal<S> {
     /// Notes `epoch` as the one the next append here may stamp.
     pub(crate) fn note_epoch(&self, epoch: u64) {
         let notes = self.local.fences.load();
-        self.local.fences.store(&FenceNotes {
-            epoch: Some(epoch),
-            ..notes
-        });
+        // Most appends find it as it was: no file written.
+        if notes.epoch != Some(epoch) {
+            self.local.fences.store(&FenceNotes {
+                epoch: Some(epoch),
+                ..notes
+            });
+        }
     }
 
     /// Finishes the fence a command on this machine took and did not
@@ -169,49 +181,48 @@ impl<S: Store> Wal<S> {
         };
         let seq = Fences::seq_of(&self.prefix, key);
         let fences = self.read_fences(seq.unwrap_or(1).saturating_sub(1))?;
-        let fence = seq.and_then(|seq| fences.get(seq)).copied();
-        match fence {
-            Some(fence) if !fence.settled() && self.is_ours(key, token)? => {
-                let state = self.fence_work(fence.kind)?;
-                self.settle(&fence::key(&self.prefix, fence.seq, fence.kind), state)
-            }
-            _ => {
-                self.note_running(None);
-                Ok(())
-            }
-        }
-    }
-
-    /// Does the work of a fence this command holds, and says how it
-    /// settles: void when the operation is refused (the refusal is lost
-    /// here: the command that took it over reports its own).
-    fn fence_work(&self, kind: Kind) -> Result<State> {
-        let result = match kind {
-            Kind::Truncate(after) => self.cut(after).map(drop),
-            Kind::Trim(before) => self.trim_held(before).map(drop),
-            Kind::Repair(from) => self.remove_doomed(from),
-            // It died before it said what it would do: it did nothing.
-            Kind::Claimed => return Ok(State::Void),
+        let running = seq.and_then(|seq| fences.get(seq)).filter(|f| !f.settled());
+        let ours = match running {
+            Some(_) => self.is_ours(key, token)?,
+            None => false,
         };
-        match result {
-            Ok(()) => Ok(State::Done),
-            Err(Error::TruncateBelowFirst { .. } | Error::TrimPastTail { .. }) => Ok(State::Void),
-            Err(error) => Err(error),
+        let Some(&fence) = running.filter(|_| ours) else {
+            self.note_running(None);
+            return Ok(());
+        };
+        let key = fence::key(&self.prefix, fence.seq, fence.kind);
+        match fence.kind {
+            // It died before it said what it would do: it did nothing.
+            Kind::Claimed => self.settle(&key, State::Void),
+            // A refusal is the dead command's to report, not this one's.
+            kind => match self.under_fence(&key, kind) {
+                Err(error) if !refused(&error) => Err(error),
+                _ => Ok(()),
+            },
         }
     }
 
-    /// Runs `work` under fence `key`, settling it done when the work is
-    /// done and void when it is refused; any other failure leaves the
-    /// fence running, for the next command here to finish.
-    pub(crate) fn under_fence<T>(&self, key: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
-        match work() {
-            Ok(value) => {
+    /// Does what fence `key` says (`kind`), settling it done when the work
+    /// is done and void when it is refused; any other failure leaves the
+    /// fence running, for the next command here to finish. Returns how
+    /// many records it deleted.
+    pub(crate) fn under_fence(&self, key: &str, kind: Kind) -> Result<u64> {
+        let work = match kind {
+            Kind::Truncate(after) => self
+                .refuse_below_first(after)
+                .and_then(|()| self.cut(after)),
+            Kind::Trim(before) => self.trim_held(before),
+            Kind::Repair(from) => self.remove_doomed(from).map(|()| 0),
+            Kind::Claimed => Ok(0),
+        };
+        match work {
+            Ok(deleted) => {
                 self.settle(key, State::Done)?;
-                Ok(value)
+                Ok(deleted)
             }
-            Err(refused @ (Error::TruncateBelowFirst { .. } | Error::TrimPastTail { .. })) => {
+            Err(error) if refused(&error) => {
                 self.settle(key, State::Void)?;
-                Err(refused)
+                Err(error)
             }
             Err(error) => Err(error),
         }
@@ -220,7 +231,7 @@ impl<S: Store> Wal<S> {
     /// Removes the doomed records from offset `from` up, under a repair
     /// fence of their own.
     pub(crate) fn repair(&self, from: u64) -> Result<()> {
-        match self.take_fence(|_| Ok(Some(Kind::Repair(from))))? {
+        match self.take_fence(|| Ok(Some(Kind::Repair(from))))? {
             Some(key) => {
                 // Removing doomed records dooms nothing and can be run
                 // again: the fence settles whatever happened.
@@ -242,10 +253,7 @@ impl<S: Store> Wal<S> {
     /// read.
     pub(crate) fn remove_doomed(&self, from: u64) -> Result<()> {
         let list_prefix = self.prefix.list_prefix();
-        let start = match from {
-            0 | 1 => format!("{list_prefix}.s3wal0"),
-            _ => self.prefix.key(from - 1),
-        };
+        let start = self.prefix.records_after(from.saturating_sub(1));
         let mut above = Vec::new();
         for key in self.store.keys(&list_prefix, Some(&start), 1000) {
             let key = key?;
@@ -273,7 +281,7 @@ impl<S: Store> Wal<S> {
 
     /// Whether the record at `offset` is doomed, `None` if there is none;
     /// `read` keeps the fences read for the oldest epoch so far.
-    fn doomed(&self, offset: u64, read: &mut Doomed) -> Result<Option<bool>> {
+    pub(super) fn doomed(&self, offset: u64, read: &mut Doomed) -> Result<Option<bool>> {
         let Some(head) = self.store.head(&self.prefix.key(offset))? else {
             return Ok(None);
         };
@@ -291,7 +299,7 @@ impl<S: Store> Wal<S> {
 
 /// The fences read while removing doomed records.
 #[derive(Default)]
-struct Doomed {
+pub(super) struct Doomed {
     since: Option<u64>,
     fences: Fences,
 }

@@ -489,13 +489,7 @@ impl<S: Store> Wal<S> {
     /// them would make every probe cost one LIST per 16 such keys.
     pub(crate) fn first_record_after(&self, k: u64) -> Result<Option<u64>> {
         let list_prefix = self.prefix.list_prefix();
-        // From the first record on, past s3wal's own keys (fences pile up
-        // there, three per truncate, trim or repair): `.s3wal0` sorts
-        // after `.s3wal/…` and `.s3wal-probe-…`, and before every digit.
-        let start_key = match k {
-            0 => format!("{list_prefix}.s3wal0"),
-            _ => self.prefix.key(k),
-        };
+        let start_key = self.prefix.records_after(k);
         for key in self.store.keys(&list_prefix, Some(&start_key), PROBE_KEYS) {
             let key = key?;
             if self.prefix.sorts_after_records(&key) {
@@ -724,8 +718,10 @@ impl<S: Store> Wal<S> {
         let mut again: VecDeque<Body> = VecDeque::new();
         let mut bytes = 0;
         let mut rounds = 0;
+        // The run of records stored so far ended: a taken offset.
+        let mut ended = false;
         loop {
-            let full = unconfirmed.len() >= GROUP_RECORDS || bytes >= GROUP_BYTES;
+            let full = ended || unconfirmed.len() >= GROUP_RECORDS || bytes >= GROUP_BYTES;
             let next = match full {
                 true => None,
                 false => again.pop_front().or_else(|| records.next()),
@@ -734,7 +730,7 @@ impl<S: Store> Wal<S> {
                 if unconfirmed.is_empty() {
                     return Ok(());
                 }
-                bytes = 0;
+                (bytes, ended) = (0, false);
                 if self.confirm(unconfirmed, &mut again, appended, count)? {
                     rounds += 1;
                     if rounds >= MAX_PLACE_ROUNDS {
@@ -758,7 +754,7 @@ impl<S: Store> Wal<S> {
                 // Taken after records not yet confirmed: confirm them first.
                 None => {
                     again.push_front(body);
-                    bytes = GROUP_BYTES;
+                    ended = true;
                 }
             }
         }
@@ -954,7 +950,7 @@ impl<S: Store> Wal<S> {
     pub fn trim(&self, keep_from: u64) -> Result<u64> {
         let _held = self.local.lock.acquire(self.interrupted)?;
         self.finish_own_fence()?;
-        let taken = self.take_fence(|_| {
+        let taken = self.take_fence(|| {
             let tail = self.recover()?;
             if keep_from > tail {
                 return Err(Error::TrimPastTail { keep_from, tail });
@@ -966,7 +962,7 @@ impl<S: Store> Wal<S> {
         })?;
         match taken {
             None => Ok(0),
-            Some(key) => self.under_fence(&key, || self.trim_held(keep_from)),
+            Some(key) => self.under_fence(&key, Kind::Trim(keep_from)),
         }
     }
 
@@ -997,20 +993,12 @@ impl<S: Store> Wal<S> {
     fn standing_tail(&self) -> Result<u64> {
         loop {
             let tail = self.recover()?;
-            let head = match tail {
+            match tail {
                 0 => return Ok(0),
-                _ => self.store.head(&self.prefix.key(tail))?,
-            };
-            let Some(epoch) = head
-                .and_then(|h| h.token)
-                .as_deref()
-                .and_then(fence::epoch_of)
-            else {
-                return Ok(tail);
-            };
-            match self.read_fences(epoch)?.lowest_dooming_cut(epoch, tail) {
-                Some(after) => self.remove_doomed(after + 2)?,
-                None => return Ok(tail),
+                _ if self.doomed(tail, &mut Default::default())? == Some(true) => {
+                    self.remove_doomed(tail)?;
+                }
+                _ => return Ok(tail),
             }
         }
     }
@@ -1027,23 +1015,20 @@ impl<S: Store> Wal<S> {
     pub fn truncate(&self, after: u64) -> Result<u64> {
         let _held = self.local.lock.acquire(self.interrupted)?;
         self.finish_own_fence()?;
-        let taken = self.take_fence(|_| {
+        let taken = self.take_fence(|| {
             self.refuse_below_first(after)?;
             let tail = self.search_tail(self.confirmed_hint()?)?;
             Ok((tail > after).then_some(Kind::Truncate(after)))
         })?;
         match taken {
             None => Ok(0),
-            Some(key) => self.under_fence(&key, || {
-                self.refuse_below_first(after)?;
-                self.cut(after)
-            }),
+            Some(key) => self.under_fence(&key, Kind::Truncate(after)),
         }
     }
 
     /// Refuses to cut a trimmed log below its first record: it would hand
     /// out again offsets that readers have already consumed.
-    fn refuse_below_first(&self, after: u64) -> Result<()> {
+    pub(crate) fn refuse_below_first(&self, after: u64) -> Result<()> {
         match self.first()? {
             Some(first) if first > 1 && after < first => {
                 Err(Error::TruncateBelowFirst { after, first })
