@@ -148,6 +148,44 @@ pub enum Error {
         fence: String,
         /// Its number in the log's fence sequence.
         seq: u64,
+        /// Who holds it, as its claim or lease names them.
+        holder: Option<String>,
+        /// How long this command waited, in seconds.
+        waited: u64,
+        /// When it may be taken over if it shows no more life, in
+        /// milliseconds by the store's clock.
+        takeover_at: Option<i64>,
+    },
+    /// Other machines kept taking the next fence first.
+    FenceContended {
+        /// How many claims were tried.
+        attempts: u32,
+    },
+    /// This command's fence was taken over by another machine after its
+    /// lease ran out (it was paused, or cut off from the store, for longer
+    /// than the lease): the store refuses its requests, and the other
+    /// machine finishes the work.
+    FenceLost {
+        /// What it was doing, as in "truncate after 5".
+        fence: String,
+        /// Its number in the log's fence sequence.
+        seq: u64,
+        /// The lease, in seconds.
+        lease: u64,
+        /// Records this command deleted under it before it lost it.
+        deleted: u64,
+    },
+    /// A fence's holder shows no life, but taking it over is not safe: the
+    /// store does not refuse requests past their presigned expiry (or the
+    /// holder is an s3wal before leases), so a holder that is only paused
+    /// could still delete after the takeover.
+    UnsafeTakeover {
+        /// What it does, as in "truncate after 5".
+        fence: String,
+        /// Its number in the log's fence sequence.
+        seq: u64,
+        /// Who holds it, if its claim says.
+        holder: Option<String>,
     },
     /// A PUT got no answer, so the record may or may not be stored.
     MaybeStored {
@@ -315,13 +353,65 @@ impl fmt::Display for Error {
                  records; see `s3wal doctor`, or pass --allow-unsafe-store to append anyway",
             ),
             Error::LogFull => write!(f, "the log is full: offset {} is taken", u64::MAX),
-            Error::FenceBusy { fence, seq } => write!(
+            Error::FenceBusy {
+                fence,
+                seq,
+                holder,
+                waited,
+                takeover_at,
+            } => {
+                let holder = holder.as_deref().unwrap_or("an s3wal before leases");
+                write!(
+                    f,
+                    "fence {seq} ({fence}) held by {holder} kept running for the {waited} s \
+                     this command waits"
+                )?;
+                match takeover_at {
+                    Some(at) => write!(
+                        f,
+                        "; it renews its lease, so its machine is alive (it can be taken over \
+                         from {} by the store's clock if it stops); try again later",
+                        crate::fence::store_time_text(*at)
+                    ),
+                    None => f.write_str("; try again later"),
+                }
+            }
+            Error::FenceContended { attempts } => write!(
                 f,
-                "another machine's {fence} (fence {seq}) has been running for over 45 s; \
-                 if that machine stopped, run `s3wal append`, `truncate` or `trim` for \
-                 this log there to finish it (see README, \"Many machines, one log\"), \
-                 then try again"
+                "other machines took the next fence first {attempts} times (truncates, trims \
+                 or repairs racing); nothing was done: try again"
             ),
+            Error::FenceLost {
+                fence,
+                seq,
+                lease,
+                deleted,
+            } => write!(
+                f,
+                "lost fence {seq} ({fence}): this command was paused or cut off from the \
+                 store for longer than its {lease} s lease, and another machine took the fence \
+                 over and finishes its work; before that it deleted {deleted} record(s), and \
+                 the store refuses anything it sends now (see README, \"Many machines, one log\")"
+            ),
+            Error::UnsafeTakeover { fence, seq, holder } => {
+                let holder = holder.as_deref().unwrap_or("an s3wal before leases");
+                write!(
+                    f,
+                    "fence {seq} ({fence}) held by {holder} shows no more life, but taking it \
+                     over is not safe here: "
+                )?;
+                f.write_str(match holder {
+                    "an s3wal before leases" => "its holder never signed its deletes to expire",
+                    _ => {
+                        "this store does not refuse requests past their presigned expiry \
+                          (see `s3wal doctor`)"
+                    }
+                })?;
+                f.write_str(
+                    ", so a holder that is only paused could delete records later; if that \
+                     machine is dead, pass --allow-unsafe-takeover",
+                )
+            }
             Error::MaybeStored { offset, source } => write!(
                 f,
                 "{source}; the record may have been stored at offset {offset}: check with \

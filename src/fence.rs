@@ -22,7 +22,18 @@
 //! top down, under a repair fence. The argument for each property is in
 //! the README ("Many machines, one log").
 //!
-//! Everything here is pure: key names, parsing a listing, the rule.
+//! A fence is held by a **lease** the store enforces: its holder signs
+//! every write it makes under the fence (single DELETEs and empty PUTs,
+//! requests without a body) to expire with its lease, as of a time the
+//! store gave, so the store refuses them once the lease is over however
+//! long the holder was paused. A holder renews by creating the next lease
+//! key (`…-lease-<n>`, create-if-absent); another machine takes a fence
+//! over by creating that same key once the fence showed no life for the
+//! holder's lease and a margin, by the store's clock alone (its `Date`
+//! against the keys' `LastModified`). Whoever creates lease `n` first holds
+//! the fence; the other learns it from its 412.
+//!
+//! Everything here is pure: key names, parsing a listing, the rules.
 
 use crate::record::Prefix;
 
@@ -31,6 +42,13 @@ const FENCE_FOLDER: &str = ".s3wal/fence/";
 /// What follows a fence's name in the name of its marker.
 const DONE: &str = ".done";
 const VOID: &str = ".void";
+/// What names a lease key after its fence's claim key.
+const LEASE: &str = "-lease-";
+/// How long after a lease's end, by the store's clock, another machine may
+/// take its fence over: time for a request that arrived just before the
+/// end to be carried out, for the store's nodes' clocks to differ, and for
+/// `Date`'s whole seconds.
+pub(crate) const TAKEOVER_MARGIN_MS: i64 = 2000;
 /// The longest fence key past the prefix: the folder, the 20-digit
 /// sequence, the longest kind, the 20-digit argument and a marker.
 pub(crate) const LONGEST_FENCE_NAME: usize = 1 + FENCE_FOLDER.len() + 21 + 10 + 20 + DONE.len();
@@ -106,9 +124,27 @@ pub(crate) struct Fence {
     pub seq: u64,
     pub kind: Kind,
     pub state: State,
+    /// Its newest lease: 0 for the claim, `n` for `…-lease-<n>`.
+    pub lease: u64,
+    /// Its last sign of life: the newest `LastModified` among its claim,
+    /// description and leases, in milliseconds by the store's clock.
+    pub alive: Option<i64>,
 }
 
 impl Fence {
+    /// The key whose body names its newest holder and that holder's lease.
+    pub(crate) fn lease_key(&self, prefix: &Prefix) -> String {
+        lease_key(prefix, self.seq, self.lease)
+    }
+
+    /// When, in milliseconds by the store's clock, another machine may
+    /// take this fence over from `holder`; `None` when the listing gave no
+    /// time.
+    pub(crate) fn takeover_at(&self, holder: &Holder) -> Option<i64> {
+        let lease_ms = i64::try_from(holder.lease_secs).unwrap_or(i64::MAX / 2) * 1000;
+        Some(self.alive? + lease_ms + TAKEOVER_MARGIN_MS)
+    }
+
     /// Whether the next fence may be created, and whether appenders may
     /// take this one as their epoch: a running truncate is the only fence
     /// that holds appenders back.
@@ -143,6 +179,14 @@ pub(crate) fn key(prefix: &Prefix, seq: u64, kind: Kind) -> String {
     }
 }
 
+/// The key of lease `n` of fence `seq`: lease 0 is the claim itself.
+pub(crate) fn lease_key(prefix: &Prefix, seq: u64, n: u64) -> String {
+    match n {
+        0 => claim_key(prefix, seq),
+        _ => format!("{}{LEASE}{n}", claim_key(prefix, seq)),
+    }
+}
+
 /// The key of the marker that settles fence `key`.
 pub(crate) fn marker(fence_key: &str, state: State) -> String {
     match state {
@@ -155,8 +199,17 @@ pub(crate) fn marker(fence_key: &str, state: State) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Entry {
     Claim(u64),
+    Lease(u64, u64),
     Fence(u64, Kind),
     Marker(u64, State),
+}
+
+/// A number written with digits alone.
+fn digits_only(text: &str) -> Option<u64> {
+    text.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| text.parse().ok())
+        .flatten()
 }
 
 fn parse(prefix: &Prefix, key: &str) -> Option<Entry> {
@@ -175,6 +228,9 @@ fn parse(prefix: &Prefix, key: &str) -> Option<Entry> {
     let seq = u64::MAX - distance;
     let kind = match (parts.next(), parts.next()) {
         (None, _) => None,
+        (Some("lease"), Some(n)) if marker.is_none() => {
+            return Some(Entry::Lease(seq, digits_only(n)?));
+        }
         (Some(name), Some(argument)) => Some(Kind::parse(name, argument.parse().ok()?)?),
         (Some(_), None) => return None,
     };
@@ -191,21 +247,39 @@ fn parse(prefix: &Prefix, key: &str) -> Option<Entry> {
 pub(crate) struct Fences {
     /// Newest first.
     list: Vec<Fence>,
+    /// The store's time when they were read, in milliseconds, from the
+    /// `Date` of the listing's answer.
+    pub now: Option<i64>,
 }
 
 impl Fences {
     /// The fences among `keys` (a listing of [`folder`], in order), with
     /// their markers; keys s3wal does not know are skipped.
+    #[cfg(test)]
     pub(crate) fn from_keys<'k>(
         prefix: &Prefix,
         keys: impl IntoIterator<Item = &'k str>,
     ) -> Fences {
+        Fences::from_listing(prefix, keys.into_iter().map(|key| (key, None)))
+    }
+
+    /// The fences among `listing` (keys of [`folder`] in order, each with
+    /// its `LastModified` in milliseconds), with their markers, leases and
+    /// last signs of life; keys s3wal does not know are skipped.
+    pub(crate) fn from_listing<'k>(
+        prefix: &Prefix,
+        listing: impl IntoIterator<Item = (&'k str, Option<i64>)>,
+    ) -> Fences {
         let mut list: Vec<Fence> = Vec::new();
-        for entry in keys.into_iter().filter_map(|key| parse(prefix, key)) {
-            let (seq, kind, state) = match entry {
-                Entry::Claim(seq) => (seq, None, None),
-                Entry::Fence(seq, kind) => (seq, Some(kind), None),
-                Entry::Marker(seq, state) => (seq, None, Some(state)),
+        let entries = listing
+            .into_iter()
+            .filter_map(|(key, modified)| Some((parse(prefix, key)?, modified)));
+        for (entry, modified) in entries {
+            let (seq, kind, state, lease) = match entry {
+                Entry::Claim(seq) => (seq, None, None, None),
+                Entry::Lease(seq, n) => (seq, None, None, Some(n)),
+                Entry::Fence(seq, kind) => (seq, Some(kind), None, None),
+                Entry::Marker(seq, state) => (seq, None, Some(state), None),
             };
             let fence = match list.iter_mut().find(|f| f.seq == seq) {
                 Some(fence) => fence,
@@ -214,21 +288,30 @@ impl Fences {
                         seq,
                         kind: Kind::Claimed,
                         state: State::Running,
+                        lease: 0,
+                        alive: None,
                     });
                     list.last_mut().expect("just pushed")
                 }
             };
             fence.kind = kind.unwrap_or(fence.kind);
             fence.state = state.unwrap_or(fence.state);
+            fence.lease = fence.lease.max(lease.unwrap_or(0));
+            if state.is_none() {
+                fence.alive = fence.alive.max(modified);
+            }
         }
-        Fences { list }
+        Fences { list, now: None }
     }
 
     /// The sequence number of a key, for a listing to know when it has read
     /// far enough back.
     pub(crate) fn seq_of(prefix: &Prefix, key: &str) -> Option<u64> {
         match parse(prefix, key)? {
-            Entry::Claim(seq) | Entry::Fence(seq, _) | Entry::Marker(seq, _) => Some(seq),
+            Entry::Claim(seq)
+            | Entry::Lease(seq, _)
+            | Entry::Fence(seq, _)
+            | Entry::Marker(seq, _) => Some(seq),
         }
     }
 
@@ -308,6 +391,73 @@ impl Fences {
     /// Whether a record at `offset` stamped with `epoch` is doomed.
     pub(crate) fn dooms(&self, epoch: u64, offset: u64) -> bool {
         self.dooming(epoch, offset).next().is_some()
+    }
+}
+
+/// The first line of a claim's or lease's body.
+const HOLDER_MAGIC: &str = "s3wal fence holder";
+
+/// Who holds a fence, and by what lease: the body of its claim and of each
+/// lease key, written by the machine that creates it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Holder {
+    /// The lease it holds the fence by, in seconds.
+    pub lease_secs: u64,
+    /// The host name of its machine.
+    pub host: String,
+    /// Its process id.
+    pub pid: u32,
+}
+
+impl Holder {
+    /// The body of a claim or lease key.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        format!(
+            "{HOLDER_MAGIC}\nlease {}\nhost {}\npid {}\nsee README, Many machines, one log\n",
+            self.lease_secs, self.host, self.pid
+        )
+        .into_bytes()
+    }
+
+    /// Reads a claim's or lease's body; `None` for one written by an s3wal
+    /// before leases, whose holder never signed its requests to expire.
+    pub(crate) fn decode(body: &[u8]) -> Option<Holder> {
+        let text = std::str::from_utf8(body).ok()?;
+        let mut lines = text.lines();
+        (lines.next()? == HOLDER_MAGIC).then_some(())?;
+        let (mut lease, mut host, mut pid) = (None, None, None);
+        for line in lines {
+            match line.split_once(' ') {
+                Some(("lease", n)) => lease = digits_only(n),
+                Some(("host", name)) => host = Some(name.to_owned()),
+                Some(("pid", n)) => pid = n.parse().ok(),
+                _ => {}
+            }
+        }
+        Some(Holder {
+            lease_secs: lease.filter(|&n| n > 0)?,
+            host: host?,
+            pid: pid?,
+        })
+    }
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} pid {} (lease {} s)",
+            self.host, self.pid, self.lease_secs
+        )
+    }
+}
+
+/// A time by the store's clock, in milliseconds since the Unix epoch, as a
+/// person reads it: `2026-12-03T07:14:04Z`.
+pub(crate) fn store_time_text(millis: i64) -> String {
+    match jiff::Timestamp::from_millisecond(millis) {
+        Ok(time) => time.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        Err(_) => format!("{millis} ms"),
     }
 }
 
@@ -445,6 +595,79 @@ mod tests {
             ["wal/.s3wal/fence/x", "wal/.s3wal/fence/f1-truncate-2"],
         );
         assert_eq!(list, Fences::default());
+    }
+
+    #[test]
+    fn leases_count_up_and_the_newest_key_is_the_last_sign_of_life() {
+        let claim = claim_key(&wal(), 4);
+        let described = key(&wal(), 4, Kind::Truncate(2));
+        let list = Fences::from_listing(
+            &wal(),
+            [
+                (claim.as_str(), Some(1_000)),
+                (lease_key(&wal(), 4, 1).as_str(), Some(9_000)),
+                (lease_key(&wal(), 4, 2).as_str(), Some(12_000)),
+                (described.as_str(), Some(2_000)),
+            ],
+        );
+        let fence = list.newest().unwrap();
+        assert_eq!(
+            (fence.kind, fence.state),
+            (Kind::Truncate(2), State::Running)
+        );
+        assert_eq!((fence.lease, fence.alive), (2, Some(12_000)));
+        assert_eq!(fence.lease_key(&wal()), lease_key(&wal(), 4, 2));
+        assert_eq!(lease_key(&wal(), 4, 0), claim);
+        assert_eq!(wal().offset_of(&lease_key(&wal(), 4, 7)), None);
+    }
+
+    #[test]
+    fn a_fence_may_be_taken_over_a_lease_and_a_margin_after_its_last_sign_of_life() {
+        let holder = Holder {
+            lease_secs: 30,
+            host: "ci-runner-7".into(),
+            pid: 4242,
+        };
+        let list = Fences::from_listing(&wal(), [(claim_key(&wal(), 1).as_str(), Some(5_000))]);
+        let fence = list.newest().unwrap();
+        assert_eq!(
+            fence.takeover_at(&holder),
+            Some(5_000 + 30_000 + TAKEOVER_MARGIN_MS)
+        );
+        let untimed = fences(&[claim_key(&wal(), 1)]);
+        assert_eq!(untimed.newest().unwrap().takeover_at(&holder), None);
+    }
+
+    #[test]
+    fn a_holder_reads_back_what_it_wrote_and_an_old_body_names_none() {
+        let holder = Holder {
+            lease_secs: 30,
+            host: "host with spaces".into(),
+            pid: 7,
+        };
+        assert_eq!(Holder::decode(&holder.encode()), Some(holder));
+        assert_eq!(
+            Holder::decode(b"s3wal fence: see README, Many machines, one log\n"),
+            None
+        );
+        assert_eq!(
+            Holder::decode(b"s3wal fence holder\nlease 0\nhost h\npid 1\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_settled_fence_shows_no_more_life_from_its_marker() {
+        let described = key(&wal(), 1, Kind::Trim(3));
+        let done = marker(&described, State::Done);
+        let list = Fences::from_listing(
+            &wal(),
+            [
+                (described.as_str(), Some(1_000)),
+                (done.as_str(), Some(50_000)),
+            ],
+        );
+        assert_eq!(list.newest().unwrap().alive, Some(1_000));
     }
 
     #[test]

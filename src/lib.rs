@@ -103,7 +103,8 @@ pub use memory::MemoryStore;
 pub use store::{Keys, Store};
 pub use verify::{Problem, Summary};
 pub use wal::{
-    DEFAULT_PARALLEL, MAX_APPEND_ATTEMPTS, MAX_CONFLICT_RETRIES, MAX_PARALLEL, Record, Stat, Wal,
+    DEFAULT_LEASE, DEFAULT_PARALLEL, FENCE_WAIT, MAX_APPEND_ATTEMPTS, MAX_CONFLICT_RETRIES,
+    MAX_PARALLEL, Record, Stat, Wal,
 };
 
 /// Opens the log that `config` describes.
@@ -112,6 +113,8 @@ pub fn open(config: &config::Config) -> Result<Wal<s3::Client>> {
     Ok(
         Wal::new(client, config.prefix.clone(), config.local.clone())
             .allow_unsafe_store(config.allow_unsafe_store)
+            .lease(config.lease)
+            .allow_unsafe_takeover(config.allow_unsafe_takeover)
             .parallel(config.s3.parallel),
     )
 }

@@ -19,6 +19,8 @@ pub struct LocalState {
     pub(crate) lock: AppendLock,
     pub(crate) hint: TailHint,
     pub(crate) probe: ProbeCache,
+    /// Whether the store refuses requests past their presigned expiry.
+    pub(crate) expiry: ProbeCache,
     pub(crate) fences: FenceMemory,
     pub(crate) region: RegionMemory,
 }
@@ -36,6 +38,9 @@ impl LocalState {
             hint: TailHint { path: file("tail") },
             probe: ProbeCache {
                 path: file("probe"),
+            },
+            expiry: ProbeCache {
+                path: file("expiry"),
             },
             fences: FenceMemory {
                 path: file("fence"),
@@ -142,12 +147,12 @@ pub(crate) struct FenceNotes {
     pub epoch: Option<u64>,
     /// The key of a fence a command here created and did not settle: it
     /// died, since whoever reads this holds the lock it held. The next
-    /// command finishes that fence's work, for no other machine may.
+    /// command here takes it over at once, without waiting for its lease.
     pub running: Option<String>,
 }
 
-/// The file of [`FenceNotes`]. Unlike the hint, the running fence is not a
-/// shortcut: losing it leaves that fence to be finished by hand.
+/// The file of [`FenceNotes`]: shortcuts too. Losing the running fence
+/// only makes the others wait for its lease before they take it over.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FenceMemory {
     path: PathBuf,

@@ -12,7 +12,7 @@ use crate::fence::{self, Kind, State};
 use crate::local::{FenceNotes, LocalState};
 use crate::memory::MemoryStore;
 use crate::record::{self, Prefix};
-use crate::s3::{ListPage, ObjectHead, PageRequest, PutOutcome};
+use crate::s3::{Deadline, ListPage, ObjectHead, PageRequest, PutOutcome};
 use crate::store::Store;
 use crate::wal::Wal;
 
@@ -105,6 +105,18 @@ impl Store for Faulty {
 
     fn overwrite(&self, key: &str, body: &[u8]) -> Result<()> {
         self.store.overwrite(key, body)
+    }
+
+    fn delete_key(&self, key: &str, deadline: Option<Deadline>) -> Result<()> {
+        self.store.delete_key(key, deadline)
+    }
+
+    fn overwrite_until(&self, key: &str, body: &[u8], deadline: Deadline) -> Result<()> {
+        self.store.overwrite_until(key, body, deadline)
+    }
+
+    fn store_time(&self) -> Option<i64> {
+        self.store.store_time()
     }
 
     fn identity(&self) -> String {

@@ -3,15 +3,20 @@
 //!
 //! It keeps S3's semantics where the log depends on them: a conditional
 //! create is atomic, listings are in UTF-8 byte order with `start-after`
-//! and continuation, and deleting a missing key succeeds. It is never a
+//! and continuation, deleting a missing key succeeds, and a request
+//! signed to expire is refused once its deadline passed by the store's
+//! clock, when it arrives (as Ceph RGW and SeaweedFS do; a setting makes it
+//! ignore expiry, as moto does). The clock is the system's, or one the
+//! tests move by hand. It is never a
 //! stand-in for the real servers: the integration tests prove every
 //! behaviour on s3s-fs, Ceph RGW and SeaweedFS too.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
-use crate::error::Result;
-use crate::s3::{ListPage, ObjectHead, PageRequest, PutOutcome};
+use crate::error::{Error, Result};
+use crate::s3::{Deadline, ListPage, ObjectHead, PageRequest, PutOutcome};
 use crate::store::Store;
 
 /// One object: its body and the append token it was written with.
@@ -19,18 +24,68 @@ use crate::store::Store;
 struct Object {
     body: Vec<u8>,
     token: String,
+    /// When it was written, in milliseconds by the store's clock.
+    modified: i64,
 }
 
 /// An object store held in memory.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     objects: Mutex<BTreeMap<String, Object>>,
+    /// The clock moved by hand, in milliseconds; 0: the system's clock.
+    manual_clock: AtomicI64,
+    /// Accepts requests signed to have expired, as moto does.
+    ignores_expiry: AtomicBool,
 }
 
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> MemoryStore {
         MemoryStore::default()
+    }
+
+    /// An empty store whose clock stands at `millis` since the Unix epoch
+    /// until [`MemoryStore::advance`] moves it.
+    pub fn with_clock(millis: i64) -> MemoryStore {
+        let store = MemoryStore::default();
+        store.manual_clock.store(millis.max(1), Ordering::SeqCst);
+        store
+    }
+
+    /// Moves a hand-moved clock `millis` forward.
+    pub fn advance(&self, millis: i64) {
+        self.manual_clock.fetch_add(millis, Ordering::SeqCst);
+    }
+
+    /// Makes the store accept requests that expired, as moto does.
+    pub fn ignore_expiry(&self, ignore: bool) {
+        self.ignores_expiry.store(ignore, Ordering::SeqCst);
+    }
+
+    /// The store's time, in milliseconds since the Unix epoch.
+    pub fn now_ms(&self) -> i64 {
+        match self.manual_clock.load(Ordering::SeqCst) {
+            0 => jiff::Timestamp::now().as_millisecond(),
+            millis => millis,
+        }
+    }
+
+    /// Refuses a request with `deadline` that arrives after it, as a
+    /// store that checks presigned expiry does.
+    fn check_expiry(&self, request: &str, key: &str, deadline: Option<Deadline>) -> Result<()> {
+        let expired = deadline.is_some_and(|d| self.now_ms() >= d.end().saturating_mul(1000));
+        match expired && !self.ignores_expiry.load(Ordering::SeqCst) {
+            true => Err(Error::S3 {
+                request: format!("{request} {key}"),
+                status: 403,
+                permission: None,
+                code: Some("AccessDenied".into()),
+                message: Some("Request has expired".into()),
+                request_id: None,
+                may_have_acted: false,
+            }),
+            false => Ok(()),
+        }
     }
 
     /// Every key, in order.
@@ -43,6 +98,7 @@ impl MemoryStore {
         let object = Object {
             body: body.to_vec(),
             token: String::new(),
+            modified: self.now_ms(),
         };
         self.objects().insert(key.to_owned(), object);
     }
@@ -65,6 +121,7 @@ impl Store for MemoryStore {
         let object = Object {
             body: body.to_vec(),
             token: token.to_owned(),
+            modified: self.now_ms(),
         };
         objects.insert(key.to_owned(), object);
         Ok(PutOutcome::Created)
@@ -87,15 +144,18 @@ impl Store for MemoryStore {
         let objects = self.objects();
         let mut keys = objects
             .range::<str, _>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
-            .map(|(key, _)| key)
-            .filter(|key| key.starts_with(page.prefix));
-        let page_keys: Vec<String> = keys.by_ref().take(page.max_keys.max(1)).cloned().collect();
+            .filter(|(key, _)| key.starts_with(page.prefix));
+        let listed: Vec<(&String, &Object)> = keys.by_ref().take(page.max_keys.max(1)).collect();
         let continuation = match keys.next() {
-            Some(_) => page_keys.last().cloned(),
+            Some(_) => listed.last().map(|(key, _)| (*key).clone()),
             None => None,
         };
         Ok(ListPage {
-            keys: page_keys,
+            keys: listed.iter().map(|(key, _)| (*key).clone()).collect(),
+            modified: listed
+                .iter()
+                .map(|(_, object)| Some(object.modified))
+                .collect(),
             continuation,
         })
     }
@@ -111,6 +171,22 @@ impl Store for MemoryStore {
     fn overwrite(&self, key: &str, body: &[u8]) -> Result<()> {
         self.put(key, body);
         Ok(())
+    }
+
+    fn delete_key(&self, key: &str, deadline: Option<Deadline>) -> Result<()> {
+        self.check_expiry("DeleteObject", key, deadline)?;
+        self.objects().remove(key);
+        Ok(())
+    }
+
+    fn overwrite_until(&self, key: &str, body: &[u8], deadline: Deadline) -> Result<()> {
+        self.check_expiry("PutObject", key, Some(deadline))?;
+        self.put(key, body);
+        Ok(())
+    }
+
+    fn store_time(&self) -> Option<i64> {
+        Some(self.now_ms().div_euclid(1000))
     }
 
     fn identity(&self) -> String {
@@ -173,6 +249,33 @@ mod tests {
             ..page("w/", None, 2)
         };
         assert_eq!(store.list_page(&next).unwrap().keys, ["w/2", "w/3"]);
+    }
+
+    #[test]
+    fn a_request_that_arrives_past_its_deadline_is_refused_and_changes_nothing() {
+        let store = MemoryStore::with_clock(10_000);
+        store.put("k", b"a");
+        let deadline = Deadline {
+            signed_at: 5,
+            expires: 3,
+        };
+        store.delete_key("k", Some(deadline)).unwrap_err();
+        store.overwrite_until("k", b"b", deadline).unwrap_err();
+        assert_eq!(store.get("k").unwrap().unwrap(), b"a");
+        store.ignore_expiry(true);
+        store.delete_key("k", Some(deadline)).unwrap();
+        assert!(store.object_keys().is_empty());
+    }
+
+    #[test]
+    fn a_listing_gives_each_key_the_time_it_was_written() {
+        let store = MemoryStore::with_clock(5_000);
+        store.put("w/1", b"");
+        store.advance(2_500);
+        store.put("w/2", b"");
+        let listed = store.list_page(&page("w/", None, 10)).unwrap();
+        assert_eq!(listed.modified, [Some(5_000), Some(7_500)]);
+        assert_eq!(store.store_time(), Some(7));
     }
 
     #[test]

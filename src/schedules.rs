@@ -24,7 +24,7 @@ use crate::error::Result;
 use crate::local::{Conditional, LocalState};
 use crate::memory::MemoryStore;
 use crate::record::Prefix;
-use crate::s3::{ListPage, ObjectHead, PageRequest, PutOutcome};
+use crate::s3::{Deadline, ListPage, ObjectHead, PageRequest, PutOutcome};
 use crate::store::Store;
 use crate::wal::Wal;
 
@@ -192,6 +192,18 @@ impl Store for Gated {
         self.turn(|store| store.overwrite(key, body))
     }
 
+    fn delete_key(&self, key: &str, deadline: Option<Deadline>) -> Result<()> {
+        self.turn(|store| store.delete_key(key, deadline))
+    }
+
+    fn overwrite_until(&self, key: &str, body: &[u8], deadline: Deadline) -> Result<()> {
+        self.turn(|store| store.overwrite_until(key, body, deadline))
+    }
+
+    fn store_time(&self) -> Option<i64> {
+        self.store.store_time()
+    }
+
     fn identity(&self) -> String {
         self.store.identity()
     }
@@ -307,7 +319,9 @@ fn run(initial: u64, work: &[Work], schedule: &[usize]) -> (Run, Vec<Choice>) {
                     prefix.clone(),
                     local,
                 )
-                .pausing_with(yield_turn);
+                .pausing_with(yield_turn)
+                // One request at a time per machine, as the gate expects.
+                .parallel(1);
                 let gate = Arc::clone(&gate);
                 scope.spawn(move || {
                     // Finished even if the work panics, so that the

@@ -1,15 +1,18 @@
 //! The one interface between the log and the object store.
 //!
-//! The log needs five things from a store and nothing more: create an
+//! The log needs few things from a store and nothing more: create an
 //! object only if it is absent, read one, read one's metadata, list keys in
-//! order after a key, and delete a batch. Keeping the interface this narrow keeps the log
-//! logic in `wal.rs` free of HTTP and S3 details.
+//! order after a key, delete, and the store's clock, with deletes and
+//! writes the store refuses past a deadline by that clock (the leases of
+//! fences). Keeping the interface this narrow keeps the log logic in
+//! `src/wal/` free of HTTP and S3 details.
 
 use crate::error::{Error, ProtocolKind, Result};
-use crate::s3::{Client, ListPage, ObjectHead, PageRequest, PutOutcome};
+use crate::s3::{Client, Deadline, ListPage, ObjectHead, PageRequest, PutOutcome};
 
-/// What the log needs from an object store.
-pub trait Store {
+/// What the log needs from an object store. `Sync`, because ranges are
+/// read and fenced keys deleted several requests at a time.
+pub trait Store: Sync {
     /// Writes `body` at `key`, tagged with the append's `token`, unless an
     /// object is already there. The body is borrowed: a large record is
     /// not copied on its way out.
@@ -27,6 +30,16 @@ pub trait Store {
     /// Writes `body` at `key`, replacing what is there: only for s3wal's
     /// own objects beside the log (the tail hint), never for a record.
     fn overwrite(&self, key: &str, body: &[u8]) -> Result<()>;
+    /// Deletes one key in a request without a body; with a `deadline`, a
+    /// request the store refuses once it has passed by the store's clock.
+    /// A missing key counts as deleted.
+    fn delete_key(&self, key: &str, deadline: Option<Deadline>) -> Result<()>;
+    /// Writes `body` at `key` like [`Store::overwrite`], in a request the
+    /// store refuses once `deadline` has passed by its clock.
+    fn overwrite_until(&self, key: &str, body: &[u8], deadline: Deadline) -> Result<()>;
+    /// The store's time in seconds since the Unix epoch, from the `Date`
+    /// of its latest answer; `None` before any, or if it sends none.
+    fn store_time(&self) -> Option<i64>;
     /// Which store this is, for remembering what the store probe found:
     /// the same log reached at another store must be probed again.
     fn identity(&self) -> String;
@@ -147,6 +160,18 @@ impl Store for Client {
         self.put_object(key, body)
     }
 
+    fn delete_key(&self, key: &str, deadline: Option<Deadline>) -> Result<()> {
+        self.delete_object(key, deadline)
+    }
+
+    fn overwrite_until(&self, key: &str, body: &[u8], deadline: Deadline) -> Result<()> {
+        self.put_object_until(key, body, deadline)
+    }
+
+    fn store_time(&self) -> Option<i64> {
+        Client::store_time(self)
+    }
+
     fn identity(&self) -> String {
         self.identity()
     }
@@ -177,8 +202,18 @@ mod tests {
                 .map_or(0, |t| t.parse::<u64>().unwrap() + 1);
             Ok(ListPage {
                 keys: Vec::new(),
+                modified: Vec::new(),
                 continuation: Some(next.to_string()),
             })
+        }
+        fn delete_key(&self, _: &str, _: Option<Deadline>) -> Result<()> {
+            unreachable!()
+        }
+        fn overwrite_until(&self, _: &str, _: &[u8], _: Deadline) -> Result<()> {
+            unreachable!()
+        }
+        fn store_time(&self) -> Option<i64> {
+            None
         }
         fn delete(&self, _: &[String]) -> Result<()> {
             unreachable!()

@@ -26,6 +26,9 @@ pub mod exit {
     /// An append stored records (or may have) and then failed: stderr
     /// names their offsets, so they must not be appended again blindly.
     pub const STORED_THEN_FAILED: u8 = 6;
+    /// A truncate, trim or repair was paused or cut off past its fence's
+    /// lease, and another machine took the fence over.
+    pub const FENCE_LOST: u8 = 7;
 }
 
 /// A command that failed: the error, and what it means to the process.
@@ -78,7 +81,11 @@ fn exit_code(error: &Error) -> u8 {
         | Error::RecordTooLarge { .. } => exit::USAGE,
         Error::NotFound { .. } | Error::Empty => exit::NOT_FOUND,
         Error::Corrupt { .. } | Error::Hole { .. } | Error::VerifyFailed { .. } => exit::INTEGRITY,
-        Error::AppendGaveUp { .. } | Error::FenceBusy { .. } => exit::APPEND_GAVE_UP,
+        Error::AppendGaveUp { .. }
+        | Error::FenceBusy { .. }
+        | Error::FenceContended { .. }
+        | Error::UnsafeTakeover { .. } => exit::APPEND_GAVE_UP,
+        Error::FenceLost { .. } => exit::FENCE_LOST,
         // Both say the record may be stored, at an offset they name.
         Error::MaybeStored { .. } | Error::Conflicted { .. } => exit::STORED_THEN_FAILED,
         Error::Config(_)
@@ -114,6 +121,9 @@ fn json_code(error: &Error) -> &'static str {
         Error::UnsafeStore => "unsafe_store",
         Error::LogFull => "log_full",
         Error::FenceBusy { .. } => "fence_busy",
+        Error::FenceContended { .. } => "fence_contended",
+        Error::FenceLost { .. } => "fence_lost",
+        Error::UnsafeTakeover { .. } => "unsafe_takeover",
         Error::MaybeStored { .. } => "maybe_stored",
         Error::RecordTooLarge { .. } => "record_too_large",
         Error::Interrupted { .. } => "interrupted",
@@ -223,9 +233,32 @@ mod tests {
                 Error::FenceBusy {
                     fence: "truncate after 4".into(),
                     seq: 2,
+                    holder: None,
+                    waited: 120,
+                    takeover_at: None,
                 },
                 5,
                 "fence_busy",
+            ),
+            (Error::FenceContended { attempts: 20 }, 5, "fence_contended"),
+            (
+                Error::UnsafeTakeover {
+                    fence: "trim before 4".into(),
+                    seq: 3,
+                    holder: None,
+                },
+                5,
+                "unsafe_takeover",
+            ),
+            (
+                Error::FenceLost {
+                    fence: "truncate after 4".into(),
+                    seq: 2,
+                    lease: 30,
+                    deleted: 3,
+                },
+                7,
+                "fence_lost",
             ),
             (
                 Error::MaybeStored {

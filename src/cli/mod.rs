@@ -87,6 +87,16 @@ struct Args {
     /// concurrent appenders can then overwrite each other
     #[argh(switch)]
     allow_unsafe_store: bool,
+    /// seconds a truncate or trim holds its fence between renewals, and
+    /// after which a dead machine's fence is taken over, 1 to 3600 (env
+    /// S3WAL_LEASE; default 30)
+    #[argh(option)]
+    lease: Option<u64>,
+    /// take over a dead machine's fence even on a store that does not
+    /// refuse expired requests (see doctor): unsafe if it is only paused
+    /// (env S3WAL_ALLOW_UNSAFE_TAKEOVER=true)
+    #[argh(switch)]
+    allow_unsafe_takeover: bool,
     /// print one line per S3 request to stderr, and a summary at exit
     #[argh(switch, short = 'v')]
     verbose: bool,
@@ -409,6 +419,8 @@ fn run(args: Args, out: &mut Output, stored: &mut Stored) -> Result<(), Error> {
         ca_bundle: args.ca_bundle,
         profile: args.profile,
         parallel: args.parallel,
+        lease: args.lease,
+        allow_unsafe_takeover: args.allow_unsafe_takeover,
     };
     let config = config::resolve(&flags, &Env::load(Path::new(".env"))?)?;
     let mut client = Client::new(&config.s3)?;
@@ -419,6 +431,9 @@ fn run(args: Args, out: &mut Output, stored: &mut Stored) -> Result<(), Error> {
     }
     let wal = Wal::new(client, config.prefix, config.local)
         .allow_unsafe_store(config.allow_unsafe_store)
+        .lease(config.lease)
+        .allow_unsafe_takeover(config.allow_unsafe_takeover)
+        .on_wait(|notice| eprintln!("s3wal: {notice}"))
         .interrupted_by(signals::pending)
         .parallel(config.s3.parallel);
     let result = match command {

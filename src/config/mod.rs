@@ -55,6 +55,10 @@ pub struct Flags {
     pub profile: Option<String>,
     /// `--parallel`
     pub parallel: Option<usize>,
+    /// `--lease`, in seconds
+    pub lease: Option<u64>,
+    /// `--allow-unsafe-takeover`
+    pub allow_unsafe_takeover: bool,
 }
 
 /// Where a setting's value came from.
@@ -115,6 +119,11 @@ pub struct Config {
     pub local: LocalState,
     /// Append even where the store ignores `If-None-Match`.
     pub allow_unsafe_store: bool,
+    /// The lease fences are held by.
+    pub lease: Duration,
+    /// Take over dead machines' fences even where the store does not
+    /// refuse expired requests.
+    pub allow_unsafe_takeover: bool,
     /// Where each setting came from, in the order `doctor` shows them.
     pub origins: Vec<Origin>,
 }
@@ -266,10 +275,63 @@ fn parallel(flags: &Flags) -> Result<(usize, Origin)> {
     Ok((parallel, origin))
 }
 
+/// The longest lease a fence may be held by: an hour, past which a dead
+/// machine would hold the others back for longer than any job waits.
+const MAX_LEASE_SECS: u64 = 3600;
+
+/// The lease of fences and whether dead machines' fences may be taken over
+/// unsafely: the flags, else `S3WAL_LEASE` and
+/// `S3WAL_ALLOW_UNSAFE_TAKEOVER`, else the defaults.
+fn fence_settings(flags: &Flags, env: &Env) -> Result<(Duration, bool, [Origin; 2])> {
+    let (lease, source) = match (flags.lease, env.first_of(&["S3WAL_LEASE"])) {
+        (Some(seconds), _) => (seconds.to_string(), Source::Flag("--lease")),
+        (None, Some((value, source))) => (value.trim().to_owned(), source),
+        (None, None) => (crate::DEFAULT_LEASE.as_secs().to_string(), Source::Default),
+    };
+    let lease = match lease.parse::<u64>() {
+        Ok(seconds) if (1..=MAX_LEASE_SECS).contains(&seconds) => seconds,
+        _ => {
+            return Err(Error::Usage(format!(
+                "the lease ({source}) must be a whole number of seconds from 1 to \
+                 {MAX_LEASE_SECS}, not {lease:?}"
+            )));
+        }
+    };
+    let name = "S3WAL_ALLOW_UNSAFE_TAKEOVER";
+    let (unsafe_takeover, unsafe_source) = match flags.allow_unsafe_takeover {
+        true => (true, Source::Flag("--allow-unsafe-takeover")),
+        false => match endpoint::boolean(name, text(env.first_of(&[name])))? {
+            Some(source) => (true, source),
+            None => (false, Source::Default),
+        },
+    };
+    Ok((
+        Duration::from_secs(lease),
+        unsafe_takeover,
+        [
+            Origin {
+                setting: "lease",
+                value: format!("{lease} s"),
+                source,
+            },
+            Origin {
+                setting: "unsafe takeover",
+                value: match unsafe_takeover {
+                    true => "allowed",
+                    false => "refused",
+                }
+                .to_owned(),
+                source: unsafe_source,
+            },
+        ],
+    ))
+}
+
 /// Resolves the configuration, with aws CLI's precedence: flags, then
 /// the environment (over `.env`), then the profile, then defaults.
 pub fn resolve(flags: &Flags, env: &Env) -> Result<Config> {
     let (parallel, parallel_origin) = parallel(flags)?;
+    let (lease, allow_unsafe_takeover, fence_origins) = fence_settings(flags, env)?;
     let profile = NamedProfile::load(flags, env)?;
     let mut origins = Vec::new();
     let mut shown = |setting, value: &dyn fmt::Display, source: &Source| {
@@ -393,6 +455,7 @@ pub fn resolve(flags: &Flags, env: &Env) -> Result<Config> {
     shown("lock folder", &lock_dir.display(), &lock_source);
     origins.extend(retry_origins);
     origins.push(parallel_origin);
+    origins.extend(fence_origins);
     Ok(Config {
         s3: S3Config {
             endpoint,
@@ -411,6 +474,8 @@ pub fn resolve(flags: &Flags, env: &Env) -> Result<Config> {
         prefix,
         local,
         allow_unsafe_store: flags.allow_unsafe_store,
+        lease,
+        allow_unsafe_takeover,
         origins,
     })
 }

@@ -1,7 +1,5 @@
 //! GetObject: the body of one record.
 
-use rusty_s3::S3Action;
-
 use super::{Client, Request, Response, Signer, xml};
 use crate::error::Result;
 
@@ -14,7 +12,7 @@ impl Signer {
         Request {
             action: "GetObject",
             method: rusty_s3::Method::Get,
-            url: action.sign(self.ttl),
+            url: self.sign(&action),
             headers: Vec::new(),
             body: Default::default(),
             target: key.to_owned(),

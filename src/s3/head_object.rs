@@ -1,7 +1,5 @@
 //! HeadObject: does a key exist? The cheapest request S3 has.
 
-use rusty_s3::S3Action;
-
 use super::{Client, Request, Response, Signer};
 use crate::error::Result;
 
@@ -12,7 +10,7 @@ impl Signer {
         Request {
             action: "HeadObject",
             method: rusty_s3::Method::Head,
-            url: action.sign(self.ttl),
+            url: self.sign(&action),
             headers: Vec::new(),
             body: Default::default(),
             target: key.to_owned(),

@@ -23,6 +23,9 @@ pub struct PageRequest<'a> {
 pub struct ListPage {
     /// The keys of this page.
     pub keys: Vec<String>,
+    /// When each key's object was last written, in milliseconds since the
+    /// Unix epoch by the store's clock, where the listing said.
+    pub modified: Vec<Option<i64>>,
     /// The token for the next page, if the listing goes on.
     pub continuation: Option<String>,
 }
@@ -70,7 +73,15 @@ impl ListPage {
         let mut answered = false;
         xml::for_each_leaf(body, |path, text| match path {
             ["ListBucketResult"] => answered = true,
-            ["ListBucketResult", "Contents", "Key"] => page.keys.push(text.to_owned()),
+            ["ListBucketResult", "Contents", "Key"] => {
+                page.keys.push(text.to_owned());
+                page.modified.push(None);
+            }
+            ["ListBucketResult", "Contents", "LastModified"] => {
+                if let Some(last) = page.modified.last_mut() {
+                    *last = super::parse_timestamp_ms(text);
+                }
+            }
             ["ListBucketResult", "IsTruncated"] => truncated = text == "true",
             ["ListBucketResult", "NextContinuationToken"] => {
                 page.continuation = Some(text.to_owned())

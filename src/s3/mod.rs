@@ -5,6 +5,7 @@
 //! into a signed `Request`, and a function that maps a `Response` to a
 //! result. [`Client`] only joins them with one keep-alive `ureq::Agent`.
 
+mod delete_object;
 mod delete_objects;
 mod failure;
 mod get_object;
@@ -20,7 +21,7 @@ mod xml;
 
 use std::borrow::Cow;
 use std::path::PathBuf;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use rusty_s3::{Bucket, Credentials, Map, Method, UrlStyle};
@@ -46,12 +47,35 @@ pub use put_object::PutOutcome;
 pub use redirect::AwsEndpoint;
 pub(crate) use redirect::{dns_suffix, is_region_name};
 pub use retry::RetryPolicy;
+pub(crate) use retry::may_have_acted;
+pub(crate) use server_clock::parse_timestamp_ms;
 pub use xml::{ErrorBody, parse_error};
 
 /// How long a presigned URL stays valid at most. Requests are signed
 /// right before they are sent; an hour leaves room for slow bodies and
 /// clock skew. Never longer than the credentials that sign it.
 const PRESIGN_TTL: Duration = Duration::from_secs(3600);
+
+/// When a fenced request stops being valid, by the store's own clock: it
+/// is presigned as if signed at `signed_at` (a time the store gave, in
+/// seconds since the Unix epoch) to expire `expires` seconds later. The
+/// store refuses it once that moment passed, whatever the local clock says
+/// and however long the sender was paused ("Many machines, one log").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline {
+    /// The signing time, read from the store.
+    pub signed_at: i64,
+    /// Seconds from `signed_at` to the end, at least 1.
+    pub expires: u64,
+}
+
+impl Deadline {
+    /// The moment it ends, in seconds by the store's clock.
+    pub fn end(&self) -> i64 {
+        self.signed_at
+            .saturating_add(i64::try_from(self.expires).unwrap_or(i64::MAX))
+    }
+}
 
 /// The S3 error codes of a request signed with a session token the store
 /// no longer takes: the credentials are refreshed once and it is retried.
@@ -371,6 +395,9 @@ pub(crate) struct Signer {
     credentials: Credentials,
     /// How long its presigned URLs stay valid.
     ttl: Duration,
+    /// Sign as of a time the store gave, to end at a deadline, instead of
+    /// now for `ttl`: the fenced requests of a lease.
+    deadline: Option<Deadline>,
 }
 
 /// How the bucket of `config` is addressed.
@@ -399,7 +426,35 @@ impl Signer {
             bucket,
             ttl: presign_ttl(jiff::Timestamp::now(), signing.expires),
             credentials: signing.credentials,
+            deadline: None,
         }
+    }
+
+    /// The same signer, signing every request to end at `deadline`.
+    pub(crate) fn until(&self, deadline: Option<Deadline>) -> Signer {
+        Signer {
+            deadline,
+            ..self.clone()
+        }
+    }
+
+    /// The signing time and validity of the next request: now and the
+    /// TTL, or the deadline's.
+    fn signing_time(&self) -> (jiff::Timestamp, Duration) {
+        match self.deadline {
+            Some(deadline) => (
+                jiff::Timestamp::from_second(deadline.signed_at)
+                    .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+                Duration::from_secs(deadline.expires.max(1)),
+            ),
+            None => (jiff::Timestamp::now(), self.ttl),
+        }
+    }
+
+    /// Signs `action` at the signing time (see [`Signer::until`]).
+    pub(crate) fn sign<'a>(&self, action: &impl rusty_s3::S3Action<'a>) -> Url {
+        let (time, expires) = self.signing_time();
+        action.sign_with_time(expires, &time)
     }
 
     /// A signer for the bucket of `config`, with its current credentials:
@@ -420,15 +475,16 @@ impl Signer {
     /// same. `query` and `headers` are signed; the headers must be sent as
     /// they are.
     fn sign_bucket_request(&self, method: Method, query: &Map<'_>, headers: &Map<'_>) -> Url {
+        let (time, expires) = self.signing_time();
         rusty_s3::signing::sign(
-            &jiff::Timestamp::now(),
+            &time,
             method,
             self.bucket.base_url().clone(),
             self.credentials.key(),
             self.credentials.secret(),
             self.credentials.token(),
             self.bucket.region(),
-            self.ttl.as_secs(),
+            expires.as_secs(),
             query.iter(),
             headers.iter(),
         )
@@ -461,6 +517,9 @@ pub struct Client {
     agent: ureq::Agent,
     retry: RetryPolicy,
     observer: Option<Observer>,
+    /// The `Date` of the latest answer, in seconds: the store's clock, for
+    /// leases.
+    last_date: Mutex<Option<i64>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -539,6 +598,7 @@ impl Client {
             agent,
             retry: config.retry,
             observer: None,
+            last_date: Mutex::new(None),
         })
     }
 
@@ -546,6 +606,16 @@ impl Client {
     pub fn with_observer(mut self, observer: impl Fn(&Exchange) + Send + Sync + 'static) -> Self {
         self.observer = Some(Box::new(observer));
         self
+    }
+
+    /// The store's time, in seconds since the Unix epoch, as the `Date`
+    /// of its latest answer gave it; `None` before any answer, or from a
+    /// store that sends no `Date`.
+    pub fn store_time(&self) -> Option<i64> {
+        *self
+            .last_date
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The name of the bucket this client talks to.
@@ -742,6 +812,12 @@ impl Client {
             header("date"),
             header("x-amz-bucket-region"),
         );
+        if let Some(seconds) = date.as_deref().and_then(server_clock::parse_http_date) {
+            *self
+                .last_date
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(seconds);
+        }
         let content_length = header("content-length").and_then(|n| n.parse().ok());
         let stated_md5 = integrity::stated_md5(
             header("etag").as_deref(),

@@ -2,7 +2,7 @@
 
 use rusty_s3::S3Action;
 
-use super::{Client, Request, Response, Signer, TOKEN_HEADER, integrity, xml};
+use super::{Client, Deadline, Request, Response, Signer, TOKEN_HEADER, integrity, xml};
 use crate::error::Result;
 
 /// What a conditional PUT decided.
@@ -60,7 +60,7 @@ impl Signer {
         action
             .headers_mut()
             .insert("content-md5", content_md5.as_str());
-        let url = action.sign(self.ttl);
+        let url = self.sign(&action);
         headers.push(("content-md5", content_md5));
         Request {
             action: "PutObject",
@@ -103,6 +103,14 @@ impl Client {
     /// Writes `body` at `key`, replacing what is there.
     pub fn put_object(&self, key: &str, body: &[u8]) -> Result<()> {
         let (request, response) = self.call(|signer| signer.put_object(key, body))?;
+        put_stored(&request, response)
+    }
+
+    /// Writes `body` at `key`, replacing what is there, in a request the
+    /// store refuses once `deadline` passed by its clock.
+    pub fn put_object_until(&self, key: &str, body: &[u8], deadline: Deadline) -> Result<()> {
+        let (request, response) =
+            self.call(|signer| signer.until(Some(deadline)).put_object(key, body))?;
         put_stored(&request, response)
     }
 

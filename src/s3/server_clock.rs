@@ -60,6 +60,40 @@ pub(crate) fn parse_http_date(date: &str) -> Option<i64> {
     valid.then(|| days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
 }
 
+/// Milliseconds since the Unix epoch of an ISO 8601 time in UTC as S3
+/// listings give `LastModified` (`2026-11-24T01:28:06.123Z`, the fraction
+/// optional); `None` for anything else.
+pub(crate) fn parse_timestamp_ms(time: &str) -> Option<i64> {
+    let rest = time.strip_suffix('Z')?;
+    let (date, clock) = rest.split_once('T')?;
+    let fields: Vec<i64> = date.split('-').map(digits).collect::<Option<_>>()?;
+    let [year, month, day] = fields[..] else {
+        return None;
+    };
+    let (clock, fraction) = clock.split_once('.').unwrap_or((clock, ""));
+    let clock: Vec<i64> = clock.split(':').map(digits).collect::<Option<_>>()?;
+    let [hour, minute, second] = clock[..] else {
+        return None;
+    };
+    let millis = match fraction {
+        "" => 0,
+        _ => {
+            let padded = format!("{fraction:0<3}");
+            digits(&padded[..3])?
+        }
+    };
+    let valid = (1..=12).contains(&month)
+        && (1..=days_in_month(year, month)).contains(&day)
+        && (1970..=9999).contains(&year)
+        && hour < 24
+        && minute < 60
+        && second <= 60
+        && fraction.bytes().all(|b| b.is_ascii_digit());
+    let seconds =
+        days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second.min(59);
+    valid.then_some(seconds * 1000 + millis)
+}
+
 impl Client {
     /// The store's time in seconds since the Unix epoch, from the `Date`
     /// of a one-key listing of `prefix`. Fails like the listing does (bad
@@ -82,6 +116,30 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_listing_time_parses_to_unix_milliseconds() {
+        assert_eq!(
+            parse_timestamp_ms("2026-11-24T01:28:06.123Z"),
+            Some(1_795_483_686_123)
+        );
+        assert_eq!(
+            parse_timestamp_ms("2026-11-24T01:28:06Z"),
+            Some(1_795_483_686_000)
+        );
+        assert_eq!(
+            parse_timestamp_ms("2026-11-24T01:28:06.5Z"),
+            Some(1_795_483_686_500)
+        );
+        for bad in [
+            "2026-11-24 01:28:06Z",
+            "2026-13-24T01:28:06Z",
+            "2026-11-24T01:28:06",
+            "",
+        ] {
+            assert_eq!(parse_timestamp_ms(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn http_date_parses_to_unix_seconds() {

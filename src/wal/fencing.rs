@@ -1,32 +1,45 @@
-//! The log's side of the fences (`fence.rs`): reading them, waiting for a
-//! running one, taking the next, settling it, finishing one this machine
-//! left running, and removing doomed records under a repair fence.
+//! The log's side of the fences (`fence.rs`): the one place where the
+//! fence protocol talks to the store. Reading the fences, waiting for a
+//! running one and taking it over once its lease ran out, taking the next,
+//! renewing its lease, doing its work with requests the store refuses once
+//! the lease is over, settling it, and removing doomed records under a
+//! repair fence.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Wal, new_token};
 use crate::error::{Error, Result};
-use crate::fence::{self, Fence, Fences, Kind, State};
-use crate::local::FenceNotes;
-use crate::s3::PutOutcome;
+use crate::fence::{self, Fence, Fences, Holder, Kind, State};
+use crate::local::{Conditional, FenceNotes};
+use crate::s3::{Deadline, PageRequest, PutOutcome};
 use crate::store::Store;
 
 /// Keys one listing of the fence folder asks for: the newest fence, its
-/// marker and the one before, with room to spare.
-const FENCE_PAGE: usize = 8;
+/// leases, its marker and the one before, with room to spare.
+const FENCE_PAGE: usize = 32;
 
-/// How many times a command reads the fences while one of them runs on
-/// another machine, before it gives up: about 45 s, the pauses growing
-/// from 10 ms to half a second.
-const FENCE_POLLS: u32 = 100;
+/// How long a command waits for a fence whose holder is alive (it keeps
+/// renewing its lease) before it gives up. A dead holder's fence is taken
+/// over long before: a lease and a margin after its last sign of life.
+pub const FENCE_WAIT: Duration = Duration::from_secs(120);
+
+/// The lease a command holds its fences by unless set with [`Wal::lease`]:
+/// how long a dead machine's fence can hold the others back (plus
+/// [`fence::TAKEOVER_MARGIN_MS`]), and how long a live one may stall
+/// between two requests before it loses its fence. 30 s is longer than any
+/// retry of a single request up to the default `--timeout` takes to fail
+/// over a flaky link, and short enough that a CI job waiting behind a
+/// killed runner loses half a minute, not its whole budget.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
 /// How many times a command tries to take the next fence when other
 /// machines take it first.
 const FENCE_TRIES: u32 = 20;
 
-/// What a fence object holds: nothing is read from it, its name says all;
-/// the text tells a person who lists the bucket what it is.
-const FENCE_BODY: &[u8] = b"s3wal fence: see README, Many machines, one log\n";
+/// How many times a fenced request refused by the store is sent again on
+/// a lease taken afresh, when nobody took the fence over meanwhile (the
+/// holder was paused past its lease, or its lease anchor was stale).
+const LAPSED_RETRIES: u32 = 3;
 
 /// Whether `error` refuses the operation (it did nothing): its fence is
 /// void.
@@ -37,59 +50,291 @@ fn refused(error: &Error) -> bool {
     )
 }
 
+/// Whether the store refused a fenced request: its lease may have ended.
+fn refused_by_store(error: &Error) -> bool {
+    matches!(error, Error::S3 { status: 403, .. })
+}
+
 /// The pause before the `n`th read of a running fence.
 fn fence_pause(n: u32) -> Duration {
     Duration::from_millis((10u64 << n.min(6)).min(500))
 }
 
+/// This machine's name, for the fences it holds.
+fn host_name() -> String {
+    let mut buffer = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes at
+    // most that many bytes.
+    let status = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };
+    let end = buffer.iter().position(|&b| b == 0).unwrap_or(buffer.len());
+    match status {
+        0 if end > 0 => String::from_utf8_lossy(&buffer[..end]).into_owned(),
+        _ => "unknown-host".to_owned(),
+    }
+}
+
+/// A fence this command holds, and the lease it holds it by.
+#[derive(Debug)]
+pub(crate) struct Held {
+    /// The fence's key: its description, or its claim before one.
+    pub key: String,
+    pub seq: u64,
+    pub kind: Kind,
+    /// The number of the lease it holds (0: the claim).
+    lease: u64,
+    /// When the lease ends, by the store's clock: every fenced request is
+    /// signed to expire then.
+    deadline: Deadline,
+    /// When the lease was taken, by this machine's monotonic clock: only
+    /// to know when to renew it, never whether it still holds.
+    taken: Instant,
+    /// Records deleted under it so far, for the error if it is lost.
+    pub deleted: u64,
+}
+
 impl<S: Store> Wal<S> {
+    /// This command's lease, in whole seconds.
+    fn lease_secs(&self) -> u64 {
+        self.lease.as_secs().max(1)
+    }
+
+    /// The body of a claim or lease key this command creates.
+    fn holder_body(&self) -> Vec<u8> {
+        Holder {
+            lease_secs: self.lease_secs(),
+            host: host_name(),
+            pid: std::process::id(),
+        }
+        .encode()
+    }
+
+    /// A lease that starts at `anchor`, a time the store gave before the
+    /// key that takes it was created (so never after its `LastModified`,
+    /// from which others count). A store that sends no `Date` leaves only
+    /// this machine's clock; no other machine takes such a fence over
+    /// unless told to (see [`Wal::may_take_over`]).
+    fn deadline_from(&self, anchor: Option<i64>) -> Deadline {
+        Deadline {
+            signed_at: anchor.unwrap_or_else(|| jiff::Timestamp::now().as_second()),
+            expires: self.lease_secs(),
+        }
+    }
+
     /// The fences newer than `since`, and always the newest one, newest
-    /// first: one LIST while the fences since are few.
+    /// first, with the store's time of the listing: one LIST while the
+    /// fences since are few.
     pub(crate) fn read_fences(&self, since: u64) -> Result<Fences> {
         let folder = fence::folder(&self.prefix);
-        let mut keys = Vec::new();
+        let mut listing: Vec<(String, Option<i64>)> = Vec::new();
         let mut newest = None;
-        for key in self.store.keys(&folder, None, FENCE_PAGE) {
-            let key = key?;
-            let Some(seq) = Fences::seq_of(&self.prefix, &key) else {
-                continue;
-            };
-            let newest = *newest.get_or_insert(seq);
-            if seq != newest && seq <= since {
-                break;
+        let mut continuation: Option<String> = None;
+        'pages: loop {
+            let page = self.store.list_page(&PageRequest {
+                prefix: &folder,
+                start_after: None,
+                continuation: continuation.as_deref(),
+                max_keys: FENCE_PAGE,
+            })?;
+            for (key, modified) in page.keys.into_iter().zip(page.modified) {
+                let Some(seq) = Fences::seq_of(&self.prefix, &key) else {
+                    continue;
+                };
+                let newest = *newest.get_or_insert(seq);
+                if seq != newest && seq <= since {
+                    break 'pages;
+                }
+                listing.push((key, modified));
             }
-            keys.push(key);
+            match page.continuation {
+                Some(next) => continuation = Some(next),
+                None => break,
+            }
         }
-        Ok(Fences::from_keys(
+        let mut fences = Fences::from_listing(
             &self.prefix,
-            keys.iter().map(String::as_str),
-        ))
+            listing
+                .iter()
+                .map(|(key, modified)| (key.as_str(), *modified)),
+        );
+        fences.now = self.store.store_time().map(|seconds| seconds * 1000);
+        Ok(fences)
+    }
+
+    /// Who holds `fence` now, from the body of its newest lease key; `None`
+    /// for a fence of an s3wal before leases, or one whose key is gone.
+    fn holder(&self, fence: &Fence) -> Result<Option<Holder>> {
+        let body = self.store.get(&fence.lease_key(&self.prefix))?;
+        Ok(body.as_deref().and_then(Holder::decode))
     }
 
     /// Reads the fences newer than `since` until `blocking` names none,
-    /// pausing in between; a fence that stays running is an error naming
-    /// it.
+    /// pausing in between. A fence whose holder showed no life for its
+    /// lease and the margin, by the store's clock, is taken over: its work
+    /// finished or voided. One that stays alive for [`FENCE_WAIT`] is an
+    /// error naming it.
     pub(crate) fn wait_for_fences(
         &self,
         since: u64,
         blocking: impl Fn(&Fences) -> Option<Fence>,
     ) -> Result<Fences> {
+        let started = Instant::now();
         let mut polls = 0;
+        // The fence lease last read, with its holder, so that a wait reads
+        // each holder once and says once what it waits for.
+        let mut known: Option<(u64, u64, Option<Holder>)> = None;
         loop {
             let fences = self.read_fences(since)?;
-            match blocking(&fences) {
-                None => return Ok(fences),
-                Some(fence) if polls >= FENCE_POLLS => {
-                    return Err(Error::FenceBusy {
-                        fence: fence.kind.to_string(),
-                        seq: fence.seq,
-                    });
-                }
-                Some(_) => {
-                    (self.pause)(fence_pause(polls));
-                    polls += 1;
+            let Some(fence) = blocking(&fences) else {
+                return Ok(fences);
+            };
+            if known
+                .as_ref()
+                .is_none_or(|(seq, lease, _)| (*seq, *lease) != (fence.seq, fence.lease))
+            {
+                known = Some((fence.seq, fence.lease, self.holder(&fence)?));
+                if let Some((_, _, holder)) = &known {
+                    (self.notice)(&waiting_notice(&fence, holder.as_ref(), &fences));
                 }
             }
+            let holder = known.as_ref().and_then(|(_, _, h)| h.as_ref());
+            let due = holder.and_then(|h| fence.takeover_at(h));
+            let left = match (fences.now, due) {
+                (Some(now), Some(due)) => Some(due - now),
+                _ => None,
+            };
+            if left.is_some_and(|left| left <= 0) {
+                self.may_take_over(&fence, holder)?;
+                self.take_over(&fence)?;
+                polls = 0;
+                continue;
+            }
+            if started.elapsed() >= FENCE_WAIT {
+                return Err(self.fence_busy(&fence, holder, due));
+            }
+            let pause = match left {
+                Some(left) => fence_pause(polls).min(Duration::from_millis(left as u64 + 1)),
+                None => fence_pause(polls),
+            };
+            (self.pause)(pause);
+            polls += 1;
+        }
+    }
+
+    /// The error for a fence that kept running while its holder lived.
+    fn fence_busy(&self, fence: &Fence, holder: Option<&Holder>, due: Option<i64>) -> Error {
+        Error::FenceBusy {
+            fence: fence.kind.to_string(),
+            seq: fence.seq,
+            holder: holder.map(Holder::to_string),
+            waited: FENCE_WAIT.as_secs(),
+            takeover_at: due,
+        }
+    }
+
+    /// Refuses to take over `fence` where the store would not refuse its
+    /// holder's late requests: a store that ignores presigned expiry
+    /// (probed once, then remembered), or a holder from an s3wal before
+    /// leases, unless `--allow-unsafe-takeover` says the holder is dead.
+    fn may_take_over(&self, fence: &Fence, holder: Option<&Holder>) -> Result<()> {
+        if self.allow_unsafe_takeover {
+            return Ok(());
+        }
+        let enforced = holder.is_some()
+            && self.store.store_time().is_some()
+            && self.expiry_verdict()? == Conditional::Enforced;
+        match enforced {
+            true => Ok(()),
+            false => Err(Error::UnsafeTakeover {
+                fence: fence.kind.to_string(),
+                seq: fence.seq,
+                holder: holder.map(Holder::to_string),
+            }),
+        }
+    }
+
+    /// Whether the store refuses requests past their presigned expiry:
+    /// remembered, or probed now.
+    pub(crate) fn expiry_verdict(&self) -> Result<Conditional> {
+        match self.local.expiry.load() {
+            Some(verdict) => Ok(verdict),
+            None => self.probe_expiry(),
+        }
+    }
+
+    /// Checks whether the store refuses a request that expired by its own
+    /// clock: creates a scratch key, deletes it with a request signed two
+    /// minutes before the store's time to expire one minute later, and
+    /// deletes it for good. Remembers the answer.
+    pub fn probe_expiry(&self) -> Result<Conditional> {
+        let key = self.new_scratch_key();
+        self.store
+            .put_if_absent(&key, b"s3wal expiry probe", &new_token())?;
+        let now = self.store.store_time();
+        let expired = Deadline {
+            signed_at: now.unwrap_or_else(|| jiff::Timestamp::now().as_second()) - 120,
+            expires: 60,
+        };
+        let verdict = match self.store.delete_key(&key, Some(expired)) {
+            Ok(()) => Conditional::Ignored,
+            Err(error) if refused_by_store(&error) => Conditional::Enforced,
+            Err(error) => {
+                let _ = self.store.delete_key(&key, None);
+                return Err(error);
+            }
+        };
+        // Best effort, as for the If-None-Match probe's key.
+        let _ = self.store.delete_key(&key, None);
+        // Without the store's clock, no deadline is the store's.
+        let verdict = match now {
+            Some(_) => verdict,
+            None => Conditional::Ignored,
+        };
+        self.local.expiry.store(verdict);
+        Ok(verdict)
+    }
+
+    /// Takes `fence` over from a holder whose lease ran out (or who died on
+    /// this machine): creates its next lease key, then finishes what the
+    /// fence was doing, or voids it if it was never described. Does
+    /// nothing when another machine, or the holder renewing, created that
+    /// key first: the caller reads the fences again.
+    fn take_over(&self, fence: &Fence) -> Result<()> {
+        let lease = fence.lease + 1;
+        let key = fence::lease_key(&self.prefix, fence.seq, lease);
+        let anchor = self.store.store_time();
+        let token = new_token();
+        let ours = match self
+            .store
+            .put_if_absent(&key, &self.holder_body(), &token)?
+        {
+            PutOutcome::Created => true,
+            PutOutcome::Exists { .. } | PutOutcome::Conflict => self.is_ours(&key, &token)?,
+        };
+        if !ours {
+            return Ok(());
+        }
+        // Nothing of the old holder's can land any more: read what it left.
+        let fences = self.read_fences(fence.seq.saturating_sub(1))?;
+        let Some(now) = fences.get(fence.seq).filter(|f| !f.settled()) else {
+            return Ok(());
+        };
+        let mut held = Held {
+            key: fence::key(&self.prefix, now.seq, now.kind),
+            seq: now.seq,
+            kind: now.kind,
+            lease,
+            deadline: self.deadline_from(anchor),
+            taken: Instant::now(),
+            deleted: 0,
+        };
+        match now.kind {
+            // It died before it said what it would do: it did nothing.
+            Kind::Claimed => self.settle(&mut held, State::Void),
+            // A refusal is the dead command's to report, not this one's.
+            kind => match self.under_fence(&mut held, kind) {
+                Err(error) if !refused(&error) => Err(error),
+                _ => Ok(()),
+            },
         }
     }
 
@@ -102,11 +347,11 @@ impl<S: Store> Wal<S> {
     /// Takes the next fence, once every earlier one has settled, for what
     /// `decide` makes of the fences: `Ok(None)` when it finds nothing to
     /// do. Notes the fence here first, so that the next command on this
-    /// machine finishes it if this one dies.
+    /// machine takes it over at once if this one dies.
     pub(crate) fn take_fence(
         &self,
         decide: impl Fn() -> Result<Option<Kind>>,
-    ) -> Result<Option<String>> {
+    ) -> Result<Option<Held>> {
         for _ in 0..FENCE_TRIES {
             let fences = self.wait_for_fences(u64::MAX, |fences| {
                 fences.newest().filter(|f| !f.settled()).copied()
@@ -117,42 +362,169 @@ impl<S: Store> Wal<S> {
             let seq = fences.next_seq();
             let claim = fence::claim_key(&self.prefix, seq);
             let token = new_token();
-            self.note_running(Some((&claim, &token)));
+            self.note_running(Some((&claim, &token)))?;
+            let anchor = self.store.store_time();
             // A 412 or 409 may answer our own claim that landed unseen:
-            // only its token tells, and a claim of ours left unnoted would
-            // hold every machine back for good.
-            let ours = match self.store.put_if_absent(&claim, FENCE_BODY, &token)? {
+            // only its token tells.
+            let ours = match self
+                .store
+                .put_if_absent(&claim, &self.holder_body(), &token)?
+            {
                 PutOutcome::Created => true,
                 PutOutcome::Exists { .. } | PutOutcome::Conflict => self.is_ours(&claim, &token)?,
             };
             if ours {
+                let mut held = Held {
+                    key: claim,
+                    seq,
+                    kind: Kind::Claimed,
+                    lease: 0,
+                    deadline: self.deadline_from(anchor),
+                    taken: Instant::now(),
+                    deleted: 0,
+                };
                 // Until this lands, the claim counts as a truncate after 0.
                 let key = fence::key(&self.prefix, seq, kind);
-                self.store.overwrite(&key, FENCE_BODY)?;
-                return Ok(Some(key));
+                self.fenced(&mut held, |deadline| {
+                    self.store.overwrite_until(&key, b"", deadline)
+                })?;
+                held.key = key;
+                held.kind = kind;
+                return Ok(Some(held));
             }
-            self.note_running(None);
+            self.note_running(None)?;
         }
-        Err(Error::AppendGaveUp {
+        Err(Error::FenceContended {
             attempts: FENCE_TRIES,
-            offset: 0,
         })
     }
 
-    /// Marks fence `key` done or void, and forgets it here.
-    pub(crate) fn settle(&self, key: &str, state: State) -> Result<()> {
-        self.store.overwrite(&fence::marker(key, state), b"")?;
-        self.note_running(None);
+    /// Renews `held`'s lease when a third of it has gone by: creates its
+    /// next lease key. Another machine that created it first took the
+    /// fence over: the lease is lost.
+    fn renew(&self, held: &mut Held, force: bool) -> Result<()> {
+        if !force && held.taken.elapsed() < self.lease / 3 {
+            return Ok(());
+        }
+        let lease = held.lease + 1;
+        let key = fence::lease_key(&self.prefix, held.seq, lease);
+        let anchor = self.store.store_time();
+        let token = new_token();
+        let ours = match self
+            .store
+            .put_if_absent(&key, &self.holder_body(), &token)?
+        {
+            PutOutcome::Created => true,
+            PutOutcome::Exists { .. } | PutOutcome::Conflict => self.is_ours(&key, &token)?,
+        };
+        if !ours {
+            return Err(self.lost(held));
+        }
+        held.lease = lease;
+        held.deadline = self.deadline_from(anchor);
+        held.taken = Instant::now();
         Ok(())
     }
 
-    /// Notes, or forgets, the fence this machine is running.
-    fn note_running(&self, running: Option<(&str, &str)>) {
+    /// The error of a command whose fence another machine took over.
+    fn lost(&self, held: &Held) -> Error {
+        // Forgotten here: the machine that took it over finishes it.
+        let _ = self.note_running(None);
+        Error::FenceLost {
+            fence: held.kind.to_string(),
+            seq: held.seq,
+            lease: self.lease_secs(),
+            deleted: held.deleted,
+        }
+    }
+
+    /// Sends the fenced request `request` (given the deadline to sign it
+    /// with) under `held`, renewing the lease first when due. A refusal by
+    /// the store means the lease may have ended: if another machine took
+    /// the fence over, the lease is lost; if not, it is taken afresh and
+    /// the request sent again.
+    pub(crate) fn fenced(
+        &self,
+        held: &mut Held,
+        request: impl Fn(Deadline) -> Result<()>,
+    ) -> Result<()> {
+        self.renew(held, false)?;
+        let mut retries = 0;
+        loop {
+            match request(held.deadline) {
+                Err(error) if refused_by_store(&error) && retries < LAPSED_RETRIES => {
+                    retries += 1;
+                    self.still_held(held)?;
+                    self.renew(held, true)?;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Fails with [`Error::FenceLost`] if another machine took `held`'s
+    /// fence over, or settled it.
+    fn still_held(&self, held: &Held) -> Result<()> {
+        let fences = self.read_fences(held.seq.saturating_sub(1))?;
+        match fences.get(held.seq) {
+            Some(fence) if fence.lease <= held.lease && !fence.settled() => Ok(()),
+            _ => Err(self.lost(held)),
+        }
+    }
+
+    /// Deletes `keys` under `held`, in that order, up to `--parallel` at a
+    /// time, each a request without a body that the store refuses once
+    /// the lease is over; renews the lease as it goes, so that long work
+    /// keeps its fence for as long as it makes progress.
+    pub(crate) fn delete_fenced(&self, held: &mut Held, keys: &[String]) -> Result<()> {
+        for window in keys.chunks(self.parallel.max(1)) {
+            self.fenced(held, |deadline| self.delete_window(window, deadline))?;
+            held.deleted += window.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Deletes `keys` side by side, signed to end at `deadline`; the first
+    /// error, if any.
+    fn delete_window(&self, keys: &[String], deadline: Deadline) -> Result<()> {
+        if let [key] = keys {
+            return self.store.delete_key(key, Some(deadline));
+        }
+        std::thread::scope(|scope| {
+            let deleting: Vec<_> = keys
+                .iter()
+                .map(|key| scope.spawn(move || self.store.delete_key(key, Some(deadline))))
+                .collect();
+            let mut first = Ok(());
+            for handle in deleting {
+                let result = handle.join().expect("a delete thread panicked");
+                if first.is_ok() {
+                    first = result;
+                }
+            }
+            first
+        })
+    }
+
+    /// Marks `held`'s fence done or void, and forgets it here.
+    pub(crate) fn settle(&self, held: &mut Held, state: State) -> Result<()> {
+        let marker = fence::marker(&held.key, state);
+        self.fenced(held, |deadline| {
+            self.store.overwrite_until(&marker, b"", deadline)
+        })?;
+        self.note_running(None)
+    }
+
+    /// Notes, or forgets, the fence this machine is running: a shortcut
+    /// for the next command here, which takes a dead one's fence over at
+    /// once instead of after its lease.
+    fn note_running(&self, running: Option<(&str, &str)>) -> Result<()> {
         let notes = self.local.fences.load();
         self.local.fences.store(&FenceNotes {
             running: running.map(|(key, token)| format!("{key} {token}")),
             ..notes
         });
+        Ok(())
     }
 
     /// Notes `epoch` as the one the next append here may stamp.
@@ -167,17 +539,16 @@ impl<S: Store> Wal<S> {
         }
     }
 
-    /// Finishes the fence a command on this machine took and did not
-    /// settle. It died: this command holds the lock it held. Nobody else
-    /// may finish it, for it may yet have deleted anything at all.
+    /// Takes over, at once, the fence a command on this machine took and
+    /// did not settle: it died, since this command holds the lock it held,
+    /// so nothing of its can arrive at the store any more.
     pub(crate) fn finish_own_fence(&self) -> Result<()> {
         let Some(running) = self.local.fences.load().running else {
             return Ok(());
         };
         // A prefix may hold spaces; a token never does.
         let Some((key, token)) = running.rsplit_once(' ') else {
-            self.note_running(None);
-            return Ok(());
+            return self.note_running(None);
         };
         let seq = Fences::seq_of(&self.prefix, key);
         let fences = self.read_fences(seq.unwrap_or(1).saturating_sub(1))?;
@@ -186,42 +557,32 @@ impl<S: Store> Wal<S> {
             Some(_) => self.is_ours(key, token)?,
             None => false,
         };
-        let Some(&fence) = running.filter(|_| ours) else {
-            self.note_running(None);
-            return Ok(());
-        };
-        let key = fence::key(&self.prefix, fence.seq, fence.kind);
-        match fence.kind {
-            // It died before it said what it would do: it did nothing.
-            Kind::Claimed => self.settle(&key, State::Void),
-            // A refusal is the dead command's to report, not this one's.
-            kind => match self.under_fence(&key, kind) {
-                Err(error) if !refused(&error) => Err(error),
-                _ => Ok(()),
-            },
+        match running.filter(|_| ours) {
+            Some(fence) => self.take_over(fence),
+            None => self.note_running(None),
         }
     }
 
-    /// Does what fence `key` says (`kind`), settling it done when the work
-    /// is done and void when it is refused; any other failure leaves the
-    /// fence running, for the next command here to finish. Returns how
-    /// many records it deleted.
-    pub(crate) fn under_fence(&self, key: &str, kind: Kind) -> Result<u64> {
+    /// Does what `held`'s fence says (`kind`), settling it done when the
+    /// work is done and void when it is refused; any other failure leaves
+    /// the fence running, for its lease to run out and another command to
+    /// take it over. Returns how many records it deleted.
+    pub(crate) fn under_fence(&self, held: &mut Held, kind: Kind) -> Result<u64> {
         let work = match kind {
             Kind::Truncate(after) => self
                 .refuse_below_first(after)
-                .and_then(|()| self.cut(after)),
-            Kind::Trim(before) => self.trim_held(before),
-            Kind::Repair(from) => self.remove_doomed(from).map(|()| 0),
+                .and_then(|()| self.cut(held, after)),
+            Kind::Trim(before) => self.trim_held(held, before),
+            Kind::Repair(from) => self.remove_doomed(held, from).map(|()| 0),
             Kind::Claimed => Ok(0),
         };
         match work {
             Ok(deleted) => {
-                self.settle(key, State::Done)?;
+                self.settle(held, State::Done)?;
                 Ok(deleted)
             }
             Err(error) if refused(&error) => {
-                self.settle(key, State::Void)?;
+                self.settle(held, State::Void)?;
                 Err(error)
             }
             Err(error) => Err(error),
@@ -232,11 +593,11 @@ impl<S: Store> Wal<S> {
     /// fence of their own.
     pub(crate) fn repair(&self, from: u64) -> Result<()> {
         match self.take_fence(|| Ok(Some(Kind::Repair(from))))? {
-            Some(key) => {
+            Some(mut held) => {
                 // Removing doomed records dooms nothing and can be run
                 // again: the fence settles whatever happened.
-                let removed = self.remove_doomed(from);
-                self.settle(&key, State::Done)?;
+                let removed = self.remove_doomed(&mut held, from);
+                self.settle(&mut held, State::Done)?;
                 removed
             }
             None => Ok(()),
@@ -248,10 +609,10 @@ impl<S: Store> Wal<S> {
     /// truncate has only doomed ones above it, so no hole opens); then
     /// from the bottom up, each below the first that stands (one doomed by
     /// a trim lies below the log's start). Each is read first: while this
-    /// machine holds the newest fence nobody else deletes, and a key that
-    /// holds a record cannot be written, so the record deleted is the one
-    /// read.
-    pub(crate) fn remove_doomed(&self, from: u64) -> Result<()> {
+    /// machine holds the newest fence nobody else deletes (a late holder's
+    /// deletes are refused by the store), and a key that holds a record
+    /// cannot be written, so the record deleted is the one read.
+    pub(crate) fn remove_doomed(&self, held: &mut Held, from: u64) -> Result<()> {
         let list_prefix = self.prefix.list_prefix();
         let start = self.prefix.records_after(from.saturating_sub(1));
         let mut above = Vec::new();
@@ -265,14 +626,14 @@ impl<S: Store> Wal<S> {
         let mut doomed = Doomed::default();
         for offset in above.into_iter().rev() {
             match self.doomed(offset, &mut doomed)? {
-                Some(true) => self.store.delete(&[self.prefix.key(offset)])?,
+                Some(true) => self.delete_fenced(held, &[self.prefix.key(offset)])?,
                 Some(false) => break,
                 None => {}
             }
         }
         while let Some(first) = self.first()? {
             match self.doomed(first, &mut doomed)? {
-                Some(true) => self.store.delete(&[self.prefix.key(first)])?,
+                Some(true) => self.delete_fenced(held, &[self.prefix.key(first)])?,
                 _ => break,
             }
         }
@@ -295,6 +656,32 @@ impl<S: Store> Wal<S> {
         }
         Ok(Some(read.fences.dooms(epoch, offset)))
     }
+}
+
+/// What a command that meets a running fence says: what it waits for, who
+/// holds it, and for how long it will wait.
+fn waiting_notice(fence: &Fence, holder: Option<&Holder>, fences: &Fences) -> String {
+    let Some(holder) = holder else {
+        return format!(
+            "waiting for fence {} ({}), held by an s3wal before leases: up to {} s",
+            fence.seq,
+            fence.kind,
+            FENCE_WAIT.as_secs()
+        );
+    };
+    let takeover = match (fence.takeover_at(holder), fences.now) {
+        (Some(due), Some(now)) => format!(
+            "taken over in {} s if it shows no more life, by the store's clock",
+            ((due - now).max(0) + 999) / 1000
+        ),
+        _ => "the store gives no time to take it over by".to_owned(),
+    };
+    format!(
+        "waiting for fence {} ({}) held by {holder}: {takeover}; up to {} s while it shows life",
+        fence.seq,
+        fence.kind,
+        FENCE_WAIT.as_secs()
+    )
 }
 
 /// The fences read while removing doomed records.

@@ -15,6 +15,9 @@ use std::time::Duration;
 
 mod fencing;
 
+use fencing::Held;
+pub use fencing::{DEFAULT_LEASE, FENCE_WAIT};
+
 use crate::append::{Answer, Append, GiveUp, Limits, Step};
 use crate::error::{Error, ProtocolKind, Result};
 use crate::fence::{self, Fences, Kind};
@@ -22,7 +25,7 @@ use crate::local::{Conditional, LocalState};
 use crate::lock::Interruption;
 use crate::random::{jitter, random};
 use crate::record::{self, Body, Prefix};
-use crate::s3::{MAX_KEYS_PER_DELETE, PageRequest, PutOutcome};
+use crate::s3::{PageRequest, PutOutcome};
 use crate::store::Store;
 use crate::store_hint::{self, StoreHint};
 use crate::tail::TailSearch;
@@ -165,6 +168,13 @@ pub struct Wal<S> {
     pause: fn(Duration),
     /// Whether a signal asks a wait for the lock to stop.
     interrupted: Interruption,
+    /// The lease this command holds its fences by.
+    lease: Duration,
+    /// Takes over fences even where the store would not refuse their
+    /// holders' late requests.
+    allow_unsafe_takeover: bool,
+    /// Tells the user what a wait for another machine's fence is about.
+    notice: fn(&str),
 }
 
 /// What a scratch key's name starts with: a dot sorts it before every
@@ -185,16 +195,21 @@ fn new_token() -> String {
     format!("{:016x}{:016x}", random(), random())
 }
 
-/// The offsets after `after` up to `tail`, highest first, in requests of
-/// at most 1000 keys: a crash between requests leaves the log dense, merely
-/// longer. Offsets in a hole are deleted too, which S3 counts as done.
+/// Keys a truncate or trim hands to the fenced deletes at a time: they go
+/// out `--parallel` at a time, one request each.
+const DELETE_BATCH: u64 = 1000;
+
+/// The offsets after `after` up to `tail`, highest first, in batches of at
+/// most 1000 keys: a crash leaves the log dense, merely longer, but for
+/// the deletes in flight at once. Offsets in a hole are deleted too, which
+/// S3 counts as done.
 fn deletion_batches(after: u64, tail: u64) -> impl Iterator<Item = Vec<u64>> {
     let mut next = tail;
     std::iter::from_fn(move || {
         if next <= after {
             return None;
         }
-        let size = (next - after).min(MAX_KEYS_PER_DELETE as u64);
+        let size = (next - after).min(DELETE_BATCH);
         let batch: Vec<u64> = (next - size + 1..=next).rev().collect();
         next -= size;
         Some(batch)
@@ -213,7 +228,7 @@ fn may_have_landed(error: &Error) -> bool {
             status,
             may_have_acted,
             ..
-        } => *status >= 500 || *may_have_acted,
+        } => crate::s3::may_have_acted(*status) || *may_have_acted,
         Error::Protocol {
             kind: ProtocolKind::NotS3 { status, .. },
             ..
@@ -243,9 +258,37 @@ impl<S: Store> Wal<S> {
             parallel: DEFAULT_PARALLEL,
             pause: jittered_pause,
             interrupted: || None,
+            lease: DEFAULT_LEASE,
+            allow_unsafe_takeover: false,
+            notice: |_| {},
             store,
             prefix,
         }
+    }
+
+    /// Holds fences (truncate, trim, repair) by a lease of `lease`, at
+    /// least a second: how long this command may stall before another
+    /// machine takes its fence over, and how long a dead one's fence holds
+    /// the others back. [`DEFAULT_LEASE`] unless set.
+    pub fn lease(mut self, lease: Duration) -> Wal<S> {
+        self.lease = lease.max(Duration::from_secs(1));
+        self
+    }
+
+    /// Takes over a dead machine's fence even where the store does not
+    /// refuse requests past their presigned expiry (or the fence's holder
+    /// is an s3wal before leases): only safe if that machine is dead, not
+    /// paused. Off by default.
+    pub fn allow_unsafe_takeover(mut self, allow: bool) -> Wal<S> {
+        self.allow_unsafe_takeover = allow;
+        self
+    }
+
+    /// Calls `notice` with a sentence when this command waits for another
+    /// machine's fence: what it waits for, and for how long.
+    pub fn on_wait(mut self, notice: fn(&str)) -> Wal<S> {
+        self.notice = notice;
+        self
     }
 
     /// Stops a wait for the local lock with [`Error::Interrupted`] when
@@ -962,13 +1005,13 @@ impl<S: Store> Wal<S> {
         })?;
         match taken {
             None => Ok(0),
-            Some(key) => self.under_fence(&key, Kind::Trim(keep_from)),
+            Some(mut held) => self.under_fence(&mut held, Kind::Trim(keep_from)),
         }
     }
 
     /// The work of a trim, under its fence.
-    fn trim_held(&self, keep_from: u64) -> Result<u64> {
-        let tail = self.standing_tail()?;
+    fn trim_held(&self, held: &mut Held, keep_from: u64) -> Result<u64> {
+        let tail = self.standing_tail(held)?;
         if keep_from > tail {
             return Err(Error::TrimPastTail { keep_from, tail });
         }
@@ -978,9 +1021,9 @@ impl<S: Store> Wal<S> {
         let mut deleted = 0;
         let mut next = first;
         while next < keep_from {
-            let end = keep_from.min(next.saturating_add(MAX_KEYS_PER_DELETE as u64));
+            let end = keep_from.min(next.saturating_add(DELETE_BATCH));
             let keys: Vec<String> = (next..end).map(|o| self.prefix.key(o)).collect();
-            self.store.delete(&keys)?;
+            self.delete_fenced(held, &keys)?;
             deleted += end - next;
             next = end;
         }
@@ -990,13 +1033,13 @@ impl<S: Store> Wal<S> {
     /// The tail, once the doomed records on top of it are removed: a trim
     /// that kept a doomed record as "the last" would empty the log when it
     /// goes, and offsets would start again. Only under a fence.
-    fn standing_tail(&self) -> Result<u64> {
+    fn standing_tail(&self, held: &mut Held) -> Result<u64> {
         loop {
             let tail = self.recover()?;
             match tail {
                 0 => return Ok(0),
                 _ if self.doomed(tail, &mut Default::default())? == Some(true) => {
-                    self.remove_doomed(tail)?;
+                    self.remove_doomed(held, tail)?;
                 }
                 _ => return Ok(tail),
             }
@@ -1022,7 +1065,7 @@ impl<S: Store> Wal<S> {
         })?;
         match taken {
             None => Ok(0),
-            Some(key) => self.under_fence(&key, Kind::Truncate(after)),
+            Some(mut held) => self.under_fence(&mut held, Kind::Truncate(after)),
         }
     }
 
@@ -1040,7 +1083,7 @@ impl<S: Store> Wal<S> {
     /// The work of a truncate, under its fence: deletes from the tail down
     /// and looks again, a few rounds, for records that appenders placed
     /// meanwhile (they are doomed, and their appenders remove any left).
-    fn cut(&self, after: u64) -> Result<u64> {
+    fn cut(&self, held: &mut Held, after: u64) -> Result<u64> {
         let mut deleted = 0;
         let mut tail = self.search_tail(self.confirmed_hint()?)?;
         for _ in 0..MAX_TRUNCATE_ROUNDS {
@@ -1049,7 +1092,7 @@ impl<S: Store> Wal<S> {
             }
             for batch in deletion_batches(after, tail) {
                 let keys: Vec<String> = batch.iter().map(|&o| self.prefix.key(o)).collect();
-                self.store.delete(&keys)?;
+                self.delete_fenced(held, &keys)?;
                 deleted += batch.len() as u64;
             }
             tail = self.search_tail(after)?;
