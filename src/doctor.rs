@@ -154,7 +154,42 @@ fn check(wal: &Wal<Client>) -> Vec<Finding> {
         Err(error) => return vec![finding("credentials and bucket", Err(error))],
     };
     findings.extend(scratch_key_checks(wal));
+    findings.push(judge_expiry(wal.probe_expiry()));
+    // A listing refused here was named by the listing check already.
+    if let Ok(running) = wal.running_fence() {
+        findings.push(Finding {
+            check: "fences",
+            ok: true,
+            detail: match running {
+                Some(fence) => format!("running: {fence}"),
+                None => "none running".to_owned(),
+            },
+        });
+    }
     findings
+}
+
+/// The finding of the presigned-expiry probe: whether the store enforces
+/// the leases of fences.
+fn judge_expiry(verdict: Result<Conditional>) -> Finding {
+    match verdict {
+        Ok(Conditional::Enforced) => Finding {
+            check: "presigned expiry",
+            ok: true,
+            detail: "the store refused a delete signed to have expired by its clock: a \
+                     paused machine's fence can be taken over safely"
+                .into(),
+        },
+        Ok(Conditional::Ignored) => Finding {
+            check: "presigned expiry",
+            ok: false,
+            detail: "the store carried out a delete signed to have expired (or sends no \
+                     Date): a dead machine's fence is not taken over unless \
+                     --allow-unsafe-takeover"
+                .into(),
+        },
+        Err(error) => finding("presigned expiry", Err(error)),
+    }
 }
 
 /// The check of listing, named by its IAM permission.

@@ -129,6 +129,8 @@ pub(crate) struct Fence {
     /// Its last sign of life: the newest `LastModified` among its claim,
     /// description and leases, in milliseconds by the store's clock.
     pub alive: Option<i64>,
+    /// When it was claimed: its claim's `LastModified`.
+    pub claimed: Option<i64>,
 }
 
 impl Fence {
@@ -290,6 +292,7 @@ impl Fences {
                         state: State::Running,
                         lease: 0,
                         alive: None,
+                        claimed: None,
                     });
                     list.last_mut().expect("just pushed")
                 }
@@ -299,6 +302,9 @@ impl Fences {
             fence.lease = fence.lease.max(lease.unwrap_or(0));
             if state.is_none() {
                 fence.alive = fence.alive.max(modified);
+            }
+            if matches!(entry, Entry::Claim(_)) {
+                fence.claimed = modified;
             }
         }
         Fences { list, now: None }

@@ -104,7 +104,7 @@ pub use store::{Keys, Store};
 pub use verify::{Problem, Summary};
 pub use wal::{
     DEFAULT_LEASE, DEFAULT_PARALLEL, FENCE_WAIT, MAX_APPEND_ATTEMPTS, MAX_CONFLICT_RETRIES,
-    MAX_PARALLEL, Record, Stat, Wal,
+    MAX_PARALLEL, Record, RunningFence, Stat, Wal,
 };
 
 /// Opens the log that `config` describes.

@@ -145,9 +145,11 @@ impl ProbeCache {
 pub(crate) struct FenceNotes {
     /// The epoch its next append may stamp without reading the fences.
     pub epoch: Option<u64>,
-    /// The key of a fence a command here created and did not settle: it
-    /// died, since whoever reads this holds the lock it held. The next
-    /// command here takes it over at once, without waiting for its lease.
+    /// The newest lease key (the claim, or `…-lease-<n>`) of a fence a
+    /// command here holds, and its token: if it is still there when the
+    /// next command here starts, that command died (whoever reads this
+    /// holds the lock it held), and it is taken over at once, without
+    /// waiting for its lease.
     pub running: Option<String>,
 }
 

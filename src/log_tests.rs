@@ -40,6 +40,9 @@ struct Faulty {
     store: MemoryStore,
     prefix: Prefix,
     faults: Mutex<VecDeque<Fault>>,
+    /// How long the next deletes of records take, one each: long work
+    /// under a fence, or a holder that stalls.
+    delete_delays: Mutex<VecDeque<std::time::Duration>>,
 }
 
 /// The error of a request that never got an answer.
@@ -108,6 +111,10 @@ impl Store for Faulty {
     }
 
     fn delete_key(&self, key: &str, deadline: Option<Deadline>) -> Result<()> {
+        if self.prefix.offset_of(key).is_some() {
+            let delay = self.delete_delays.lock().unwrap().pop_front();
+            std::thread::sleep(delay.unwrap_or_default());
+        }
         self.store.delete_key(key, deadline)
     }
 
@@ -137,6 +144,7 @@ fn log_with(faults: &[Fault]) -> Wal<Faulty> {
         store: MemoryStore::new(),
         prefix: prefix.clone(),
         faults: Mutex::new(faults.iter().copied().collect()),
+        delete_delays: Mutex::new(VecDeque::new()),
     };
     Wal::new(
         store,
@@ -295,6 +303,135 @@ fn a_dead_truncate_that_must_be_refused_is_voided_by_the_next_command() {
     assert_eq!(offsets, (6..=11).collect::<Vec<u64>>());
     let fences = wal.read_fences(u64::MAX).unwrap();
     assert_eq!(fences.newest().map(|f| f.state), Some(State::Void));
+}
+
+/// A second machine's view of `wal`'s store: a lock folder of its own.
+fn other_machine(wal: &Wal<Faulty>) -> Wal<&Faulty> {
+    static MACHINES: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "s3wal-memory-other-{}-{}",
+        std::process::id(),
+        MACHINES.fetch_add(1, Ordering::Relaxed)
+    ));
+    let local = LocalState::in_dir(&dir, "memory", "b", "wal");
+    local.probe.store(crate::local::Conditional::Enforced);
+    local.expiry.store(crate::local::Conditional::Enforced);
+    Wal::new(wal.store(), wal.prefix().clone(), local)
+        .lease(std::time::Duration::from_secs(1))
+        .without_pauses()
+}
+
+/// What a machine that dies right after claiming a fence leaves: a claim
+/// naming it as holder, with a 1 s lease, and nothing else.
+fn dead_claim(wal: &Wal<Faulty>, kind: Option<Kind>) {
+    let seq = wal.read_fences(u64::MAX).unwrap().next_seq();
+    let claim = fence::claim_key(wal.prefix(), seq);
+    let holder = fence::Holder {
+        lease_secs: 1,
+        host: "gone".into(),
+        pid: 1,
+    };
+    wal.store()
+        .put_if_absent(&claim, &holder.encode(), "dead")
+        .unwrap();
+    if let Some(kind) = kind {
+        let described = fence::key(wal.prefix(), seq, kind);
+        wal.store().overwrite(&described, b"").unwrap();
+    }
+}
+
+/// A truncate that died after its claim, before it said what it does,
+/// did nothing: another machine voids it once its lease ran out, and
+/// appends.
+#[test]
+fn an_undescribed_claim_of_a_dead_machine_is_voided_after_its_lease() {
+    let wal = log_with(&[]);
+    for n in 1..=3u64 {
+        wal.append(&n.to_be_bytes()).unwrap();
+    }
+    dead_claim(&wal, None);
+    let started = std::time::Instant::now();
+    assert_eq!(other_machine(&wal).append(b"next").unwrap(), 4);
+    assert!(started.elapsed() >= std::time::Duration::from_secs(2));
+    let fences = wal.read_fences(u64::MAX).unwrap();
+    assert_eq!(fences.newest().map(|f| f.state), Some(State::Void));
+}
+
+/// A dead machine's described truncate is finished by the machine that
+/// takes it over, then that machine's own command goes on.
+#[test]
+fn a_dead_machines_truncate_is_finished_by_whoever_meets_it_after_its_lease() {
+    let wal = log_with(&[]);
+    for n in 1..=6u64 {
+        wal.append(&n.to_be_bytes()).unwrap();
+    }
+    dead_claim(&wal, Some(Kind::Truncate(2)));
+    assert_eq!(other_machine(&wal).truncate(4).unwrap(), 0, "already cut");
+    assert_eq!(records(&wal).keys().copied().collect::<Vec<_>>(), [1, 2]);
+    let fences = wal.read_fences(u64::MAX).unwrap();
+    let newest = fences.newest().unwrap();
+    assert_eq!(
+        (newest.seq, newest.state),
+        (1, State::Done),
+        "its own cut nothing"
+    );
+}
+
+/// On a store that carries out expired requests a paused holder could
+/// still delete after a takeover: nobody takes over unless told to.
+#[test]
+fn a_store_that_ignores_expiry_takes_no_fence_over_unless_told() {
+    let wal = log_with(&[]);
+    wal.append(b"a").unwrap();
+    dead_claim(&wal, Some(Kind::Truncate(0)));
+    wal.store().store.ignore_expiry(true);
+    let other = other_machine(&wal);
+    other
+        .local()
+        .expiry
+        .store(crate::local::Conditional::Ignored);
+    let error = other.append(b"b").unwrap_err();
+    assert!(matches!(error, Error::UnsafeTakeover { .. }), "{error}");
+    assert!(
+        error.to_string().contains("--allow-unsafe-takeover"),
+        "{error}"
+    );
+    assert_eq!(other.allow_unsafe_takeover(true).append(b"b").unwrap(), 1);
+}
+
+/// Long work keeps its fence: each third of a lease it creates the next
+/// lease key, so nobody takes a live truncate over.
+#[test]
+fn a_long_truncate_renews_its_lease_and_keeps_its_fence() {
+    let wal = log_with(&[])
+        .lease(std::time::Duration::from_secs(2))
+        .parallel(1);
+    for n in 1..=12u64 {
+        wal.append(&n.to_be_bytes()).unwrap();
+    }
+    *wal.store().delete_delays.lock().unwrap() =
+        vec![std::time::Duration::from_millis(300); 10].into();
+    assert_eq!(wal.truncate(2).unwrap(), 10);
+    let fences = wal.read_fences(u64::MAX).unwrap();
+    let fence = fences.newest().unwrap();
+    assert_eq!(fence.state, State::Done);
+    assert!(fence.lease >= 2, "{fence:?}");
+}
+
+/// A holder that stalled past its lease while nobody took its fence over
+/// finds its delete refused, takes a fresh lease, and finishes.
+#[test]
+fn a_holder_that_stalled_past_its_lease_unclaimed_takes_a_new_one_and_goes_on() {
+    let wal = log_with(&[])
+        .lease(std::time::Duration::from_secs(2))
+        .parallel(1);
+    for n in 1..=3u64 {
+        wal.append(&n.to_be_bytes()).unwrap();
+    }
+    *wal.store().delete_delays.lock().unwrap() =
+        vec![std::time::Duration::from_millis(2500)].into();
+    assert_eq!(wal.truncate(1).unwrap(), 2);
+    assert_eq!(records(&wal).keys().copied().collect::<Vec<_>>(), [1]);
 }
 
 #[test]

@@ -177,6 +177,49 @@ impl Store for Client {
     }
 }
 
+/// A store borrowed: several logs (machines, in the tests) over one.
+impl<S: Store> Store for &S {
+    fn put_if_absent(&self, key: &str, body: &[u8], token: &str) -> Result<PutOutcome> {
+        (**self).put_if_absent(key, body, token)
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        (**self).get(key)
+    }
+
+    fn head(&self, key: &str) -> Result<Option<ObjectHead>> {
+        (**self).head(key)
+    }
+
+    fn list_page(&self, page: &PageRequest<'_>) -> Result<ListPage> {
+        (**self).list_page(page)
+    }
+
+    fn delete(&self, keys: &[String]) -> Result<()> {
+        (**self).delete(keys)
+    }
+
+    fn overwrite(&self, key: &str, body: &[u8]) -> Result<()> {
+        (**self).overwrite(key, body)
+    }
+
+    fn delete_key(&self, key: &str, deadline: Option<Deadline>) -> Result<()> {
+        (**self).delete_key(key, deadline)
+    }
+
+    fn overwrite_until(&self, key: &str, body: &[u8], deadline: Deadline) -> Result<()> {
+        (**self).overwrite_until(key, body, deadline)
+    }
+
+    fn store_time(&self) -> Option<i64> {
+        (**self).store_time()
+    }
+
+    fn identity(&self) -> String {
+        (**self).identity()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -433,7 +433,10 @@ fn run(args: Args, out: &mut Output, stored: &mut Stored) -> Result<(), Error> {
         .allow_unsafe_store(config.allow_unsafe_store)
         .lease(config.lease)
         .allow_unsafe_takeover(config.allow_unsafe_takeover)
-        .on_wait(|notice| eprintln!("s3wal: {notice}"))
+        .on_wait(match args.json {
+            true => |notice: &str| eprintln!("{{\"notice\":{}}}", output::json_string(notice)),
+            false => |notice: &str| eprintln!("s3wal: {notice}"),
+        })
         .interrupted_by(signals::pending)
         .parallel(config.s3.parallel);
     let result = match command {
@@ -522,7 +525,7 @@ fn execute(
             wal.trim(before)?;
             out.trimmed(before)
         }
-        Command::Stat(_) => out.stat(wal.stat()?),
+        Command::Stat(_) => out.stat(wal.stat()?, wal.running_fence()?),
         Command::Doctor(_) => {
             let findings = s3wal::diagnose(wal, origins);
             for finding in &findings {

@@ -13,8 +13,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 
 use s3wal::Error;
 use s3wal::Finding;
-use s3wal::Stat;
 use s3wal::{Problem, Summary};
+use s3wal::{RunningFence, Stat};
 
 use super::failure::CliError;
 
@@ -176,12 +176,32 @@ impl Output {
         )
     }
 
-    /// `First offset: F, Last offset: L, Records: N` (zeros when empty).
-    pub fn stat(&mut self, stat: Option<Stat>) -> Result<(), Error> {
+    /// `First offset: F, Last offset: L, Records: N` (zeros when empty),
+    /// then `Running fence: …` when a truncate, trim or repair runs; in
+    /// JSON one object, with a `fence` object when one runs.
+    pub fn stat(&mut self, stat: Option<Stat>, fence: Option<RunningFence>) -> Result<(), Error> {
         let (first, last, records) = stat.map_or((0, 0, 0), |s| (s.first, s.last, s.records));
+        let text = format!("First offset: {first}, Last offset: {last}, Records: {records}");
+        let fields = format!("\"first\":{first},\"last\":{last},\"records\":{records}");
+        let Some(fence) = fence else {
+            return self.either(text, fields);
+        };
+        let time = |millis: Option<i64>| millis.map_or("null".to_owned(), |m| m.to_string());
         self.either(
-            format!("First offset: {first}, Last offset: {last}, Records: {records}"),
-            format!("\"first\":{first},\"last\":{last},\"records\":{records}"),
+            format!("{text}\nRunning fence: {fence}"),
+            format!(
+                "{fields},\"fence\":{{\"seq\":{},\"what\":{},\"holder\":{},\"since_ms\":{},\
+                 \"takeover_at_ms\":{},\"description\":{}}}",
+                fence.seq,
+                json_string(&fence.what),
+                fence
+                    .holder
+                    .as_deref()
+                    .map_or("null".to_owned(), json_string),
+                time(fence.since),
+                time(fence.takeover_at),
+                json_string(&fence.to_string())
+            ),
         )
     }
 

@@ -32,6 +32,9 @@ pub const FENCE_WAIT: Duration = Duration::from_secs(120);
 /// killed runner loses half a minute, not its whole budget.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
+/// How long a command waits for a fence before it says so on stderr.
+const NOTICE_AFTER: Duration = Duration::from_secs(1);
+
 /// How many times a command tries to take the next fence when other
 /// machines take it first.
 const FENCE_TRIES: u32 = 20;
@@ -70,6 +73,50 @@ fn host_name() -> String {
     match status {
         0 if end > 0 => String::from_utf8_lossy(&buffer[..end]).into_owned(),
         _ => "unknown-host".to_owned(),
+    }
+}
+
+/// A fence that runs, as `stat` and `doctor` show it: times are the
+/// store's, in milliseconds since the Unix epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningFence {
+    /// Its number in the log's fence sequence.
+    pub seq: u64,
+    /// What it does, as in "truncate after 5".
+    pub what: String,
+    /// Its holder's host name, process id and lease; `None` for an s3wal
+    /// before leases.
+    pub holder: Option<String>,
+    /// When it was claimed.
+    pub since: Option<i64>,
+    /// From when another machine may take it over if it shows no more
+    /// life.
+    pub takeover_at: Option<i64>,
+    /// The store's time when it was read.
+    pub now: Option<i64>,
+}
+
+impl std::fmt::Display for RunningFence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let holder = self.holder.as_deref().unwrap_or("an s3wal before leases");
+        write!(f, "fence {} ({}) held by {holder}", self.seq, self.what)?;
+        if let Some(since) = self.since {
+            write!(f, " since {}", fence::store_time_text(since))?;
+        }
+        match (self.takeover_at, self.now) {
+            (Some(at), Some(now)) if at <= now => write!(
+                f,
+                "; it shows no life: the next command takes it over (since {})",
+                fence::store_time_text(at)
+            ),
+            (Some(at), _) => write!(
+                f,
+                "; taken over from {} if it shows no more life",
+                fence::store_time_text(at)
+            ),
+            (None, _) => Ok(()),
+        }?;
+        f.write_str(" (the store's clock)")
     }
 }
 
@@ -160,6 +207,24 @@ impl<S: Store> Wal<S> {
         Ok(fences)
     }
 
+    /// The fence that runs now, if one does, with its holder: what `stat`
+    /// and `doctor` show. One LIST, and a GET when a fence runs.
+    pub fn running_fence(&self) -> Result<Option<RunningFence>> {
+        let fences = self.read_fences(u64::MAX)?;
+        let Some(fence) = fences.newest().filter(|f| !f.settled()).copied() else {
+            return Ok(None);
+        };
+        let holder = self.holder(&fence)?;
+        Ok(Some(RunningFence {
+            seq: fence.seq,
+            what: fence.kind.to_string(),
+            takeover_at: holder.as_ref().and_then(|h| fence.takeover_at(h)),
+            holder: holder.map(|h| h.to_string()),
+            since: fence.claimed,
+            now: fences.now,
+        }))
+    }
+
     /// Who holds `fence` now, from the body of its newest lease key; `None`
     /// for a fence of an s3wal before leases, or one whose key is gone.
     fn holder(&self, fence: &Fence) -> Result<Option<Holder>> {
@@ -182,6 +247,7 @@ impl<S: Store> Wal<S> {
         // The fence lease last read, with its holder, so that a wait reads
         // each holder once and says once what it waits for.
         let mut known: Option<(u64, u64, Option<Holder>)> = None;
+        let mut told = false;
         loop {
             let fences = self.read_fences(since)?;
             let Some(fence) = blocking(&fences) else {
@@ -192,9 +258,14 @@ impl<S: Store> Wal<S> {
                 .is_none_or(|(seq, lease, _)| (*seq, *lease) != (fence.seq, fence.lease))
             {
                 known = Some((fence.seq, fence.lease, self.holder(&fence)?));
-                if let Some((_, _, holder)) = &known {
-                    (self.notice)(&waiting_notice(&fence, holder.as_ref(), &fences));
-                }
+                told = false;
+            }
+            // Most fences settle within a second: only a longer wait is
+            // worth a line on stderr.
+            if !told && started.elapsed() >= NOTICE_AFTER {
+                told = true;
+                let holder = known.as_ref().and_then(|(_, _, h)| h.as_ref());
+                (self.notice)(&waiting_notice(&fence, holder, &fences));
             }
             let holder = known.as_ref().and_then(|(_, _, h)| h.as_ref());
             let due = holder.and_then(|h| fence.takeover_at(h));
@@ -313,10 +384,11 @@ impl<S: Store> Wal<S> {
         if !ours {
             return Ok(());
         }
+        self.note_running(Some((&key, &token)))?;
         // Nothing of the old holder's can land any more: read what it left.
         let fences = self.read_fences(fence.seq.saturating_sub(1))?;
         let Some(now) = fences.get(fence.seq).filter(|f| !f.settled()) else {
-            return Ok(());
+            return self.note_running(None);
         };
         let mut held = Held {
             key: fence::key(&self.prefix, now.seq, now.kind),
@@ -423,7 +495,7 @@ impl<S: Store> Wal<S> {
         held.lease = lease;
         held.deadline = self.deadline_from(anchor);
         held.taken = Instant::now();
-        Ok(())
+        self.note_running(Some((&key, &token)))
     }
 
     /// The error of a command whose fence another machine took over.
@@ -539,9 +611,11 @@ impl<S: Store> Wal<S> {
         }
     }
 
-    /// Takes over, at once, the fence a command on this machine took and
+    /// Takes over, at once, the fence a command on this machine held and
     /// did not settle: it died, since this command holds the lock it held,
-    /// so nothing of its can arrive at the store any more.
+    /// so nothing of its can arrive at the store any more. Only if the
+    /// fence's newest lease is still the one it noted: a newer one is
+    /// another machine's, alive or not, and waited for like any other.
     pub(crate) fn finish_own_fence(&self) -> Result<()> {
         let Some(running) = self.local.fences.load().running else {
             return Ok(());
@@ -552,7 +626,9 @@ impl<S: Store> Wal<S> {
         };
         let seq = Fences::seq_of(&self.prefix, key);
         let fences = self.read_fences(seq.unwrap_or(1).saturating_sub(1))?;
-        let running = seq.and_then(|seq| fences.get(seq)).filter(|f| !f.settled());
+        let running = seq
+            .and_then(|seq| fences.get(seq))
+            .filter(|f| !f.settled() && f.lease_key(&self.prefix) == key);
         let ours = match running {
             Some(_) => self.is_ours(key, token)?,
             None => false,

@@ -16,7 +16,7 @@ use std::time::Duration;
 mod fencing;
 
 use fencing::Held;
-pub use fencing::{DEFAULT_LEASE, FENCE_WAIT};
+pub use fencing::{DEFAULT_LEASE, FENCE_WAIT, RunningFence};
 
 use crate::append::{Answer, Append, GiveUp, Limits, Step};
 use crate::error::{Error, ProtocolKind, Result};
@@ -1126,6 +1126,17 @@ mod tests {
     fn a_refusal_after_a_lost_answer_may_have_stored_the_record() {
         assert!(may_have_landed(&s3_error(403, true)));
         assert!(!may_have_landed(&s3_error(403, false)));
+    }
+
+    /// S3 promises that a 503 SlowDown did nothing: a PUT that ends on one
+    /// stored nothing, and says so (exit 1, not "may have been stored").
+    #[test]
+    fn a_final_slowdown_stored_nothing() {
+        assert!(!may_have_landed(&s3_error(503, false)));
+        assert!(
+            may_have_landed(&s3_error(503, true)),
+            "an earlier try may have"
+        );
     }
 
     #[test]

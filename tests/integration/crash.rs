@@ -14,7 +14,7 @@ const KEEP: u64 = 100;
 
 #[test]
 #[ignore = "needs the S3 servers that `make test` starts"]
-fn truncate_killed_at_any_moment_leaves_a_dense_readable_log() {
+fn truncate_killed_at_any_moment_leaves_a_readable_log_dense_but_for_its_deletes_in_flight() {
     let mut interrupted = 0;
     for delay_ms in [10, 40, 70, 100, 130, 160, 190, 250] {
         let log = TestLog::new(Server::s3s(), "kill-truncate");
@@ -36,10 +36,16 @@ fn truncate_killed_at_any_moment_leaves_a_dense_readable_log() {
         let mut offsets = log.offsets();
         offsets.sort_unstable();
         let tail = *offsets.last().unwrap();
-        assert_eq!(
-            offsets,
-            (1..=tail).collect::<Vec<_>>(),
-            "killed after {delay_ms} ms"
+        // Deletes go --parallel (64) at a time from the top, so a kill can
+        // leave gaps among the highest 64 records left, never below them.
+        let dense = offsets
+            .iter()
+            .zip(1..)
+            .take_while(|(offset, n)| *offset == n)
+            .count() as u64;
+        assert!(
+            tail - dense < 64,
+            "killed after {delay_ms} ms: dense to {dense}, tail {tail}"
         );
         assert!(tail >= KEEP);
         if KEEP < tail && tail < RECORDS {

@@ -96,7 +96,7 @@ fn verify_and_doctor_print_json() {
          {\"verified\":true,\"first\":1,\"last\":3,\"valid\":2,\"corrupt\":0,\"missing\":1,\"foreign\":0}\n"
     );
     let doctor = log.run(&["--json", "doctor"]).ok();
-    assert_eq!(doctor.lines().count(), 8, "{doctor}");
+    assert_eq!(doctor.lines().count(), 10, "{doctor}");
     assert!(
         doctor.starts_with("{\"check\":\"configuration\",\"ok\":true,"),
         "{doctor}"

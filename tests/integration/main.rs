@@ -17,6 +17,7 @@ mod follow;
 mod foreign_keys;
 mod https;
 mod json;
+mod lease_races;
 mod library;
 mod local_lock;
 mod lost_acks;

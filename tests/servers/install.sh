@@ -58,6 +58,9 @@ venv_install moto moto-requirements.txt moto
 if missing curl; then apt_install curl; fi
 # openssl makes the private CA of the HTTPS tests.
 if missing openssl; then apt_install openssl; fi
+# faketime runs a machine of the lease tests with its clock 10 minutes
+# fast or slow (LD_PRELOAD): the store, not the clocks, keeps the leases.
+if missing faketime; then apt_install faketime; fi
 
 echo "s3s-fs: $TOOLS/bin/s3s-fs"
 echo "weed: $TOOLS/seaweedfs/bin/weed"
