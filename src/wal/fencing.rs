@@ -1,13 +1,21 @@
 //! The log's side of the fences (`fence.rs`): the one place where the
-//! fence protocol talks to the store. Reading the fences, waiting for a
-//! running one and taking it over once its lease ran out, taking the next,
-//! renewing its lease, doing its work with requests the store refuses once
-//! the lease is over, settling it, and removing doomed records under a
-//! repair fence.
+//! fence protocol talks to the store. Its entry points:
+//!
+//! - for appends, [`Wal::place_after`] (the look at the tail record before
+//!   the PUT), [`Wal::confirm`] (the fence check after it) and
+//!   [`Wal::settled_fences`] (the epoch of a fresh start);
+//! - for truncate and trim, [`Wal::take_fence`], [`Wal::under_fence`] and
+//!   [`Wal::standing_tail`];
+//! - for every command that writes, [`Wal::finish_own_fence`].
+//!
+//! Behind them: reading the fences, waiting for a running one and taking
+//! it over once its lease ran out, renewing a lease, doing a fence's work
+//! with requests the store refuses once the lease is over, settling it,
+//! and removing doomed records under a repair fence.
 
 use std::time::{Duration, Instant};
 
-use super::{Wal, new_token};
+use super::{Appending, Place, Unconfirmed, Wal, new_token};
 use crate::error::{Error, Result};
 use crate::fence::{self, Fence, Fences, Holder, Kind, State};
 use crate::local::{Conditional, FenceNotes};
@@ -662,6 +670,122 @@ impl<S: Store> Wal<S> {
                 Err(error)
             }
             Err(error) => Err(error),
+        }
+    }
+
+    /// The look before the PUT: the place after the record at `tail`,
+    /// known to this command under
+    /// `epoch`, or `None` when that record is gone, or doomed (it is then
+    /// removed): the tail is to be found again.
+    ///
+    /// Looks at the record (one HEAD): a record doomed by a truncate this
+    /// command knows of must not be followed, or the record placed after it
+    /// would be left above a hole when it goes. A log that never had a
+    /// fence has no such truncate: a tail a listing has just `listed` is
+    /// then taken as it is.
+    pub(super) fn place_after(&self, tail: u64, epoch: u64, listed: bool) -> Result<Option<Place>> {
+        if tail == 0 || (listed && epoch == 0) {
+            return Ok(Some(Place { tail, epoch }));
+        }
+        let Some(head) = self.store.head(&self.prefix.key(tail))? else {
+            return Ok(None);
+        };
+        // Records of the seed or an s3wal before fences are never doomed.
+        let Some(theirs) = head.token.as_deref().and_then(fence::epoch_of) else {
+            return Ok(Some(Place { tail, epoch }));
+        };
+        if theirs < epoch {
+            // Only the fences this command knows to have settled: newer
+            // ones are the check after the PUT's to find.
+            let mut fences = self.read_fences(theirs)?;
+            fences.forget_after(epoch);
+            if fences.dooms(theirs, tail) {
+                let cut = fences.lowest_dooming_cut(theirs, tail);
+                self.repair(cut.map_or(tail, |after| after + 2))?;
+                return Ok(None);
+            }
+        }
+        Ok(Some(Place {
+            tail,
+            epoch: epoch.max(theirs),
+        }))
+    }
+
+    /// The check after the PUT: acknowledges `run`'s unconfirmed records,
+    /// one run of consecutive offsets, that stand, calling `appended` with
+    /// each: one LIST of the fences newer than their epoch. Records that a
+    /// fence dooms wait for it to settle (a void one dooms nothing; a dead
+    /// holder's is taken over); one a trim deleted was appended before it
+    /// and stands; the others are removed and go to the front of
+    /// `run.again`, to be placed again. Says whether any did.
+    pub(super) fn confirm(
+        &self,
+        run: &mut Appending,
+        appended: &mut impl FnMut(u64, &[u8]) -> Result<()>,
+    ) -> Result<bool> {
+        let Some(since) = run.unconfirmed.iter().map(|u| u.epoch).min() else {
+            return Ok(false);
+        };
+        let doomed = |fences: &Fences, u: &Unconfirmed| fences.dooms(u.epoch, u.offset);
+        let mut fences = self.read_fences(since)?;
+        if run.unconfirmed.iter().any(|u| doomed(&fences, u)) {
+            let unconfirmed = &run.unconfirmed;
+            fences = self.wait_for_fences(since, |fences| {
+                unconfirmed.iter().find_map(|u| {
+                    let mut running = fences.dooming(u.epoch, u.offset);
+                    running.find(|f| !f.settled()).copied()
+                })
+            })?;
+        }
+        let mut standing = Vec::new();
+        let mut removed = Vec::new();
+        for record in run.unconfirmed.drain(..) {
+            let stands = !doomed(&fences, &record)
+                || (fences.only_trims_doom(record.epoch, record.offset)
+                    && self.store.head(&self.prefix.key(record.offset))?.is_none());
+            match stands {
+                true => standing.push(record),
+                false => removed.push(record),
+            }
+        }
+        // Every one that stands is named, even after `appended` fails.
+        let mut failed = Ok(());
+        for record in &standing {
+            run.count += 1;
+            failed = failed.and(appended(record.offset, record.body.data()));
+        }
+        // The next command looks at these records later than the fences
+        // were read, so it may stamp their epoch; this one may not.
+        self.note_epoch(fences.epoch().max(since));
+        let Some(lowest) = removed.first() else {
+            failed?;
+            return Ok(false);
+        };
+        let cut = fences.lowest_dooming_cut(lowest.epoch, lowest.offset);
+        let repaired = self.repair(cut.map_or(lowest.offset, |after| after + 2));
+        if let Err(error) = failed.and(repaired) {
+            run.unconfirmed.extend(removed);
+            return Err(error);
+        }
+        for record in removed.into_iter().rev() {
+            run.again.push_front(record.body);
+        }
+        Ok(true)
+    }
+
+    /// The tail, once the doomed records on top of it are removed: a trim
+    /// that kept a doomed record as "the last" would empty the log when it
+    /// goes, and offsets would start again. Only under a fence.
+    pub(super) fn standing_tail(&self, held: &mut Held) -> Result<u64> {
+        loop {
+            let tail = self.recover()?;
+            match tail {
+                0 => return Ok(0),
+                _ if self.doomed(tail, &mut Default::default())? == Some(true) => {
+                    self.remove_doomed(held, tail)?;
+                }
+                _ => return Ok(tail),
+            }
         }
     }
 

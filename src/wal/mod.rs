@@ -20,7 +20,7 @@ pub use fencing::{DEFAULT_LEASE, FENCE_WAIT, RunningFence};
 
 use crate::append::{Answer, Append, GiveUp, Limits, Step};
 use crate::error::{Error, ProtocolKind, Result};
-use crate::fence::{self, Fences, Kind};
+use crate::fence::{self, Kind};
 use crate::local::{Conditional, LocalState};
 use crate::lock::Interruption;
 use crate::random::{jitter, random};
@@ -100,10 +100,25 @@ const MAX_PLACE_ROUNDS: u32 = 10;
 /// Where the next record goes: after the record at `tail` (0: the log is
 /// empty), stamped with `epoch`, a fence every truncate up to which had
 /// settled before that record was looked at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Place {
     tail: u64,
     epoch: u64,
+}
+
+/// What one append command carries from record to record.
+#[derive(Debug, Default)]
+struct Appending {
+    /// Where the next record goes.
+    place: Place,
+    /// The store hint as this command read it.
+    remembered: Remembered,
+    /// Records stored and not yet confirmed: one run of offsets.
+    unconfirmed: Vec<Unconfirmed>,
+    /// Records to place again, first: doomed ones, in their order.
+    again: VecDeque<Body>,
+    /// Records acknowledged so far.
+    count: u64,
 }
 
 /// Records one append stores before it reads the fences to confirm them
@@ -115,6 +130,7 @@ const GROUP_RECORDS: usize = 1000;
 const GROUP_BYTES: usize = 64 * 1024 * 1024;
 
 /// A record stored and not yet confirmed.
+#[derive(Debug)]
 struct Unconfirmed {
     offset: u64,
     /// The epoch it was stamped with.
@@ -641,30 +657,21 @@ impl<S: Store> Wal<S> {
             return Ok(0);
         }
         self.finish_own_fence()?;
-        let mut remembered = Remembered::default();
-        self.ensure_conditional_puts(&mut remembered)?;
-        let mut place = self.place(&mut remembered)?;
-        let started = place.tail;
-        let mut count = 0;
-        let mut unconfirmed = Vec::new();
-        let mut result = self.store_records(
-            records,
-            &mut place,
-            &mut remembered,
-            &mut unconfirmed,
-            &mut appended,
-            &mut count,
-        );
+        let mut run = Appending::default();
+        self.ensure_conditional_puts(&mut run.remembered)?;
+        run.place = self.place(&mut run.remembered)?;
+        let started = run.place.tail;
+        let mut result = self.store_records(records, &mut run, &mut appended);
         if let Err(error) = result {
-            result = Err(maybe_stored(error, &unconfirmed));
+            result = Err(maybe_stored(error, &run.unconfirmed));
         }
-        self.local.hint.store(place.tail);
+        self.local.hint.store(run.place.tail);
         self.keep_store_hint(
-            &remembered,
-            place.tail,
-            store_hint::due(started, place.tail),
+            &run.remembered,
+            run.place.tail,
+            store_hint::due(started, run.place.tail),
         );
-        result.map(|()| count)
+        result.map(|()| run.count)
     }
 
     /// Where the next record goes: after the hinted tail, if its record
@@ -691,43 +698,6 @@ impl<S: Store> Wal<S> {
         Err(self.moved_too_often())
     }
 
-    /// The place after the record at `tail`, known to this command under
-    /// `epoch`, or `None` when that record is gone, or doomed (it is then
-    /// removed): the tail is to be found again.
-    ///
-    /// Looks at the record (one HEAD): a record doomed by a truncate this
-    /// command knows of must not be followed, or the record placed after it
-    /// would be left above a hole when it goes. A log that never had a
-    /// fence has no such truncate: a tail a listing has just `listed` is
-    /// then taken as it is.
-    fn place_after(&self, tail: u64, epoch: u64, listed: bool) -> Result<Option<Place>> {
-        if tail == 0 || (listed && epoch == 0) {
-            return Ok(Some(Place { tail, epoch }));
-        }
-        let Some(head) = self.store.head(&self.prefix.key(tail))? else {
-            return Ok(None);
-        };
-        // Records of the seed or an s3wal before fences are never doomed.
-        let Some(theirs) = head.token.as_deref().and_then(fence::epoch_of) else {
-            return Ok(Some(Place { tail, epoch }));
-        };
-        if theirs < epoch {
-            // Only the fences this command knows to have settled: newer
-            // ones are the check after the PUT's to find.
-            let mut fences = self.read_fences(theirs)?;
-            fences.forget_after(epoch);
-            if fences.dooms(theirs, tail) {
-                let cut = fences.lowest_dooming_cut(theirs, tail);
-                self.repair(cut.map_or(tail, |after| after + 2))?;
-                return Ok(None);
-            }
-        }
-        Ok(Some(Place {
-            tail,
-            epoch: epoch.max(theirs),
-        }))
-    }
-
     /// The place past `taken`, an offset another writer took.
     fn place_past(&self, taken: u64, epoch: u64) -> Result<Place> {
         match self.place_after(self.tail_near(taken)?, epoch, true)? {
@@ -744,125 +714,58 @@ impl<S: Store> Wal<S> {
         }
     }
 
-    /// Stores each record after `place`, acknowledging them in groups
+    /// Stores each record after `run.place`, acknowledging them in groups
     /// (see [`GROUP_RECORDS`]) once they stand: one run of consecutive
     /// offsets at a time.
     fn store_records<R: Into<Body>>(
         &self,
         records: impl Iterator<Item = R>,
-        place: &mut Place,
-        remembered: &mut Remembered,
-        unconfirmed: &mut Vec<Unconfirmed>,
+        run: &mut Appending,
         appended: &mut impl FnMut(u64, &[u8]) -> Result<()>,
-        count: &mut u64,
     ) -> Result<()> {
         let mut records = records.map(Into::into);
-        // Records to place again, first: doomed ones, in their order.
-        let mut again: VecDeque<Body> = VecDeque::new();
         let mut bytes = 0;
         let mut rounds = 0;
         // The run of records stored so far ended: a taken offset.
         let mut ended = false;
         loop {
-            let full = ended || unconfirmed.len() >= GROUP_RECORDS || bytes >= GROUP_BYTES;
+            let full = ended || run.unconfirmed.len() >= GROUP_RECORDS || bytes >= GROUP_BYTES;
             let next = match full {
                 true => None,
-                false => again.pop_front().or_else(|| records.next()),
+                false => run.again.pop_front().or_else(|| records.next()),
             };
             let Some(mut body) = next else {
-                if unconfirmed.is_empty() {
+                if run.unconfirmed.is_empty() {
                     return Ok(());
                 }
                 (bytes, ended) = (0, false);
-                if self.confirm(unconfirmed, &mut again, appended, count)? {
+                if self.confirm(run, appended)? {
                     rounds += 1;
                     if rounds >= MAX_PLACE_ROUNDS {
                         return Err(self.moved_too_often());
                     }
-                    *place = self.place_afresh(remembered)?;
+                    run.place = self.place_afresh(&mut run.remembered)?;
                 }
                 continue;
             };
-            match self.put_record(place, &mut body, !unconfirmed.is_empty())? {
+            let chained = !run.unconfirmed.is_empty();
+            match self.put_record(&mut run.place, &mut body, chained)? {
                 Some(offset) => {
-                    place.tail = offset;
+                    run.place.tail = offset;
                     bytes += body.data().len();
-                    let epoch = place.epoch;
-                    unconfirmed.push(Unconfirmed {
+                    run.unconfirmed.push(Unconfirmed {
                         offset,
-                        epoch,
+                        epoch: run.place.epoch,
                         body,
                     });
                 }
                 // Taken after records not yet confirmed: confirm them first.
                 None => {
-                    again.push_front(body);
+                    run.again.push_front(body);
                     ended = true;
                 }
             }
         }
-    }
-
-    /// Acknowledges the `unconfirmed` records, one run of consecutive
-    /// offsets, that stand, calling `appended` with each: one LIST of the
-    /// fences newer than their epoch. Records that a fence dooms wait for
-    /// it to settle (a void one dooms nothing); one a trim deleted was
-    /// appended before it and stands; the others are removed and go to the
-    /// front of `again`, to be placed again. Says whether any did.
-    fn confirm(
-        &self,
-        unconfirmed: &mut Vec<Unconfirmed>,
-        again: &mut VecDeque<Body>,
-        appended: &mut impl FnMut(u64, &[u8]) -> Result<()>,
-        count: &mut u64,
-    ) -> Result<bool> {
-        let Some(since) = unconfirmed.iter().map(|u| u.epoch).min() else {
-            return Ok(false);
-        };
-        let doomed = |fences: &Fences, u: &Unconfirmed| fences.dooms(u.epoch, u.offset);
-        let mut fences = self.read_fences(since)?;
-        if unconfirmed.iter().any(|u| doomed(&fences, u)) {
-            fences = self.wait_for_fences(since, |fences| {
-                unconfirmed.iter().find_map(|u| {
-                    let mut running = fences.dooming(u.epoch, u.offset);
-                    running.find(|f| !f.settled()).copied()
-                })
-            })?;
-        }
-        let mut standing = Vec::new();
-        let mut removed = Vec::new();
-        for record in unconfirmed.drain(..) {
-            let stands = !doomed(&fences, &record)
-                || (fences.only_trims_doom(record.epoch, record.offset)
-                    && self.store.head(&self.prefix.key(record.offset))?.is_none());
-            match stands {
-                true => standing.push(record),
-                false => removed.push(record),
-            }
-        }
-        // Every one that stands is named, even after `appended` fails.
-        let mut failed = Ok(());
-        for record in &standing {
-            *count += 1;
-            failed = failed.and(appended(record.offset, record.body.data()));
-        }
-        // The next command looks at these records later than the fences
-        // were read, so it may stamp their epoch; this one may not.
-        self.note_epoch(fences.epoch().max(since));
-        let Some(lowest) = removed.first() else {
-            failed?;
-            return Ok(false);
-        };
-        let cut = fences.lowest_dooming_cut(lowest.epoch, lowest.offset);
-        let repaired = self.repair(cut.map_or(lowest.offset, |after| after + 2));
-        if let Err(error) = failed.and(repaired) {
-            unconfirmed.extend(removed);
-            return Err(error);
-        }
-        for record in removed.into_iter().rev() {
-            again.push_front(record.body);
-        }
-        Ok(true)
     }
 
     /// PUTs one record after `place` or, when that offset is taken, past
@@ -1028,22 +931,6 @@ impl<S: Store> Wal<S> {
             next = end;
         }
         Ok(deleted)
-    }
-
-    /// The tail, once the doomed records on top of it are removed: a trim
-    /// that kept a doomed record as "the last" would empty the log when it
-    /// goes, and offsets would start again. Only under a fence.
-    fn standing_tail(&self, held: &mut Held) -> Result<u64> {
-        loop {
-            let tail = self.recover()?;
-            match tail {
-                0 => return Ok(0),
-                _ if self.doomed(tail, &mut Default::default())? == Some(true) => {
-                    self.remove_doomed(held, tail)?;
-                }
-                _ => return Ok(tail),
-            }
-        }
     }
 
     /// Deletes every record after offset `after` and returns how many keys
