@@ -29,18 +29,27 @@ use s3wal::{Record, Wal};
 #[argh(
     note = "Configuration: flags beat the environment (AWS_BUCKET_NAME, AWS_PREFIX, \
             AWS_REGION or AWS_DEFAULT_REGION, AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, \
-            AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, S3WAL_LOCK_DIR), \
-            which beats ./.env.",
+            AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, S3WAL_LOCK_DIR, \
+            S3WAL_LEASE, S3WAL_ALLOW_UNSAFE_TAKEOVER), which beats ./.env.",
     example = "s3wal --bucket my-bucket --prefix wal append \"Record #1\"",
     error_code(1, "failure: network, S3, configuration or local file"),
     error_code(2, "usage: bad command line"),
     error_code(3, "not found: no record at the offset, or the log is empty"),
     error_code(4, "integrity: a stored record failed its checks"),
-    error_code(5, "append gave up: other writers kept taking the next offset"),
+    error_code(
+        5,
+        "gave up, nothing done: other writers kept taking the next offset, or another \
+         machine's fence kept running (or cannot be taken over safely)"
+    ),
     error_code(
         6,
         "append stored records (or may have), then failed: stderr names their \
          offsets; do not append them again"
+    ),
+    error_code(
+        7,
+        "a truncate or trim lost its fence: paused past its lease, another machine \
+         took the work over"
     )
 )]
 struct Args {

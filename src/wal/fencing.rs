@@ -28,7 +28,8 @@ const FENCE_PAGE: usize = 32;
 
 /// How long a command waits for a fence whose holder is alive (it keeps
 /// renewing its lease) before it gives up. A dead holder's fence is taken
-/// over long before: a lease and a margin after its last sign of life.
+/// over a lease and a margin after its last sign of life, however long
+/// that lease.
 pub const FENCE_WAIT: Duration = Duration::from_secs(120);
 
 /// The lease a command holds its fences by unless set with [`Wal::lease`]:
@@ -256,6 +257,7 @@ impl<S: Store> Wal<S> {
         // each holder once and says once what it waits for.
         let mut known: Option<(u64, u64, Option<Holder>)> = None;
         let mut told = false;
+        let mut first_seen = None;
         loop {
             let fences = self.read_fences(since)?;
             let Some(fence) = blocking(&fences) else {
@@ -287,7 +289,13 @@ impl<S: Store> Wal<S> {
                 polls = 0;
                 continue;
             }
-            if started.elapsed() >= FENCE_WAIT {
+            // A holder that showed no life since this wait began is dead or
+            // stalled: its fence is taken over when `due` comes, whatever
+            // its lease. Only a live one (or a store without times) makes
+            // this command give up.
+            let alive = (fence.seq, fence.alive);
+            let lived = *first_seen.get_or_insert(alive) != alive;
+            if started.elapsed() >= FENCE_WAIT && (lived || left.is_none()) {
                 return Err(self.fence_busy(&fence, holder, due));
             }
             let pause = match left {
@@ -342,8 +350,11 @@ impl<S: Store> Wal<S> {
 
     /// Checks whether the store refuses a request that expired by its own
     /// clock: creates a scratch key, deletes it with a request signed two
-    /// minutes before the store's time to expire one minute later, and
-    /// deletes it for good. Remembers the answer.
+    /// minutes before the store's time to expire one minute later, then
+    /// deletes it for good. The second delete tells a refusal for expiry
+    /// from one for a missing permission (both are 403 AccessDenied):
+    /// when it is refused too, that is the error, and nothing is
+    /// remembered. Remembers the answer.
     pub fn probe_expiry(&self) -> Result<Conditional> {
         let key = self.new_scratch_key();
         self.store
@@ -353,20 +364,14 @@ impl<S: Store> Wal<S> {
             signed_at: now.unwrap_or_else(|| jiff::Timestamp::now().as_second()) - 120,
             expires: 60,
         };
-        let verdict = match self.store.delete_key(&key, Some(expired)) {
+        let late = self.store.delete_key(&key, Some(expired));
+        self.store.delete_key(&key, None)?;
+        let verdict = match late {
+            // Without the store's clock, no deadline is the store's.
             Ok(()) => Conditional::Ignored,
+            Err(_) if now.is_none() => Conditional::Ignored,
             Err(error) if refused_by_store(&error) => Conditional::Enforced,
-            Err(error) => {
-                let _ = self.store.delete_key(&key, None);
-                return Err(error);
-            }
-        };
-        // Best effort, as for the If-None-Match probe's key.
-        let _ = self.store.delete_key(&key, None);
-        // Without the store's clock, no deadline is the store's.
-        let verdict = match now {
-            Some(_) => verdict,
-            None => Conditional::Ignored,
+            Err(error) => return Err(error),
         };
         self.local.expiry.store(verdict);
         Ok(verdict)
@@ -379,20 +384,9 @@ impl<S: Store> Wal<S> {
     /// key first: the caller reads the fences again.
     fn take_over(&self, fence: &Fence) -> Result<()> {
         let lease = fence.lease + 1;
-        let key = fence::lease_key(&self.prefix, fence.seq, lease);
-        let anchor = self.store.store_time();
-        let token = new_token();
-        let ours = match self
-            .store
-            .put_if_absent(&key, &self.holder_body(), &token)?
-        {
-            PutOutcome::Created => true,
-            PutOutcome::Exists { .. } | PutOutcome::Conflict => self.is_ours(&key, &token)?,
-        };
-        if !ours {
+        let Some(deadline) = self.take_lease(fence.seq, lease)? else {
             return Ok(());
-        }
-        self.note_running(Some((&key, &token)))?;
+        };
         // Nothing of the old holder's can land any more: read what it left.
         let fences = self.read_fences(fence.seq.saturating_sub(1))?;
         let Some(now) = fences.get(fence.seq).filter(|f| !f.settled()) else {
@@ -403,7 +397,7 @@ impl<S: Store> Wal<S> {
             seq: now.seq,
             kind: now.kind,
             lease,
-            deadline: self.deadline_from(anchor),
+            deadline,
             taken: Instant::now(),
             deleted: 0,
         };
@@ -440,26 +434,13 @@ impl<S: Store> Wal<S> {
                 return Ok(None);
             };
             let seq = fences.next_seq();
-            let claim = fence::claim_key(&self.prefix, seq);
-            let token = new_token();
-            self.note_running(Some((&claim, &token)))?;
-            let anchor = self.store.store_time();
-            // A 412 or 409 may answer our own claim that landed unseen:
-            // only its token tells.
-            let ours = match self
-                .store
-                .put_if_absent(&claim, &self.holder_body(), &token)?
-            {
-                PutOutcome::Created => true,
-                PutOutcome::Exists { .. } | PutOutcome::Conflict => self.is_ours(&claim, &token)?,
-            };
-            if ours {
+            if let Some(deadline) = self.take_lease(seq, 0)? {
                 let mut held = Held {
-                    key: claim,
+                    key: fence::claim_key(&self.prefix, seq),
                     seq,
                     kind: Kind::Claimed,
                     lease: 0,
-                    deadline: self.deadline_from(anchor),
+                    deadline,
                     taken: Instant::now(),
                     deleted: 0,
                 };
@@ -472,7 +453,6 @@ impl<S: Store> Wal<S> {
                 held.kind = kind;
                 return Ok(Some(held));
             }
-            self.note_running(None)?;
         }
         Err(Error::FenceContended {
             attempts: FENCE_TRIES,
@@ -487,9 +467,25 @@ impl<S: Store> Wal<S> {
             return Ok(());
         }
         let lease = held.lease + 1;
-        let key = fence::lease_key(&self.prefix, held.seq, lease);
-        let anchor = self.store.store_time();
+        let Some(deadline) = self.take_lease(held.seq, lease)? else {
+            return Err(self.lost(held));
+        };
+        held.lease = lease;
+        held.deadline = deadline;
+        held.taken = Instant::now();
+        Ok(())
+    }
+
+    /// Creates lease `n` of fence `seq` (for 0, the claim that takes the
+    /// fence) if it is absent, naming this command as its holder, and
+    /// notes it here first: its deadline if this command created it (a
+    /// 412 or 409 may answer our own PUT whose answer was lost: only the
+    /// token tells), `None` if another command did.
+    fn take_lease(&self, seq: u64, n: u64) -> Result<Option<Deadline>> {
+        let key = fence::lease_key(&self.prefix, seq, n);
         let token = new_token();
+        self.note_running(Some((&key, &token)))?;
+        let anchor = self.store.store_time();
         let ours = match self
             .store
             .put_if_absent(&key, &self.holder_body(), &token)?
@@ -497,13 +493,13 @@ impl<S: Store> Wal<S> {
             PutOutcome::Created => true,
             PutOutcome::Exists { .. } | PutOutcome::Conflict => self.is_ours(&key, &token)?,
         };
-        if !ours {
-            return Err(self.lost(held));
+        match ours {
+            true => Ok(Some(self.deadline_from(anchor))),
+            false => {
+                self.note_running(None)?;
+                Ok(None)
+            }
         }
-        held.lease = lease;
-        held.deadline = self.deadline_from(anchor);
-        held.taken = Instant::now();
-        self.note_running(Some((&key, &token)))
     }
 
     /// The error of a command whose fence another machine took over.

@@ -31,10 +31,32 @@ fn doctor_passes_on_a_store_that_enforces_if_none_match() {
             "conditional PUT",
             "get (s3:GetObject)",
             "delete (s3:DeleteObject)",
+            "presigned expiry",
+            "fences",
         ],
         "{out}"
     );
     assert!(out.lines().all(|l| l.contains(": ok")), "{out}");
+}
+
+/// moto carries out requests past their presigned expiry: the leases of
+/// fences are not enforced there, and doctor says what that means.
+#[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
+fn doctor_says_when_the_store_carries_out_expired_requests() {
+    let run = TestLog::new(Server::moto(), "doctor-moto").run(&["doctor"]);
+    let out = run.out();
+    assert_eq!(run.code, 1, "{out}");
+    let problems: Vec<&str> = out
+        .lines()
+        .filter(|line| line.contains(": PROBLEM: "))
+        .collect();
+    assert_eq!(problems.len(), 1, "{out}");
+    assert!(
+        problems[0].starts_with("presigned expiry: PROBLEM: "),
+        "{out}"
+    );
+    assert!(problems[0].contains("--allow-unsafe-takeover"), "{out}");
 }
 
 #[test]

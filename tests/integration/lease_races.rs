@@ -1571,39 +1571,6 @@ on_rgw_and_seaweedfs! {
 // ---------------------------------------------------------------------
 // A store that ignores presigned expiry
 
-/// moto's S3, started by `make test` (for its STS), on a bucket of its
-/// own: a store that carries out a presigned request past its expiry.
-fn moto() -> Server {
-    let endpoint = std::env::var("S3WAL_TEST_MOTO_ENDPOINT").unwrap_or_else(|_| {
-        panic!("S3WAL_TEST_MOTO_ENDPOINT is not set: run the tests with `make test`")
-    });
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let server = Server {
-        endpoint,
-        bucket: format!("lease-{}-{nanos}", std::process::id()),
-        access_key: "s3wal-moto".into(),
-        secret_key: "s3wal-moto".into(),
-        data_dir: None,
-    };
-    let bucket = rusty_s3::Bucket::new(
-        server.endpoint.parse().unwrap(),
-        rusty_s3::UrlStyle::Path,
-        server.bucket.clone(),
-        "us-east-1",
-    )
-    .unwrap();
-    let credentials = rusty_s3::Credentials::new(&server.access_key, &server.secret_key);
-    use rusty_s3::S3Action;
-    let url = bucket
-        .create_bucket(&credentials)
-        .sign(Duration::from_secs(600));
-    assert_eq!(ureq::put(url.as_str()).send_empty().unwrap().status(), 200);
-    server
-}
-
 /// Where the store carries out a request past its presigned expiry
 /// (moto), taking a dead holder's fence over is not safe: a holder only
 /// paused could still delete. A command that meets such a fence exits 5
@@ -1612,7 +1579,7 @@ fn moto() -> Server {
 #[test]
 #[ignore = "needs the S3 servers that `make test` starts"]
 fn where_the_store_ignores_presigned_expiry_a_takeover_needs_allow_unsafe_takeover() {
-    let scene = Scene::new(moto(), "lease-moto", RECORDS);
+    let scene = Scene::new(Server::moto(), "lease-moto", RECORDS);
     let (killed, ..) = kill_a_truncate_at(&scene, Point::AfterClaim, &scene.machine("holder"));
     let appender = scene.machine("appender");
     let refused = appender.run(&["append", "refused"]);

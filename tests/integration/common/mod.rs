@@ -61,6 +61,38 @@ impl Server {
         Server::from_env("WEED")
     }
 
+    /// moto's S3, started by `make test` (for its STS), on a bucket of its
+    /// own: a store that carries out a presigned request past its expiry.
+    pub fn moto() -> Server {
+        let endpoint = std::env::var("S3WAL_TEST_MOTO_ENDPOINT").unwrap_or_else(|_| {
+            panic!("S3WAL_TEST_MOTO_ENDPOINT is not set: run the tests with `make test`")
+        });
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let server = Server {
+            endpoint,
+            bucket: format!("lease-{}-{nanos}", std::process::id()),
+            access_key: "s3wal-moto".into(),
+            secret_key: "s3wal-moto".into(),
+            data_dir: None,
+        };
+        let bucket = rusty_s3::Bucket::new(
+            server.endpoint.parse().unwrap(),
+            rusty_s3::UrlStyle::Path,
+            server.bucket.clone(),
+            "us-east-1",
+        )
+        .unwrap();
+        let credentials = rusty_s3::Credentials::new(&server.access_key, &server.secret_key);
+        let url = bucket
+            .create_bucket(&credentials)
+            .sign(Duration::from_secs(600));
+        assert_eq!(ureq::put(url.as_str()).send_empty().unwrap().status(), 200);
+        server
+    }
+
     /// No server: for the tests whose command ends before any request
     /// (usage and configuration errors), which `cargo test` runs without
     /// `make test`. The configuration is complete, and its endpoint is the
