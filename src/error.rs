@@ -373,7 +373,7 @@ impl fmt::Display for Error {
                          from {} by the store's clock if it stops); try again later",
                         crate::fence::store_time_text(*at)
                     ),
-                    None => f.write_str("; try again later"),
+                    None => f.write_str("; it shows life; try again later"),
                 }
             }
             Error::FenceContended { attempts } => write!(

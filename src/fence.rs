@@ -143,6 +143,9 @@ impl Fence {
     /// take this fence over from `holder`; `None` when the listing gave no
     /// time.
     pub(crate) fn takeover_at(&self, holder: &Holder) -> Option<i64> {
+        if holder.released {
+            return self.alive;
+        }
         let lease_ms = i64::try_from(holder.lease_secs).unwrap_or(i64::MAX / 2) * 1000;
         Some(self.alive? + lease_ms + TAKEOVER_MARGIN_MS)
     }
@@ -413,13 +416,21 @@ pub(crate) struct Holder {
     pub host: String,
     /// Its process id.
     pub pid: u32,
+    /// It gave the fence up, its work unfinished (it failed, and has no
+    /// request in flight): the fence may be taken over at once.
+    pub released: bool,
 }
 
 impl Holder {
     /// The body of a claim or lease key.
     pub(crate) fn encode(&self) -> Vec<u8> {
+        let released = match self.released {
+            true => "released\n",
+            false => "",
+        };
         format!(
-            "{HOLDER_MAGIC}\nlease {}\nhost {}\npid {}\nsee README, Many machines, one log\n",
+            "{HOLDER_MAGIC}\nlease {}\nhost {}\npid {}\n{released}\
+             see README, Many machines, one log\n",
             self.lease_secs, self.host, self.pid
         )
         .into_bytes()
@@ -431,19 +442,20 @@ impl Holder {
         let text = std::str::from_utf8(body).ok()?;
         let mut lines = text.lines();
         (lines.next()? == HOLDER_MAGIC).then_some(())?;
-        let (mut lease, mut host, mut pid) = (None, None, None);
+        let (mut lease, mut host, mut pid, mut released) = (None, None, None, false);
         for line in lines {
             match line.split_once(' ') {
                 Some(("lease", n)) => lease = digits_only(n),
                 Some(("host", name)) => host = Some(name.to_owned()),
                 Some(("pid", n)) => pid = n.parse().ok(),
-                _ => {}
+                _ => released |= line == "released",
             }
         }
         Some(Holder {
             lease_secs: lease.filter(|&n| n > 0)?,
             host: host?,
             pid: pid?,
+            released,
         })
     }
 }
@@ -633,6 +645,7 @@ mod tests {
             lease_secs: 30,
             host: "ci-runner-7".into(),
             pid: 4242,
+            released: false,
         };
         let list = Fences::from_listing(&wal(), [(claim_key(&wal(), 1).as_str(), Some(5_000))]);
         let fence = list.newest().unwrap();
@@ -642,6 +655,11 @@ mod tests {
         );
         let untimed = fences(&[claim_key(&wal(), 1)]);
         assert_eq!(untimed.newest().unwrap().takeover_at(&holder), None);
+        let released = Holder {
+            released: true,
+            ..holder
+        };
+        assert_eq!(fence.takeover_at(&released), Some(5_000), "at once");
     }
 
     #[test]
@@ -650,8 +668,14 @@ mod tests {
             lease_secs: 30,
             host: "host with spaces".into(),
             pid: 7,
+            released: false,
         };
-        assert_eq!(Holder::decode(&holder.encode()), Some(holder));
+        assert_eq!(Holder::decode(&holder.encode()), Some(holder.clone()));
+        let released = Holder {
+            released: true,
+            ..holder
+        };
+        assert_eq!(Holder::decode(&released.encode()), Some(released));
         assert_eq!(
             Holder::decode(b"s3wal fence: see README, Many machines, one log\n"),
             None

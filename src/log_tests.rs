@@ -279,8 +279,9 @@ fn a_trimmed_log_is_never_cut_below_its_first_record() {
 }
 
 /// A command that died holding a truncate fence is finished by the next
-/// one on its machine, which decides as the dead one would have: a cut
-/// below a trimmed log's first record is refused (the fence goes void).
+/// one on its machine once its lease ran out, which decides as the dead
+/// one would have: a cut below a trimmed log's first record is refused
+/// (the fence goes void).
 #[test]
 fn a_dead_truncate_that_must_be_refused_is_voided_by_the_next_command() {
     let wal = log_with(&[]);
@@ -290,10 +291,8 @@ fn a_dead_truncate_that_must_be_refused_is_voided_by_the_next_command() {
     wal.trim(6).unwrap();
     // What `truncate 3` leaves when it dies right after describing its fence.
     let seq = wal.read_fences(u64::MAX).unwrap().next_seq();
+    dead_claim(&wal, Some(Kind::Truncate(3)));
     let claim = fence::claim_key(wal.prefix(), seq);
-    wal.store().put_if_absent(&claim, b"", "dead").unwrap();
-    let described = fence::key(wal.prefix(), seq, Kind::Truncate(3));
-    wal.store().overwrite(&described, b"").unwrap();
     wal.local().fences.store(&FenceNotes {
         running: Some(format!("{claim} dead")),
         epoch: None,
@@ -330,6 +329,7 @@ fn dead_claim(wal: &Wal<Faulty>, kind: Option<Kind>) {
         lease_secs: 1,
         host: "gone".into(),
         pid: 1,
+        released: false,
     };
     wal.store()
         .put_if_absent(&claim, &holder.encode(), "dead")

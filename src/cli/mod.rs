@@ -97,7 +97,7 @@ struct Args {
     #[argh(switch)]
     allow_unsafe_store: bool,
     /// seconds a truncate or trim holds its fence between renewals, and
-    /// after which a dead machine's fence is taken over, 1 to 3600 (env
+    /// after which a dead machine's fence is taken over, 2 to 3600 (env
     /// S3WAL_LEASE; default 30)
     #[argh(option)]
     lease: Option<u64>,

@@ -279,6 +279,10 @@ fn parallel(flags: &Flags) -> Result<(usize, Origin)> {
 /// machine would hold the others back for longer than any job waits.
 const MAX_LEASE_SECS: u64 = 3600;
 
+/// The shortest: the store's `Date` counts whole seconds, so a lease of
+/// one would often be over as soon as it is taken.
+const MIN_LEASE_SECS: u64 = 2;
+
 /// The lease of fences and whether dead machines' fences may be taken over
 /// unsafely: the flags, else `S3WAL_LEASE` and
 /// `S3WAL_ALLOW_UNSAFE_TAKEOVER`, else the defaults.
@@ -289,11 +293,11 @@ fn fence_settings(flags: &Flags, env: &Env) -> Result<(Duration, bool, [Origin; 
         (None, None) => (crate::DEFAULT_LEASE.as_secs().to_string(), Source::Default),
     };
     let lease = match lease.parse::<u64>() {
-        Ok(seconds) if (1..=MAX_LEASE_SECS).contains(&seconds) => seconds,
+        Ok(seconds) if (MIN_LEASE_SECS..=MAX_LEASE_SECS).contains(&seconds) => seconds,
         _ => {
             return Err(Error::Usage(format!(
-                "the lease ({source}) must be a whole number of seconds from 1 to \
-                 {MAX_LEASE_SECS}, not {lease:?}"
+                "the lease ({source}) must be a whole number of seconds from \
+                 {MIN_LEASE_SECS} to {MAX_LEASE_SECS}, not {lease:?}"
             )));
         }
     };

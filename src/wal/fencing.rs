@@ -34,11 +34,11 @@ pub const FENCE_WAIT: Duration = Duration::from_secs(120);
 
 /// The lease a command holds its fences by unless set with [`Wal::lease`]:
 /// how long a dead machine's fence can hold the others back (plus
-/// [`fence::TAKEOVER_MARGIN_MS`]), and how long a live one may stall
-/// between two requests before it loses its fence. 30 s is longer than any
-/// retry of a single request up to the default `--timeout` takes to fail
-/// over a flaky link, and short enough that a CI job waiting behind a
-/// killed runner loses half a minute, not its whole budget.
+/// [`fence::TAKEOVER_MARGIN_MS`]), and how long a live one may go without
+/// a step of progress (it renews every third of it) before it may lose its
+/// fence. 30 s lets a CI job behind a killed runner lose half a minute,
+/// not its whole budget, while a holder rides out a few retries of a
+/// failing request (from 100 ms, doubling) between two renewals.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
 /// How long a command waits for a fence before it says so on stderr.
@@ -83,6 +83,16 @@ fn host_name() -> String {
         0 if end > 0 => String::from_utf8_lossy(&buffer[..end]).into_owned(),
         _ => "unknown-host".to_owned(),
     }
+}
+
+/// Where a fence this command held stands, after the store refused one of
+/// its requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Holding {
+    /// Still ours, running: the lease ran out unclaimed.
+    Held,
+    /// Ours, and settled: the marker landed.
+    Settled,
 }
 
 /// A fence that runs, as `stat` and `doctor` show it: times are the
@@ -155,11 +165,12 @@ impl<S: Store> Wal<S> {
     }
 
     /// The body of a claim or lease key this command creates.
-    fn holder_body(&self) -> Vec<u8> {
+    fn holder_body(&self, released: bool) -> Vec<u8> {
         Holder {
             lease_secs: self.lease_secs(),
             host: host_name(),
             pid: std::process::id(),
+            released,
         }
         .encode()
     }
@@ -295,8 +306,21 @@ impl<S: Store> Wal<S> {
             // this command give up.
             let alive = (fence.seq, fence.alive);
             let lived = *first_seen.get_or_insert(alive) != alive;
-            if started.elapsed() >= FENCE_WAIT && (lived || left.is_none()) {
-                return Err(self.fence_busy(&fence, holder, due));
+            if started.elapsed() >= FENCE_WAIT {
+                match (lived, left) {
+                    (true, _) => return Err(self.fence_busy(&fence, holder, due)),
+                    // Nothing says when it is due (its holder is an s3wal
+                    // before leases, or the store gives no times), and it
+                    // showed no life for the whole wait: only an explicit
+                    // choice may take it over.
+                    (false, None) if self.allow_unsafe_takeover => {
+                        self.take_over(&fence)?;
+                        polls = 0;
+                        continue;
+                    }
+                    (false, None) => return Err(unsafe_takeover(&fence, holder)),
+                    (false, Some(_)) => {}
+                }
             }
             let pause = match left {
                 Some(left) => fence_pause(polls).min(Duration::from_millis(left as u64 + 1)),
@@ -331,11 +355,7 @@ impl<S: Store> Wal<S> {
             && self.expiry_verdict()? == Conditional::Enforced;
         match enforced {
             true => Ok(()),
-            false => Err(Error::UnsafeTakeover {
-                fence: fence.kind.to_string(),
-                seq: fence.seq,
-                holder: holder.map(Holder::to_string),
-            }),
+            false => Err(unsafe_takeover(fence, holder)),
         }
     }
 
@@ -349,8 +369,9 @@ impl<S: Store> Wal<S> {
     }
 
     /// Checks whether the store refuses a request that expired by its own
-    /// clock: creates a scratch key, deletes it with a request signed two
-    /// minutes before the store's time to expire one minute later, then
+    /// clock: creates a scratch key, deletes it with a request that ended
+    /// one to two seconds before the store's time (less than the takeover
+    /// margin), then
     /// deletes it for good. The second delete tells a refusal for expiry
     /// from one for a missing permission (both are 403 AccessDenied):
     /// when it is refused too, that is the error, and nothing is
@@ -360,8 +381,10 @@ impl<S: Store> Wal<S> {
         self.store
             .put_if_absent(&key, b"s3wal expiry probe", &new_token())?;
         let now = self.store.store_time();
+        // Ended a second before the store's `Date`, which reads low: as
+        // late as a request a taker could meet after the margin.
         let expired = Deadline {
-            signed_at: now.unwrap_or_else(|| jiff::Timestamp::now().as_second()) - 120,
+            signed_at: now.unwrap_or_else(|| jiff::Timestamp::now().as_second()) - 61,
             expires: 60,
         };
         let late = self.store.delete_key(&key, Some(expired));
@@ -446,9 +469,15 @@ impl<S: Store> Wal<S> {
                 };
                 // Until this lands, the claim counts as a truncate after 0.
                 let key = fence::key(&self.prefix, seq, kind);
-                self.fenced(&mut held, |deadline| {
+                let described = self.fenced(&mut held, |deadline| {
                     self.store.overwrite_until(&key, b"", deadline)
-                })?;
+                });
+                if let Err(error) = described {
+                    if !matches!(error, Error::FenceLost { .. }) {
+                        self.release(&held);
+                    }
+                    return Err(error);
+                }
                 held.key = key;
                 held.kind = kind;
                 return Ok(Some(held));
@@ -486,20 +515,39 @@ impl<S: Store> Wal<S> {
         let token = new_token();
         self.note_running(Some((&key, &token)))?;
         let anchor = self.store.store_time();
-        let ours = match self
-            .store
-            .put_if_absent(&key, &self.holder_body(), &token)?
-        {
-            PutOutcome::Created => true,
-            PutOutcome::Exists { .. } | PutOutcome::Conflict => self.is_ours(&key, &token)?,
-        };
-        match ours {
+        match self.create_lease_key(&key, &token, false)? {
             true => Ok(Some(self.deadline_from(anchor))),
             false => {
                 self.note_running(None)?;
                 Ok(None)
             }
         }
+    }
+
+    /// Creates the lease key `key` with `token` if absent: whether this
+    /// command created it. A 409 decides nothing, so the same PUT goes
+    /// again (our own earlier try may be in flight); a 412 may answer our
+    /// own PUT whose answer was lost, which only the token tells.
+    fn create_lease_key(&self, key: &str, token: &str, released: bool) -> Result<bool> {
+        let body = self.holder_body(released);
+        for _ in 0..super::MAX_CONFLICT_RETRIES {
+            match self.store.put_if_absent(key, &body, token)? {
+                PutOutcome::Created => return Ok(true),
+                PutOutcome::Exists { .. } => return self.is_ours(key, token),
+                PutOutcome::Conflict => (self.pause)(fence_pause(0)),
+            }
+        }
+        self.is_ours(key, token)
+    }
+
+    /// Gives `held`'s fence up after its work failed, every request of it
+    /// answered: creates its next lease key saying so, so that the next
+    /// command that meets it takes it over at once rather than after the
+    /// lease. Best effort: without it, the lease runs out.
+    fn release(&self, held: &Held) {
+        let key = fence::lease_key(&self.prefix, held.seq, held.lease + 1);
+        let _ = self.create_lease_key(&key, &new_token(), true);
+        let _ = self.note_running(None);
     }
 
     /// The error of a command whose fence another machine took over.
@@ -530,7 +578,11 @@ impl<S: Store> Wal<S> {
             match request(held.deadline) {
                 Err(error) if refused_by_store(&error) && retries < LAPSED_RETRIES => {
                     retries += 1;
-                    self.still_held(held)?;
+                    if self.still_held(held)? == Holding::Settled {
+                        // Our own marker, whose answer was lost and whose
+                        // resend came too late.
+                        return Ok(());
+                    }
                     self.renew(held, true)?;
                 }
                 other => return other,
@@ -538,12 +590,16 @@ impl<S: Store> Wal<S> {
         }
     }
 
-    /// Fails with [`Error::FenceLost`] if another machine took `held`'s
-    /// fence over, or settled it.
-    fn still_held(&self, held: &Held) -> Result<()> {
+    /// Whether this command still holds `held`'s fence, or settled it:
+    /// [`Error::FenceLost`] if another machine took it over (a newer lease
+    /// key than ours), or settled it. Nobody settles a fence without its
+    /// newest lease, so a settled fence whose newest lease is ours was
+    /// settled by us.
+    fn still_held(&self, held: &Held) -> Result<Holding> {
         let fences = self.read_fences(held.seq.saturating_sub(1))?;
         match fences.get(held.seq) {
-            Some(fence) if fence.lease <= held.lease && !fence.settled() => Ok(()),
+            Some(fence) if fence.lease == held.lease && fence.settled() => Ok(Holding::Settled),
+            Some(fence) if fence.lease == held.lease => Ok(Holding::Held),
             _ => Err(self.lost(held)),
         }
     }
@@ -554,32 +610,47 @@ impl<S: Store> Wal<S> {
     /// keeps its fence for as long as it makes progress.
     pub(crate) fn delete_fenced(&self, held: &mut Held, keys: &[String]) -> Result<()> {
         for window in keys.chunks(self.parallel.max(1)) {
-            self.fenced(held, |deadline| self.delete_window(window, deadline))?;
+            // Sent again after a refusal, only the keys not yet deleted: a
+            // key deleted twice might be a record placed in between.
+            let left = std::sync::Mutex::new(window.to_vec());
+            self.fenced(held, |deadline| {
+                let keys = std::mem::take(&mut *left.lock().unwrap_or_else(|e| e.into_inner()));
+                let (refused, first) = self.delete_window(keys, deadline);
+                *left.lock().unwrap_or_else(|e| e.into_inner()) = refused;
+                first
+            })?;
             held.deleted += window.len() as u64;
         }
         Ok(())
     }
 
-    /// Deletes `keys` side by side, signed to end at `deadline`; the first
-    /// error, if any.
-    fn delete_window(&self, keys: &[String], deadline: Deadline) -> Result<()> {
-        if let [key] = keys {
-            return self.store.delete_key(key, Some(deadline));
-        }
-        std::thread::scope(|scope| {
-            let deleting: Vec<_> = keys
-                .iter()
-                .map(|key| scope.spawn(move || self.store.delete_key(key, Some(deadline))))
-                .collect();
-            let mut first = Ok(());
-            for handle in deleting {
-                let result = handle.join().expect("a delete thread panicked");
+    /// Deletes `keys` side by side, signed to end at `deadline`: the keys
+    /// not deleted, and the first error.
+    fn delete_window(&self, keys: Vec<String>, deadline: Deadline) -> (Vec<String>, Result<()>) {
+        let results: Vec<Result<()>> = match keys.as_slice() {
+            [key] => vec![self.store.delete_key(key, Some(deadline))],
+            _ => std::thread::scope(|scope| {
+                let deleting: Vec<_> = keys
+                    .iter()
+                    .map(|key| scope.spawn(move || self.store.delete_key(key, Some(deadline))))
+                    .collect();
+                deleting
+                    .into_iter()
+                    .map(|handle| handle.join().expect("a delete thread panicked"))
+                    .collect()
+            }),
+        };
+        let mut left = Vec::new();
+        let mut first = Ok(());
+        for (key, result) in keys.into_iter().zip(results) {
+            if let Err(error) = result {
+                left.push(key);
                 if first.is_ok() {
-                    first = result;
+                    first = Err(error);
                 }
             }
-            first
-        })
+        }
+        (left, first)
     }
 
     /// Marks `held`'s fence done or void, and forgets it here.
@@ -615,32 +686,29 @@ impl<S: Store> Wal<S> {
         }
     }
 
-    /// Takes over, at once, the fence a command on this machine held and
-    /// did not settle: it died, since this command holds the lock it held,
-    /// so nothing of its can arrive at the store any more. Only if the
-    /// fence's newest lease is still the one it noted: a newer one is
-    /// another machine's, alive or not, and waited for like any other.
+    /// Meets the fence a command on this machine held and did not settle:
+    /// it died (this command holds the lock it held), or failed and
+    /// released it. Whatever the command about to run, it waits for that
+    /// fence as for any other and takes it over once due, so that a dead
+    /// trim or repair here is finished by the next command here, not only
+    /// by the next truncate or trim. A newer lease than the one noted is
+    /// another machine's: nothing to do here.
     pub(crate) fn finish_own_fence(&self) -> Result<()> {
         let Some(running) = self.local.fences.load().running else {
             return Ok(());
         };
         // A prefix may hold spaces; a token never does.
-        let Some((key, token)) = running.rsplit_once(' ') else {
-            return self.note_running(None);
-        };
-        let seq = Fences::seq_of(&self.prefix, key);
-        let fences = self.read_fences(seq.unwrap_or(1).saturating_sub(1))?;
-        let running = seq
-            .and_then(|seq| fences.get(seq))
-            .filter(|f| !f.settled() && f.lease_key(&self.prefix) == key);
-        let ours = match running {
-            Some(_) => self.is_ours(key, token)?,
-            None => false,
-        };
-        match running.filter(|_| ours) {
-            Some(fence) => self.take_over(fence),
-            None => self.note_running(None),
+        let noted = running
+            .rsplit_once(' ')
+            .map_or(running.as_str(), |(key, _)| key);
+        if let Some(seq) = Fences::seq_of(&self.prefix, noted) {
+            let ours = |fences: &Fences| {
+                let fence = fences.get(seq).filter(|f| !f.settled())?;
+                (fence.lease_key(&self.prefix) == noted).then_some(*fence)
+            };
+            self.wait_for_fences(seq.saturating_sub(1), ours)?;
         }
+        self.note_running(None)
     }
 
     /// Does what `held`'s fence says (`kind`), settling it done when the
@@ -665,7 +733,11 @@ impl<S: Store> Wal<S> {
                 self.settle(held, State::Void)?;
                 Err(error)
             }
-            Err(error) => Err(error),
+            Err(error @ Error::FenceLost { .. }) => Err(error),
+            Err(error) => {
+                self.release(held);
+                Err(error)
+            }
         }
     }
 
@@ -738,6 +810,7 @@ impl<S: Store> Wal<S> {
         for record in run.unconfirmed.drain(..) {
             let stands = !doomed(&fences, &record)
                 || (fences.only_trims_doom(record.epoch, record.offset)
+                    && placed_before(&fences, &record)
                     && self.store.head(&self.prefix.key(record.offset))?.is_none());
             match stands {
                 true => standing.push(record),
@@ -813,6 +886,8 @@ impl<S: Store> Wal<S> {
         let start = self.prefix.records_after(from.saturating_sub(1));
         let mut above = Vec::new();
         for key in self.store.keys(&list_prefix, Some(&start), 1000) {
+            // A long listing is progress too: the lease must outlive it.
+            self.renew(held, false)?;
             let key = key?;
             if self.prefix.sorts_after_records(&key) {
                 break;
@@ -821,6 +896,7 @@ impl<S: Store> Wal<S> {
         }
         let mut doomed = Doomed::default();
         for offset in above.into_iter().rev() {
+            self.renew(held, false)?;
             match self.doomed(offset, &mut doomed)? {
                 Some(true) => self.delete_fenced(held, &[self.prefix.key(offset)])?,
                 Some(false) => break,
@@ -851,6 +927,32 @@ impl<S: Store> Wal<S> {
             read.since = Some(epoch);
         }
         Ok(Some(read.fences.dooms(epoch, offset)))
+    }
+}
+
+/// Whether `record` was placed before every trim that dooms it was
+/// claimed, by the store's clock: only then did a trim that deleted it
+/// delete a record appended before it, which stands as trimmed. One
+/// placed after (a trim taken over, or sent again, deletes from its start
+/// again) is placed again. The `Date` after its PUT is in whole seconds:
+/// the record was created before the end of that second.
+fn placed_before(fences: &Fences, record: &Unconfirmed) -> bool {
+    let Some(placed) = record.placed else {
+        return false;
+    };
+    fences.dooming(record.epoch, record.offset).all(|f| {
+        f.claimed
+            .is_some_and(|claimed| (placed + 1) * 1000 <= claimed)
+    })
+}
+
+/// The error of a fence that shows no life but may not be taken over
+/// without `--allow-unsafe-takeover`.
+fn unsafe_takeover(fence: &Fence, holder: Option<&Holder>) -> Error {
+    Error::UnsafeTakeover {
+        fence: fence.kind.to_string(),
+        seq: fence.seq,
+        holder: holder.map(Holder::to_string),
     }
 }
 

@@ -135,6 +135,8 @@ struct Unconfirmed {
     offset: u64,
     /// The epoch it was stamped with.
     epoch: u64,
+    /// The store's time (seconds) when its PUT was answered.
+    placed: Option<i64>,
     body: Body,
 }
 
@@ -283,11 +285,11 @@ impl<S: Store> Wal<S> {
     }
 
     /// Holds fences (truncate, trim, repair) by a lease of `lease`, at
-    /// least a second: how long this command may stall before another
+    /// least 2 s (the store's clock counts whole seconds): how long this command may stall before another
     /// machine takes its fence over, and how long a dead one's fence holds
     /// the others back. [`DEFAULT_LEASE`] unless set.
     pub fn lease(mut self, lease: Duration) -> Wal<S> {
-        self.lease = lease.max(Duration::from_secs(1));
+        self.lease = lease.max(Duration::from_secs(2));
         self
     }
 
@@ -756,6 +758,7 @@ impl<S: Store> Wal<S> {
                     run.unconfirmed.push(Unconfirmed {
                         offset,
                         epoch: run.place.epoch,
+                        placed: self.store.store_time(),
                         body,
                     });
                 }
