@@ -41,6 +41,9 @@ pub const FENCE_WAIT: Duration = Duration::from_secs(120);
 /// failing request (from 100 ms, doubling) between two renewals.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
+/// The shortest lease a holder may take, in milliseconds (`--lease`).
+const SHORTEST_LEASE_MS: i64 = 2000;
+
 /// How long a command waits for a fence before it says so on stderr.
 const NOTICE_AFTER: Duration = Duration::from_secs(1);
 
@@ -435,6 +438,33 @@ impl<S: Store> Wal<S> {
         }
     }
 
+    /// Takes over the newest fence if it runs and its holder is dead (due
+    /// by the store's clock), whatever it does: a dead trim or repair holds
+    /// no append back, but leaves its work half done (a gap among the
+    /// deletes it had in flight) until someone finishes it, and an append
+    /// that sees it is that someone. Costs a GET only for a fence that
+    /// showed no life for longer than the shortest lease and the margin.
+    /// Where taking over is not safe (see [`Wal::may_take_over`]) it is
+    /// left to the commands that must wait for it. Says whether it did.
+    fn took_over_the_dead(&self, fences: &Fences) -> Result<bool> {
+        let Some(fence) = fences.newest().filter(|f| !f.settled()) else {
+            return Ok(false);
+        };
+        let (Some(now), Some(alive)) = (fences.now, fence.alive) else {
+            return Ok(false);
+        };
+        if now < alive + SHORTEST_LEASE_MS + fence::TAKEOVER_MARGIN_MS {
+            return Ok(false);
+        }
+        let holder = self.holder(fence)?;
+        let due = holder.as_ref().and_then(|h| fence.takeover_at(h));
+        if due.is_none_or(|due| due > now) || self.may_take_over(fence, holder.as_ref()).is_err() {
+            return Ok(false);
+        }
+        self.take_over(fence)?;
+        Ok(true)
+    }
+
     /// The fences, once no truncate runs: what an appender that is about to
     /// look for the tail takes its epoch from.
     pub(crate) fn settled_fences(&self) -> Result<Fences> {
@@ -796,6 +826,9 @@ impl<S: Store> Wal<S> {
         };
         let doomed = |fences: &Fences, u: &Unconfirmed| fences.dooms(u.epoch, u.offset);
         let mut fences = self.read_fences(since)?;
+        if self.took_over_the_dead(&fences)? {
+            fences = self.read_fences(since)?;
+        }
         if run.unconfirmed.iter().any(|u| doomed(&fences, u)) {
             let unconfirmed = &run.unconfirmed;
             fences = self.wait_for_fences(since, |fences| {
