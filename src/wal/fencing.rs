@@ -34,7 +34,7 @@ pub const FENCE_WAIT: Duration = Duration::from_secs(120);
 
 /// The lease a command holds its fences by unless set with [`Wal::lease`]:
 /// how long a dead machine's fence can hold the others back (plus
-/// [`fence::TAKEOVER_MARGIN_MS`]), and how long a live one may go without
+/// the takeover margin, 2 s), and how long a live one may go without
 /// a step of progress (it renews every third of it) before it may lose its
 /// fence. 30 s lets a CI job behind a killed runner lose half a minute,
 /// not its whole budget, while a holder rides out a few retries of a
