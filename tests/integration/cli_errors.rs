@@ -24,7 +24,8 @@ fn help_lists_commands_and_exit_codes() {
         "last",
         "truncate",
         "Error codes:",
-        "5 append gave up",
+        "5 gave up, nothing done",
+        "7 a truncate or trim lost its fence",
     ] {
         assert!(
             help.contains(needle),
