@@ -65,6 +65,21 @@ fn refused(error: &Error) -> bool {
     )
 }
 
+/// Whether `error` is an answer the store gave, which says the request
+/// did nothing and left nothing in flight: a 4xx, or a 503 (S3's
+/// SlowDown, which promises it did nothing), on the last try and every
+/// try before.
+fn settled_answer(error: &Error) -> bool {
+    match error {
+        Error::S3 {
+            status,
+            may_have_acted,
+            ..
+        } => !may_have_acted && !crate::s3::may_have_acted(*status),
+        _ => false,
+    }
+}
+
 /// Whether the store refused a fenced request: its lease may have ended.
 fn refused_by_store(error: &Error) -> bool {
     matches!(error, Error::S3 { status: 403, .. })
@@ -503,9 +518,7 @@ impl<S: Store> Wal<S> {
                     self.store.overwrite_until(&key, b"", deadline)
                 });
                 if let Err(error) = described {
-                    if !matches!(error, Error::FenceLost { .. }) {
-                        self.release(&held);
-                    }
+                    self.release_after(&held, &error);
                     return Err(error);
                 }
                 held.key = key;
@@ -570,11 +583,19 @@ impl<S: Store> Wal<S> {
         self.is_ours(key, token)
     }
 
-    /// Gives `held`'s fence up after its work failed, every request of it
-    /// answered: creates its next lease key saying so, so that the next
-    /// command that meets it takes it over at once rather than after the
-    /// lease. Best effort: without it, the lease runs out.
-    fn release(&self, held: &Held) {
+    /// Gives `held`'s fence up after its work failed with `error`, if
+    /// every request of it was answered for sure: creates its next lease
+    /// key saying so, so that the next command that meets it takes it over
+    /// at once rather than after the lease. Not after a request that may
+    /// still be on its way (a timeout, a reset, a 500): signed with a
+    /// deadline not yet passed, it could still delete a record placed
+    /// after the takeover; then the lease runs out first. Nor after a lost
+    /// fence, which is not ours. Best effort: without it, the lease runs
+    /// out.
+    fn release_after(&self, held: &Held, error: &Error) {
+        if !settled_answer(error) {
+            return;
+        }
         let key = fence::lease_key(&self.prefix, held.seq, held.lease + 1);
         let _ = self.create_lease_key(&key, &new_token(), true);
         let _ = self.note_running(None);
@@ -655,7 +676,8 @@ impl<S: Store> Wal<S> {
     }
 
     /// Deletes `keys` side by side, signed to end at `deadline`: the keys
-    /// not deleted, and the first error.
+    /// not deleted, and an error of one of them, one that may still be in
+    /// flight if there is such.
     fn delete_window(&self, keys: Vec<String>, deadline: Deadline) -> (Vec<String>, Result<()>) {
         let results: Vec<Result<()>> = match keys.as_slice() {
             [key] => vec![self.store.delete_key(key, Some(deadline))],
@@ -671,16 +693,19 @@ impl<S: Store> Wal<S> {
             }),
         };
         let mut left = Vec::new();
-        let mut first = Ok(());
+        let mut worst = Ok(());
         for (key, result) in keys.into_iter().zip(results) {
             if let Err(error) = result {
                 left.push(key);
-                if first.is_ok() {
-                    first = Err(error);
+                // A request that may still be in flight decides what may
+                // follow (see `release_after`): it is the one reported.
+                let settled = matches!(&worst, Err(e) if settled_answer(e));
+                if worst.is_ok() || (settled && !settled_answer(&error)) {
+                    worst = Err(error);
                 }
             }
         }
-        (left, first)
+        (left, worst)
     }
 
     /// Marks `held`'s fence done or void, and forgets it here.
@@ -763,9 +788,8 @@ impl<S: Store> Wal<S> {
                 self.settle(held, State::Void)?;
                 Err(error)
             }
-            Err(error @ Error::FenceLost { .. }) => Err(error),
             Err(error) => {
-                self.release(held);
+                self.release_after(held, &error);
                 Err(error)
             }
         }
