@@ -386,6 +386,16 @@ pub(crate) struct Setup {
     pub restart: bool,
 }
 
+impl Setup {
+    /// The default setup with one machine's `fate`.
+    pub(crate) fn with_fate(fate: Fate) -> Setup {
+        Setup {
+            fate: Some(fate),
+            ..Setup::default()
+        }
+    }
+}
+
 /// What a machine that dies unwinds with: its thread stops where it is,
 /// as a killed process does. It sends nothing more, and writes nothing
 /// more in its lock folder either (the hint, the fence it noted), which
@@ -1401,11 +1411,7 @@ mod tests {
             applied: true,
             ending: Ending::Dies,
         };
-        let setup = Setup {
-            fate: Some(fate),
-            ..Setup::default()
-        };
-        let (run, _) = run(3, &work, setup, &[]);
+        let (run, _) = run(3, &work, Setup::with_fate(fate), &[]);
         assert_eq!(run.fated, Some(fate));
         assert_eq!(run.outcomes[0], Outcome::Died);
         assert_eq!(run.work.len(), 3, "{run:?}");
@@ -1424,11 +1430,7 @@ mod tests {
             applied: false,
             ending: Ending::Stops,
         };
-        let setup = Setup {
-            fate: Some(fate),
-            ..Setup::default()
-        };
-        let (run, _) = run(3, &work, setup, &[]);
+        let (run, _) = run(3, &work, Setup::with_fate(fate), &[]);
         let (first, _) = run.span(0).unwrap();
         assert!(run.trace[..first].iter().all(|&m| m == 1), "{run:?}");
         assert_eq!(run.held_back_ms, 0, "nobody waited: {run:?}");
