@@ -255,6 +255,9 @@ pub(crate) struct Fences {
     /// The store's time when they were read, in milliseconds, from the
     /// `Date` of the listing's answer.
     pub now: Option<i64>,
+    /// The keys of the store's tail hint that the same listing of
+    /// `<prefix>/.s3wal/` showed first (see `store_hint.rs`).
+    pub hints: Vec<String>,
 }
 
 impl Fences {
@@ -310,7 +313,11 @@ impl Fences {
                 fence.claimed = modified;
             }
         }
-        Fences { list, now: None }
+        Fences {
+            list,
+            now: None,
+            hints: Vec::new(),
+        }
     }
 
     /// The sequence number of a key, for a listing to know when it has read
@@ -395,6 +402,23 @@ impl Fences {
         self.dooming(epoch, offset)
             .filter_map(|f| f.kind.cut())
             .min()
+    }
+
+    /// Whether a fence newer than `epoch` may have deleted the record at
+    /// `offset`, or may yet: a truncate that cut below it, a trim that
+    /// starts above it, a claim not yet described. A repair deletes only
+    /// doomed records, and a void fence nothing.
+    pub(crate) fn may_delete(&self, epoch: u64, offset: u64) -> bool {
+        self.list.iter().any(|f| {
+            f.seq > epoch
+                && f.state != State::Void
+                && match f.kind {
+                    Kind::Truncate(after) => after < offset,
+                    Kind::Trim(before) => offset < before,
+                    Kind::Claimed => true,
+                    Kind::Repair(_) => false,
+                }
+        })
     }
 
     /// Whether a record at `offset` stamped with `epoch` is doomed.

@@ -82,7 +82,13 @@ fn write_atomically(path: &Path, contents: &str) {
     }
 }
 
-/// The last tail this machine saw.
+/// The last tail this machine saw, and whether it is a record this
+/// machine appended and saw stand.
+///
+/// The file holds the tail (`4200`), or the tail and the epoch it was seen
+/// standing at (`4200 stands 7`): no fence up to 7 could have deleted it,
+/// so the next append here may PUT after it without looking at it, and
+/// the fence check after that PUT sees any fence that deleted it since.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TailHint {
     path: PathBuf,
@@ -91,12 +97,35 @@ pub(crate) struct TailHint {
 impl TailHint {
     /// The remembered tail, if there is a readable one.
     pub(crate) fn load(&self) -> Option<u64> {
-        fs::read_to_string(&self.path).ok()?.trim().parse().ok()
+        self.read()?.split(' ').next()?.parse().ok()
+    }
+
+    /// The remembered tail and the epoch it stands at, if this machine
+    /// appended it and saw it stand.
+    pub(crate) fn standing(&self) -> Option<(u64, u64)> {
+        let text = self.read()?;
+        let mut words = text.split(' ');
+        let tail = words.next()?.parse().ok()?;
+        let epoch = match (words.next()?, words.next()?, words.next()) {
+            ("stands", epoch, None) => epoch.parse().ok()?,
+            _ => return None,
+        };
+        Some((tail, epoch))
+    }
+
+    fn read(&self) -> Option<String> {
+        Some(fs::read_to_string(&self.path).ok()?.trim().to_owned())
     }
 
     /// Remembers `tail`.
     pub(crate) fn store(&self, tail: u64) {
         write_atomically(&self.path, &tail.to_string());
+    }
+
+    /// Remembers `tail`, a record this machine appended and saw stand at
+    /// `epoch`.
+    pub(crate) fn store_standing(&self, tail: u64, epoch: u64) {
+        write_atomically(&self.path, &format!("{tail} stands {epoch}"));
     }
 }
 
@@ -110,10 +139,20 @@ pub enum Conditional {
 }
 
 impl Conditional {
-    fn as_str(self) -> &'static str {
+    /// How a verdict is written down.
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Conditional::Enforced => "enforced",
             Conditional::Ignored => "ignored",
+        }
+    }
+
+    /// The verdict written down as `text`, if it is one.
+    pub(crate) fn parse(text: &str) -> Option<Conditional> {
+        match text {
+            "enforced" => Some(Conditional::Enforced),
+            "ignored" => Some(Conditional::Ignored),
+            _ => None,
         }
     }
 }
@@ -127,11 +166,7 @@ pub(crate) struct ProbeCache {
 impl ProbeCache {
     /// The remembered verdict, if any.
     pub(crate) fn load(&self) -> Option<Conditional> {
-        match fs::read_to_string(&self.path).ok()?.trim() {
-            "enforced" => Some(Conditional::Enforced),
-            "ignored" => Some(Conditional::Ignored),
-            _ => None,
-        }
+        Conditional::parse(fs::read_to_string(&self.path).ok()?.trim())
     }
 
     /// Remembers `result`.
@@ -271,6 +306,20 @@ mod tests {
         let (local, dir) = local("tail");
         local.hint.store(42);
         assert_eq!(local.hint.load(), Some(42));
+        assert_eq!(local.hint.standing(), None, "seen, not appended here");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_standing_tail_loads_back_with_its_epoch() {
+        let (local, dir) = local("standing");
+        local.hint.store_standing(42, 7);
+        assert_eq!(local.hint.load(), Some(42));
+        assert_eq!(local.hint.standing(), Some((42, 7)));
+        for garbled in ["42 stands", "42 stands x", "42 stands 7 8", "42 falls 7"] {
+            fs::write(&local.hint.path, garbled).unwrap();
+            assert_eq!(local.hint.standing(), None, "{garbled}");
+        }
         fs::remove_dir_all(dir).unwrap();
     }
 

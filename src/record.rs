@@ -81,13 +81,13 @@ impl Prefix {
         format!("{}/", self.0)
     }
 
-    /// The key of the tail hint this log keeps in the store: under
-    /// `<prefix>/.s3wal/`, where all of s3wal's own objects live. A dot
-    /// sorts it before every record key, and its name is no number, so the
-    /// Go seed's `Recover` skips it and its `LastRecord` never picks it
-    /// while a record exists.
-    pub fn hint_key(&self) -> String {
-        format!("{}/{OWN_FOLDER}tail", self.0)
+    /// `<prefix>/.s3wal/`, the folder of every object s3wal keeps beside
+    /// the log (the fences, the store's tail hint). A dot sorts it before
+    /// every record key, and no name in it is a number, so the Go seed's
+    /// `Recover` skips them and its `LastRecord` never picks one while a
+    /// record exists.
+    pub fn own_folder(&self) -> String {
+        format!("{}/{OWN_FOLDER}", self.0)
     }
 
     /// Whether `key` is one of s3wal's own objects beside the log (the
@@ -327,7 +327,7 @@ mod tests {
 
     #[test]
     fn own_keys_are_neither_records_nor_foreign() {
-        for key in ["wal/.s3wal/tail", "wal/.s3wal-probe-0123456"] {
+        for key in ["wal/.s3wal/at/x", "wal/.s3wal-probe-0123456"] {
             assert!(wal().is_own(key), "{key}");
             assert_eq!(wal().offset_of(key), None);
         }
@@ -339,14 +339,17 @@ mod tests {
         ] {
             assert!(!wal().is_own(key), "{key}");
         }
-        assert!(wal().hint_key() < wal().key(1), "sorts before every record");
+        assert!(
+            wal().own_folder() < wal().key(1),
+            "sorts before every record"
+        );
     }
 
     #[test]
     fn the_records_after_0_start_past_s3wals_own_keys() {
         let start = wal().records_after(0);
         for own in [
-            wal().hint_key(),
+            wal().own_folder(),
             "wal/.s3wal-probe-0123".into(),
             "wal/.s3wal/fence/f1".into(),
         ] {

@@ -1468,6 +1468,61 @@ mod tests {
         assert!(runs > 500, "only {runs} schedules");
     }
 
+    /// Issue 17: an append after one that this machine saw stand PUTs at
+    /// once, without a look at the tail, and checks the fences after; alone,
+    /// that is all it sends.
+    #[test]
+    fn a_warm_append_is_a_put_and_a_fence_check() {
+        let (run, _) = run(3, &[Work::AppendTwice], Setup::default(), &[]);
+        check(&run, 3);
+        let second = run
+            .requests
+            .iter()
+            .skip_while(|r| !r.starts_with("PutObject wal/00000000000000000004"))
+            .skip_while(|r| !r.starts_with("ListObjectsV2"))
+            .skip(1)
+            // The first append leaves the store hint.
+            .filter(|r| !r.contains("/.s3wal/at/"))
+            .map(|r| r.split(' ').next().unwrap())
+            .collect::<Vec<_>>();
+        assert_eq!(second, ["PutObject", "ListObjectsV2"], "{run:?}");
+    }
+
+    /// Warm appenders whose tails go stale by one record or several, in any
+    /// order: the PUT that finds its offset taken looks for the tail.
+    #[test]
+    fn warm_appenders_that_skip_the_look_never_share_an_offset() {
+        let work = [Work::AppendTwice, Work::AppendTwice, Work::Append];
+        let runs = explore_checked(3, &work, 2);
+        assert!(runs > 1000, "only {runs} schedules");
+    }
+
+    /// A warm appender whose tail a truncate deletes between its two
+    /// appends (cut right below it, or further down, or to empty): its PUT
+    /// lands on the cut log, and the fence check sees the truncate.
+    #[test]
+    fn a_warm_appender_whose_tail_a_truncate_deleted_leaves_no_hole() {
+        for after in [4, 3, 1, 0] {
+            let work = [Work::AppendTwice, Work::Append, Work::Truncate(after)];
+            let runs = explore_checked(3, &work, 1);
+            assert!(runs > 300, "after {after}: only {runs} schedules");
+        }
+    }
+
+    /// A warm appender beside a zombie that a repair removes: the other
+    /// appender's first PUT gets a 409, so that it pauses between its look
+    /// and its PUT while the truncate runs.
+    #[test]
+    fn a_warm_appender_beside_a_repair_leaves_no_hole() {
+        let work = [
+            Work::AppendTwice,
+            Work::AppendWith(Fault::Conflict),
+            Work::Truncate(1),
+        ];
+        let runs = explore_checked(3, &work, 1);
+        assert!(runs > 1000, "only {runs} schedules");
+    }
+
     /// The zombie appender of issue 10: an append that looked at the tail
     /// before a truncate and PUT after it. Fences doom its record, and it
     /// is removed and placed again.

@@ -534,7 +534,10 @@ fn execute(
             wal.trim(before)?;
             out.trimmed(before)
         }
-        Command::Stat(_) => out.stat(wal.stat()?, wal.running_fence()?),
+        Command::Stat(_) => {
+            let (stat, running) = wal.stat_and_running_fence()?;
+            out.stat(stat, running)
+        }
         Command::Doctor(_) => {
             let findings = s3wal::diagnose(wal, origins);
             for finding in &findings {

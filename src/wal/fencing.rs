@@ -21,6 +21,7 @@ use crate::fence::{self, Fence, Fences, Holder, Kind, State};
 use crate::local::{Conditional, FenceNotes};
 use crate::s3::{Deadline, PageRequest, PutOutcome};
 use crate::store::Store;
+use crate::store_hint;
 
 /// Keys one listing of the fence folder asks for: the newest fence, its
 /// leases, its marker and the one before, with room to spare.
@@ -206,10 +207,13 @@ impl<S: Store> Wal<S> {
     }
 
     /// The fences newer than `since`, and always the newest one, newest
-    /// first, with the store's time of the listing: one LIST while the
-    /// fences since are few.
+    /// first, with the store's time of the listing and the store hint's
+    /// keys: one LIST of s3wal's own folder while the fences since are
+    /// few (the hint sorts before them).
     pub(crate) fn read_fences(&self, since: u64) -> Result<Fences> {
-        let folder = fence::folder(&self.prefix);
+        let folder = self.prefix.own_folder();
+        let hint_folder = store_hint::folder(&self.prefix);
+        let mut hints = Vec::new();
         let mut listing: Vec<(String, Option<i64>)> = Vec::new();
         let mut newest = None;
         let mut continuation: Option<String> = None;
@@ -222,6 +226,9 @@ impl<S: Store> Wal<S> {
             })?;
             for (key, modified) in page.keys.into_iter().zip(page.modified) {
                 let Some(seq) = Fences::seq_of(&self.prefix, &key) else {
+                    if key.starts_with(&hint_folder) {
+                        hints.push(key);
+                    }
                     continue;
                 };
                 let newest = *newest.get_or_insert(seq);
@@ -242,13 +249,18 @@ impl<S: Store> Wal<S> {
                 .map(|(key, modified)| (key.as_str(), *modified)),
         );
         fences.now = self.store.store_time().map(|seconds| seconds * 1000);
+        fences.hints = hints;
         Ok(fences)
     }
 
     /// The fence that runs now, if one does, with its holder: what `stat`
     /// and `doctor` show. One LIST, and a GET when a fence runs.
     pub fn running_fence(&self) -> Result<Option<RunningFence>> {
-        let fences = self.read_fences(u64::MAX)?;
+        self.running_fence_of(&self.read_fences(u64::MAX)?)
+    }
+
+    /// The fence that runs now among `fences`, with its holder.
+    pub(super) fn running_fence_of(&self, fences: &Fences) -> Result<Option<RunningFence>> {
         let Some(fence) = fences.newest().filter(|f| !f.settled()).copied() else {
             return Ok(None);
         };
@@ -853,6 +865,7 @@ impl<S: Store> Wal<S> {
         if self.took_over_the_dead(&fences)? {
             fences = self.read_fences(since)?;
         }
+        run.remembered.saw(&self.prefix, &fences);
         if run.unconfirmed.iter().any(|u| doomed(&fences, u)) {
             let unconfirmed = &run.unconfirmed;
             fences = self.wait_for_fences(since, |fences| {
@@ -874,6 +887,12 @@ impl<S: Store> Wal<S> {
                 false => removed.push(record),
             }
         }
+        run.standing = match (removed.is_empty(), standing.last()) {
+            (true, Some(last)) if !fences.may_delete(last.epoch, last.offset) => {
+                Some((last.offset, fences.epoch().max(last.epoch)))
+            }
+            _ => None,
+        };
         // Every one that stands is named, even after `appended` fails.
         let mut failed = Ok(());
         for record in &standing {

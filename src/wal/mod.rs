@@ -20,7 +20,7 @@ pub use fencing::{DEFAULT_LEASE, FENCE_WAIT, RunningFence};
 
 use crate::append::{Answer, Append, GiveUp, Limits, Step};
 use crate::error::{Error, ProtocolKind, Result};
-use crate::fence::{self, Kind};
+use crate::fence::{self, Fences, Kind};
 use crate::local::{Conditional, LocalState};
 use crate::lock::Interruption;
 use crate::random::{jitter, random};
@@ -66,20 +66,33 @@ const HINT_PAGE: usize = 1000;
 struct Remembered {
     /// Whether it was read: a machine with hints of its own never reads it.
     read: bool,
-    /// What it says, if it is a hint this version reads.
+    /// What it says, if there is a hint of this version.
     hint: Option<StoreHint>,
-    /// Written by a newer s3wal: not repaired, lest it be downgraded.
-    newer: bool,
-    /// Missing, garbled, stale or without the probe's verdict: to be
-    /// written again.
+    /// The keys of it the last listing showed, to delete once a newer one
+    /// is written.
+    keys: Vec<String>,
+    /// Missing, stale or without the probe's verdict: to be written again.
     repair: bool,
+    /// The listing it was read from, while no tail was looked at since:
+    /// an appender may take its epoch from it.
+    fences: Option<Fences>,
 }
 
 impl Remembered {
-    /// Marks the hint for writing again, unless a newer s3wal wrote it.
-    fn needs_repair(&mut self) {
-        self.repair |= !self.newer;
+    /// Takes in what a listing of s3wal's own folder showed of the hint.
+    fn saw(&mut self, prefix: &Prefix, fences: &Fences) {
+        self.read = true;
+        self.keys = hint_keys(prefix, fences);
+        self.hint = store_hint::newest(prefix, &fences.hints);
+        self.repair |= self.hint.is_none();
     }
+}
+
+/// The keys of store hints of this version that `fences`' listing showed:
+/// a key of their folder that is none (a newer s3wal's, say) is left alone.
+fn hint_keys(prefix: &Prefix, fences: &Fences) -> Vec<String> {
+    let ours = |key: &&String| StoreHint::from_key(prefix, key).is_some();
+    fences.hints.iter().filter(ours).cloned().collect()
 }
 
 /// What a command without a usable store hint reads from it: nothing.
@@ -119,6 +132,9 @@ struct Appending {
     again: VecDeque<Body>,
     /// Records acknowledged so far.
     count: u64,
+    /// The last record acknowledged, when no fence up to this epoch may
+    /// have deleted it: the next append here may follow it unlooked.
+    standing: Option<(u64, u64)>,
 }
 
 /// Records one append stores before it reads the fences to confirm them
@@ -408,7 +424,7 @@ impl<S: Store> Wal<S> {
                 }
                 None => {
                     // Found now, so the store's hint is to remember it.
-                    remembered.needs_repair();
+                    remembered.repair = true;
                     self.probe_conditional_put()?
                 }
             },
@@ -420,22 +436,14 @@ impl<S: Store> Wal<S> {
     }
 
     /// What the store's hint says, read once per command when this machine
-    /// has no hint of its own.
+    /// has no hint of its own: from the listing of s3wal's own folder,
+    /// which holds the fences too, kept for the appender to take its epoch
+    /// from.
     fn remembered<'r>(&self, remembered: &'r mut Remembered) -> Result<&'r StoreHint> {
         if !remembered.read {
-            remembered.read = true;
-            // Without s3:ListBucket, S3 answers a missing key with 403: the
-            // hint is then as good as missing, and the listing that
-            // follows names the permission.
-            let body = match self.store.get(&self.prefix.hint_key()) {
-                Err(Error::S3 { status: 403, .. }) => None,
-                other => other?,
-            };
-            match body.map(|b| StoreHint::decode(&b)) {
-                Some(store_hint::Read::Hint(hint)) => remembered.hint = Some(hint),
-                Some(store_hint::Read::Newer) => remembered.newer = true,
-                None | Some(store_hint::Read::Garbled) => remembered.needs_repair(),
-            }
+            let fences = self.read_fences(u64::MAX)?;
+            remembered.saw(&self.prefix, &fences);
+            remembered.fences = Some(fences);
         }
         Ok(remembered.hint.as_ref().unwrap_or(&NO_HINT))
     }
@@ -450,7 +458,7 @@ impl<S: Store> Wal<S> {
         };
         let tail = self.tail_near(hinted)?;
         if hinted > tail || tail - hinted >= store_hint::EVERY {
-            remembered.needs_repair();
+            remembered.repair = true;
         }
         Ok(tail)
     }
@@ -491,25 +499,35 @@ impl<S: Store> Wal<S> {
     }
 
     /// Writes the store's hint of `tail` when `remembered` says it is
-    /// missing, garbled or stale, or `due`; best effort, like every hint.
+    /// missing or stale, or `due`, and deletes the hint keys it replaces
+    /// (all of them for an empty log, which keeps nothing of s3wal's, as
+    /// the seed expects); best effort, like every hint.
     fn keep_store_hint(&self, remembered: &Remembered, tail: u64, due: bool) {
         if !due && !remembered.repair {
             return;
         }
-        let key = self.prefix.hint_key();
-        let _ = match tail {
-            // An empty log keeps nothing of s3wal's, as the seed expects.
-            0 => self.store.delete(std::slice::from_ref(&key)),
+        let replaced = match remembered.read {
+            true => remembered.keys.clone(),
+            // A truncate reads no hint: the keys it replaces are listed now.
+            false => self
+                .read_fences(u64::MAX)
+                .map_or_else(|_| Vec::new(), |fences| hint_keys(&self.prefix, &fences)),
+        };
+        let written = match tail {
+            0 => None,
             _ => {
                 let conditional = self
                     .local
                     .probe
                     .load()
-                    .map(|verdict| (verdict, self.store.identity()));
-                let hint = StoreHint { tail, conditional };
-                self.store.overwrite(&key, &hint.encode())
+                    .map(|verdict| (verdict, store_hint::store_id(&self.store.identity())));
+                let key = StoreHint { tail, conditional }.key(&self.prefix);
+                self.store.overwrite(&key, b"").ok().map(|()| key)
             }
         };
+        for key in replaced.iter().filter(|&key| Some(key) != written.as_ref()) {
+            let _ = self.store.delete_key(key, None);
+        }
     }
 
     /// The store this log lives in.
@@ -592,17 +610,23 @@ impl<S: Store> Wal<S> {
     /// With a good hint this costs a HEAD and one short LIST; without one,
     /// about 2·log₂(N) short LISTs.
     pub fn recover(&self) -> Result<u64> {
-        let tail = match self.confirmed_hint()? {
+        Ok(self.recover_listing()?.0)
+    }
+
+    /// The tail, and the listing of s3wal's own folder that read the
+    /// store's hint when this machine had none to start from.
+    fn recover_listing(&self) -> Result<(u64, Option<Fences>)> {
+        let (tail, listing) = match self.confirmed_hint()? {
             0 => {
                 let mut remembered = Remembered::default();
                 let tail = self.cold_tail(&mut remembered)?;
                 self.keep_store_hint(&remembered, tail, false);
-                tail
+                (tail, remembered.fences)
             }
-            hinted => self.search_tail(hinted)?,
+            hinted => (self.search_tail(hinted)?, None),
         };
         self.local.hint.store(tail);
-        Ok(tail)
+        Ok((tail, listing))
     }
 
     /// The offset of the first record, `None` for an empty log: one LIST.
@@ -667,7 +691,12 @@ impl<S: Store> Wal<S> {
         if let Err(error) = result {
             result = Err(maybe_stored(error, &run.unconfirmed));
         }
-        self.local.hint.store(run.place.tail);
+        match run.standing {
+            Some((tail, epoch)) if tail == run.place.tail && result.is_ok() => {
+                self.local.hint.store_standing(tail, epoch);
+            }
+            _ => self.local.hint.store(run.place.tail),
+        }
         self.keep_store_hint(
             &run.remembered,
             run.place.tail,
@@ -676,9 +705,14 @@ impl<S: Store> Wal<S> {
         result.map(|()| run.count)
     }
 
-    /// Where the next record goes: after the hinted tail, if its record
-    /// is still there (one HEAD), else after the tail found afresh.
+    /// Where the next record goes: after the tail this machine appended
+    /// and saw stand, without a look (the fence check after the PUT sees
+    /// any fence that deleted it since); else after the hinted tail, if its
+    /// record is still there (one HEAD); else after the tail found afresh.
     fn place(&self, remembered: &mut Remembered) -> Result<Place> {
+        if let Some((tail, epoch)) = self.local.hint.standing().filter(|&(tail, _)| tail > 0) {
+            return Ok(Place { tail, epoch });
+        }
         let hinted = self.local.hint.load().filter(|&tail| tail > 0);
         if let (Some(tail), Some(epoch)) = (hinted, self.local.fences.load().epoch)
             && let Some(place) = self.place_after(tail, epoch, false)?
@@ -691,7 +725,12 @@ impl<S: Store> Wal<S> {
     /// Where the next record goes, from the fences and the tail read now.
     fn place_afresh(&self, remembered: &mut Remembered) -> Result<Place> {
         for _ in 0..MAX_PLACE_ROUNDS {
-            let epoch = self.settled_fences()?.epoch();
+            let fences = match remembered.fences.take() {
+                Some(fences) if fences.running_truncate().is_none() => fences,
+                _ => self.settled_fences()?,
+            };
+            remembered.saw(&self.prefix, &fences);
+            let epoch = fences.epoch();
             let tail = self.cold_tail(remembered)?;
             if let Some(place) = self.place_after(tail, epoch, true)? {
                 return Ok(place);
@@ -877,15 +916,27 @@ impl<S: Store> Wal<S> {
     /// empty log: one LIST for the first, the tail search for the last,
     /// never a listing of the whole log.
     pub fn stat(&self) -> Result<Option<Stat>> {
+        Ok(self.stat_and_running_fence()?.0)
+    }
+
+    /// What [`Wal::stat`] says, and the fence that runs now if one does
+    /// (see [`Wal::running_fence`]): from the listing that read the store's
+    /// hint when one was made, else one LIST more.
+    pub fn stat_and_running_fence(&self) -> Result<(Option<Stat>, Option<RunningFence>)> {
         let Some(first) = self.first()? else {
-            return Ok(None);
+            return Ok((None, self.running_fence()?));
         };
-        let last = self.recover()?;
-        Ok(Some(Stat {
+        let (last, listing) = self.recover_listing()?;
+        let fences = match listing {
+            Some(fences) => fences,
+            None => self.read_fences(u64::MAX)?,
+        };
+        let stat = Stat {
             first,
             last,
             records: last.saturating_sub(first) + 1,
-        }))
+        };
+        Ok((Some(stat), self.running_fence_of(&fences)?))
     }
 
     /// Deletes every record before offset `keep_from` (retention), so the

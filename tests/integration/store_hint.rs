@@ -1,13 +1,20 @@
-//! The tail hint kept in the store (`<prefix>/.s3wal/tail`): a fresh
-//! machine starts near the tail from it, and whatever it says (stale, far
-//! ahead, missing, garbled, from a newer s3wal) every command stays exact.
+//! The tail hint kept in the store (the name of a key under
+//! `<prefix>/.s3wal/at/`): a fresh machine starts near the tail from it,
+//! and whatever it says (stale, far ahead, missing, garbled, from a newer
+//! s3wal) every command stays exact.
 
 use crate::common;
 
 use common::{Server, TestLog, fill_on_disk, key_name, request_counts};
 use s3wal::Store;
 
-const HINT: &str = ".s3wal/tail";
+/// The folder of the hint's key, under the prefix.
+const HINTS: &str = ".s3wal/at/";
+
+/// The name of a hint of `tail`, without the probe's verdict.
+fn hint(tail: u64) -> String {
+    format!("{HINTS}{tail:020}-unprobed-0000000000000000")
+}
 
 /// The same log from a fresh machine: no lock folder, no local hint.
 fn fresh(log: &TestLog) -> TestLog {
@@ -17,9 +24,21 @@ fn fresh(log: &TestLog) -> TestLog {
     }
 }
 
-fn hint_body(log: &TestLog) -> Option<String> {
-    let body = log.wal().store().get(&log.key(HINT)).unwrap()?;
-    Some(String::from_utf8(body).unwrap())
+/// The tails the hint keys left in the store say, and the other keys of
+/// their folder.
+fn hints(log: &TestLog) -> (Vec<u64>, Vec<String>) {
+    let folder = log.key(HINTS);
+    let names = log.keys().into_iter().filter_map(|key| {
+        let name = key.strip_prefix(&folder)?;
+        Some(name.to_owned())
+    });
+    let (tails, others): (Vec<_>, Vec<_>) =
+        names.partition(|name| name.split('-').count() == 3 && name.find('-') == Some(20));
+    let tails = tails
+        .iter()
+        .map(|name| name[..20].parse().unwrap())
+        .collect();
+    (tails, others)
 }
 
 fn recover_fresh(log: &TestLog) -> (String, std::collections::BTreeMap<String, u64>) {
@@ -29,10 +48,10 @@ fn recover_fresh(log: &TestLog) -> (String, std::collections::BTreeMap<String, u
 
 #[test]
 #[ignore = "needs the S3 servers that `make test` starts"]
-fn a_hint_a_little_behind_the_tail_costs_one_get_and_one_list() {
+fn a_hint_a_little_behind_the_tail_costs_one_list_for_it_and_one_from_it() {
     let log = TestLog::new(Server::s3s(), "hint-behind");
     fill_on_disk(&log, 1..=500);
-    log.put_raw(HINT, b"s3wal-hint 1\ntail 450\n");
+    log.put_raw(&hint(450), b"");
     let (out, counts) = recover_fresh(&log);
     assert_eq!(out, "Last offset: 500\n");
     assert_eq!(counts.values().sum::<u64>(), 2, "{counts:?}");
@@ -43,9 +62,9 @@ fn a_hint_a_little_behind_the_tail_costs_one_get_and_one_list() {
 fn a_hint_far_ahead_of_a_log_made_again_is_corrected() {
     let log = TestLog::new(Server::s3s(), "hint-ahead");
     fill_on_disk(&log, 1..=30);
-    log.put_raw(HINT, b"s3wal-hint 1\ntail 5000\n");
+    log.put_raw(&hint(5000), b"");
     assert_eq!(recover_fresh(&log).0, "Last offset: 30\n");
-    assert!(hint_body(&log).unwrap().contains("tail 30\n"));
+    assert_eq!(hints(&log).0, [30], "the one it replaced is gone");
     assert_eq!(
         fresh(&log).run(&["append", "next"]).ok(),
         "Appended record at offset: 31, data: next\n"
@@ -58,18 +77,14 @@ fn a_missing_or_garbled_hint_falls_back_to_the_search_and_is_written_again() {
     let log = TestLog::new(Server::s3s(), "hint-garbled");
     fill_on_disk(&log, 1..=70);
     assert_eq!(recover_fresh(&log).0, "Last offset: 70\n");
-    assert!(
-        hint_body(&log)
-            .unwrap()
-            .starts_with("s3wal-hint 1\ntail 70\n")
-    );
-    log.put_raw(HINT, b"\xffnot a hint");
+    assert_eq!(hints(&log).0, [70]);
+    log.wal()
+        .store()
+        .delete_key(&log.key(&hint(70)), None)
+        .unwrap();
+    log.put_raw(&format!("{HINTS}not-a-hint"), b"");
     assert_eq!(recover_fresh(&log).0, "Last offset: 70\n");
-    assert!(
-        hint_body(&log)
-            .unwrap()
-            .starts_with("s3wal-hint 1\ntail 70\n")
-    );
+    assert_eq!(hints(&log).0, [70]);
 }
 
 #[test]
@@ -77,10 +92,10 @@ fn a_missing_or_garbled_hint_falls_back_to_the_search_and_is_written_again() {
 fn a_hint_from_a_newer_s3wal_is_read_as_none_and_left_alone() {
     let log = TestLog::new(Server::s3s(), "hint-newer");
     fill_on_disk(&log, 1..=40);
-    let newer = "s3wal-hint 2\nsomething new\n";
-    log.put_raw(HINT, newer.as_bytes());
+    let newer = "00000000000000000040-v2-something-new";
+    log.put_raw(&format!("{HINTS}{newer}"), b"");
     assert_eq!(recover_fresh(&log).0, "Last offset: 40\n");
-    assert_eq!(hint_body(&log).as_deref(), Some(newer));
+    assert_eq!(hints(&log).1, [newer]);
 }
 
 #[test]
@@ -88,7 +103,7 @@ fn a_hint_from_a_newer_s3wal_is_read_as_none_and_left_alone() {
 fn a_log_cut_back_by_another_tool_is_found_below_the_hint() {
     let log = TestLog::new(Server::s3s(), "hint-cut");
     fill_on_disk(&log, 1..=300);
-    log.put_raw(HINT, b"s3wal-hint 1\ntail 300\n");
+    log.put_raw(&hint(300), b"");
     // Another tool deletes 121..=300 and leaves the hint as it was.
     let folder = log.server.data_dir.as_ref().unwrap();
     let folder = folder.join(&log.server.bucket).join(&log.prefix);
@@ -115,7 +130,7 @@ fn a_truncate_on_another_machine_moves_the_hint_down() {
     log.run_with_stdin(&["append", "--lines"], input.as_bytes())
         .ok();
     fresh(&log).run(&["truncate", "120"]).ok();
-    assert!(hint_body(&log).unwrap().contains("tail 120\n"));
+    assert_eq!(hints(&log).0, [120]);
     let (out, counts) = recover_fresh(&log);
     assert_eq!(out, "Last offset: 120\n");
     assert_eq!(counts.values().sum::<u64>(), 2, "{counts:?}");
@@ -126,7 +141,7 @@ fn a_truncate_on_another_machine_moves_the_hint_down() {
 fn a_log_trimmed_past_the_hint_is_found_and_verifies_clean() {
     let log = TestLog::new(Server::s3s(), "hint-trim");
     fill_on_disk(&log, 1..=400);
-    log.put_raw(HINT, b"s3wal-hint 1\ntail 150\n");
+    log.put_raw(&hint(150), b"");
     fresh(&log).run(&["trim", "300"]).ok();
     assert_eq!(recover_fresh(&log).0, "Last offset: 400\n");
     assert_eq!(
@@ -150,7 +165,10 @@ fn the_seed_sees_the_records_and_one_hint_it_skips() {
         .ok();
     let keys = log.keys();
     assert_eq!(keys.len(), 151, "{keys:?}");
-    assert_eq!(keys[0], log.key(HINT), "sorts before every record");
+    assert!(
+        keys[0].starts_with(&log.key(HINTS)),
+        "sorts before every record"
+    );
     assert!(
         keys[1..]
             .iter()
@@ -167,7 +185,7 @@ fn the_seed_sees_the_records_and_one_hint_it_skips() {
 fn truncating_to_zero_leaves_only_the_fences() {
     let log = TestLog::new(Server::s3s(), "hint-empty");
     log.run(&["append", "a"]).ok();
-    assert!(hint_body(&log).is_some());
+    assert_eq!(hints(&log).0, [1]);
     log.run(&["truncate", "0"]).ok();
     let fences = log.key(".s3wal/fence/");
     let keys = log.keys();
