@@ -1523,6 +1523,18 @@ mod tests {
         assert!(runs > 1000, "only {runs} schedules");
     }
 
+    /// The warm appender itself killed, frozen or timed out at any request
+    /// of either append, beside another appender and a truncate: the fast
+    /// path leaves nothing that the next command cannot mend.
+    #[test]
+    fn a_warm_appender_that_dies_stops_or_times_out_anywhere_leaves_no_hole() {
+        let work = [Work::AppendTwice, Work::Append, Work::Truncate(1)];
+        for ending in [Ending::Dies, Ending::Stops, Ending::TimesOut] {
+            let tally = explore_fates_checked(3, &work, 0, ending, 0);
+            assert!(tally.runs > 1500, "{ending:?}: {tally:?}");
+        }
+    }
+
     /// The zombie appender of issue 10: an append that looked at the tail
     /// before a truncate and PUT after it. Fences doom its record, and it
     /// is removed and placed again.
