@@ -32,11 +32,15 @@ static:
 	@ls -l $${CARGO_TARGET_DIR:-target}/$(STATIC_TARGET)/release/s3wal
 
 # Time, requests and memory against a local s3s-fs, on loopback and through
-# a proxy that adds 20 ms to every request (tests/bench/latency.py), side by
-# side with curl and aws CLI; prints a Markdown table (see README.md).
+# a delay line that adds a 20 ms round trip to every request
+# (tests/bench/delay_line.rs), side by side with curl, aws CLI and rclone
+# (installed from Debian if missing); prints a Markdown table (see README.md).
 bench: build static
 	S3WAL_SKIP_RGW=1 tests/servers/install.sh >/dev/null
-	python3 tests/bench/bench.py target/release/s3wal target/$(STATIC_TARGET)/release/s3wal
+	command -v rclone >/dev/null || { export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update && apt-get install -y --no-install-recommends rclone; } >/dev/null
+	python3 tests/bench/bench.py $${CARGO_TARGET_DIR:-target}/release/s3wal \
+	  $${CARGO_TARGET_DIR:-target}/$(STATIC_TARGET)/release/s3wal
 
 # Each cargo-fuzz target (record decoder, ListObjectsV2 and error XML) for
 # FUZZ_SECONDS, with the nightly toolchain; installs cargo-fuzz if missing.

@@ -126,7 +126,15 @@ impl<S: Store + Sync> Wal<S> {
             biggest: None,
             window: WINDOW_PER_WORKER * self.parallelism() as u64,
         });
-        let changed = Condvar::new();
+        // Two condition variables, so that a change wakes only whoever it
+        // concerns: with one, every record fetched woke every idle worker
+        // (up to 256) to find no room and sleep again.
+        // `arrived`: the record the consumer waits for, or the end.
+        let arrived = Condvar::new();
+        // `room`: a worker may fetch. Each change that can make room wakes
+        // one worker, and a worker that takes an offset and still sees
+        // room wakes the next, so room for many wakes as many, one by one.
+        let room = Condvar::new();
         let lock = || progress.lock().expect("no panics while holding the lock");
         thread::scope(|scope| {
             for _ in 0..workers {
@@ -135,18 +143,22 @@ impl<S: Store + Sync> Wal<S> {
                         let (index, offset) = {
                             let mut p = lock();
                             while !p.stopped && !p.exhausted && !p.may_fetch() {
-                                p = changed.wait(p).expect("no panics while waiting");
+                                p = room.wait(p).expect("no panics while waiting");
                             }
                             if p.stopped || p.exhausted {
                                 return;
                             }
                             let Some(offset) = p.offsets.next() else {
                                 p.exhausted = true;
-                                changed.notify_all();
+                                arrived.notify_one();
+                                room.notify_all();
                                 return;
                             };
                             p.next_fetch += 1;
                             p.in_flight += 1;
+                            if p.may_fetch() {
+                                room.notify_one();
+                            }
                             (p.next_fetch - 1, offset)
                         };
                         let record = self.read(offset);
@@ -156,8 +168,12 @@ impl<S: Store + Sync> Wal<S> {
                         p.buffered += size;
                         p.biggest = Some(p.biggest.unwrap_or(0).max(size));
                         p.fetched.insert(index, (offset, record));
-                        drop(p);
-                        changed.notify_all();
+                        if index == p.next_visit {
+                            arrived.notify_one();
+                        }
+                        // Room this opens (a first size known, one below the
+                        // biggest) is taken from the top of the loop, and
+                        // passed on from there.
                     }
                 });
             }
@@ -174,10 +190,10 @@ impl<S: Store + Sync> Wal<S> {
                         if p.exhausted && index >= p.next_fetch {
                             break None;
                         }
-                        p = changed.wait(p).expect("no panics while waiting");
+                        p = arrived.wait(p).expect("no panics while waiting");
                     }
                 };
-                changed.notify_all();
+                room.notify_one();
                 let Some((offset, record)) = next else { break };
                 outcome = visit(offset, record);
                 if outcome.is_err() {
@@ -185,7 +201,7 @@ impl<S: Store + Sync> Wal<S> {
                 }
             }
             lock().stopped = true;
-            changed.notify_all();
+            room.notify_all();
             outcome
         })
     }
