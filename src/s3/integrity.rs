@@ -12,6 +12,11 @@
 //! of the stored bytes. A body whose MD5 differs was damaged on the way
 //! and is fetched again; only a body that matches its ETag (or whose ETag
 //! is no MD5) and still fails the record's checks is corrupt in the store.
+//!
+//! A download's MD5 costs no pass over a big body of its own: it is
+//! computed as the bytes arrive ([`Md5Reader`]).
+
+use std::io::{self, Read};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -20,6 +25,36 @@ use md5::{Digest, Md5};
 /// The `Content-MD5` header value of `body`: its MD5, in base64.
 pub(crate) fn content_md5(body: &[u8]) -> String {
     BASE64.encode(Md5::digest(body))
+}
+
+/// A reader that computes the MD5 of what it reads, if asked to.
+pub(crate) struct Md5Reader<R> {
+    inner: R,
+    md5: Option<Md5>,
+}
+
+impl<R: Read> Md5Reader<R> {
+    pub(crate) fn new(inner: R, hash: bool) -> Md5Reader<R> {
+        Md5Reader {
+            inner,
+            md5: hash.then(Md5::new),
+        }
+    }
+
+    /// The MD5 of everything read, if asked for.
+    pub(crate) fn md5(self) -> Option<[u8; 16]> {
+        self.md5.map(|md5| md5.finalize().into())
+    }
+}
+
+impl<R: Read> Read for Md5Reader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let read = self.inner.read(buf)?;
+        if let Some(md5) = &mut self.md5 {
+            md5.update(&buf[..read]);
+        }
+        Ok(read)
+    }
 }
 
 /// The MD5 of the stored bytes, when the answer's headers state one: a
@@ -77,19 +112,19 @@ impl std::fmt::Display for Damage {
 
 impl std::error::Error for Damage {}
 
-/// Why `body` is not what the store sent, if it is not: shorter or longer
-/// than its `Content-Length`, or with another MD5 than its ETag states.
+/// Why a body is not what the store sent, if it is not: `arrived` bytes,
+/// shorter or longer than its `Content-Length`, or whose MD5 (`arrived_md5`,
+/// computed as they arrived) differs from the one its ETag states.
 pub(crate) fn transit_damage(
-    body: &[u8],
+    arrived: u64,
+    arrived_md5: Option<[u8; 16]>,
     content_length: Option<u64>,
-    md5: Option<[u8; 16]>,
+    stated_md5: Option<[u8; 16]>,
 ) -> Option<Damage> {
-    let arrived = body.len() as u64;
     if let Some(announced) = content_length.filter(|&n| n != arrived) {
         return Some(Damage::Length { arrived, announced });
     }
-    let stated = md5?;
-    let arrived: [u8; 16] = Md5::digest(body).into();
+    let (arrived, stated) = (arrived_md5?, stated_md5?);
     (arrived != stated).then_some(Damage::Md5 { arrived, stated })
 }
 
@@ -101,6 +136,27 @@ mod tests {
 
     fn md5_of(etag: &str) -> Option<[u8; 16]> {
         stated_md5(Some(etag), None, false)
+    }
+
+    /// Why `body` is not what the store sent with `content_length` and
+    /// the MD5 `stated`, when it arrives three bytes at a time.
+    fn arrive(
+        body: &[u8],
+        content_length: Option<u64>,
+        stated: Option<[u8; 16]>,
+    ) -> Option<Damage> {
+        let mut reader = Md5Reader::new(body, true);
+        let (mut arrived, mut chunk) = (Vec::new(), [0; 3]);
+        loop {
+            match reader.read(&mut chunk).unwrap() {
+                0 => break,
+                n => arrived.extend_from_slice(&chunk[..n]),
+            }
+        }
+        assert_eq!(arrived, body);
+        let md5 = reader.md5();
+        assert!(md5.is_some());
+        transit_damage(arrived.len() as u64, md5, content_length, stated)
     }
 
     #[test]
@@ -134,26 +190,27 @@ mod tests {
 
     #[test]
     fn a_body_that_matches_its_etag_is_intact() {
-        assert_eq!(
-            transit_damage(b"hello world", Some(11), md5_of(HELLO_MD5)),
-            None
-        );
+        assert_eq!(arrive(b"hello world", Some(11), md5_of(HELLO_MD5)), None);
     }
 
     #[test]
     fn body_damaged_in_transit_differs_from_its_etag() {
-        let damage = transit_damage(b"hello worle", Some(11), md5_of(HELLO_MD5));
+        let damage = arrive(b"hello worle", Some(11), md5_of(HELLO_MD5));
         assert!(matches!(damage, Some(Damage::Md5 { .. })), "{damage:?}");
     }
 
     #[test]
     fn a_body_of_another_length_than_announced_is_damaged() {
-        let damage = transit_damage(b"hello", Some(11), None).unwrap();
+        let damage = arrive(b"hello", Some(11), None).unwrap();
         assert_eq!(damage.to_string(), "5 bytes arrived of the 11 announced");
     }
 
     #[test]
     fn without_a_stated_md5_nothing_can_be_told() {
-        assert_eq!(transit_damage(b"anything", None, None), None);
+        assert_eq!(arrive(b"anything", None, None), None);
+        assert_eq!(transit_damage(8, None, Some(8), md5_of(HELLO_MD5)), None);
+        let mut unhashed = Md5Reader::new(&b"anything"[..], false);
+        assert_eq!(unhashed.read_to_end(&mut Vec::new()).unwrap(), 8);
+        assert_eq!(unhashed.md5(), None);
     }
 }

@@ -20,6 +20,7 @@ mod tls;
 mod xml;
 
 use std::borrow::Cow;
+use std::io::Read as _;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -824,17 +825,24 @@ impl Client {
             header("x-amz-server-side-encryption").as_deref(),
             header("x-amz-server-side-encryption-customer-algorithm").is_some(),
         );
-        let body = if request.method == Method::Head {
-            Vec::new()
-        } else {
-            response
-                .body_mut()
-                .with_config()
-                .limit(MAX_BODY)
-                .read_to_vec()?
-        };
-        let damage = match request.check_body && status == 200 {
-            true => integrity::transit_damage(&body, content_length, stated_md5),
+        let check = request.check_body && status == 200;
+        let mut body = Vec::new();
+        let mut arrived_md5 = None;
+        if request.method != Method::Head {
+            let mut reader = integrity::Md5Reader::new(
+                response.body_mut().with_config().limit(MAX_BODY).reader(),
+                check && stated_md5.is_some(),
+            );
+            reader.read_to_end(&mut body)?;
+            arrived_md5 = reader.md5();
+        }
+        let damage = match check {
+            true => integrity::transit_damage(
+                body.len() as u64,
+                arrived_md5,
+                content_length,
+                stated_md5,
+            ),
             false => None,
         };
         Ok(Response {

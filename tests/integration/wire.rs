@@ -90,6 +90,38 @@ fn a_put_body_damaged_in_transit_is_refused_by_seaweedfs_and_sent_again() {
     a_damaged_put_body_is_refused_and_sent_again(Server::weed());
 }
 
+/// A record of several MiB: a flipped byte in its first PUT is refused by
+/// SeaweedFS (as by RGW) for its `Content-MD5` and sent again, and one in
+/// its first GET, caught by the MD5 computed as the body arrives, is
+/// fetched again.
+#[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
+fn a_big_body_damaged_in_transit_either_way_is_sent_again() {
+    let log = TestLog::new(Server::weed(), "flip-big");
+    let data: Vec<u8> = (0..3 << 20).map(|n: u32| (n % 251) as u8).collect();
+    let proxy = first_matching(&log, 1, Fault::FlipRequestByte, |method, path| {
+        is_record(method, "PUT", path)
+    });
+    let run = log
+        .via(&proxy.endpoint)
+        .run_with_stdin(&["append", "-"], &data);
+    assert_eq!(
+        run.ok(),
+        format!("Appended record at offset: 1, bytes: {}\n", data.len())
+    );
+    assert_eq!(requests_to(&proxy.seen(), "PUT", &key_name(1)), 2);
+    let proxy = first_matching(&log, 1, Fault::FlipAnswerByte, |method, path| {
+        is_record(method, "GET", path)
+    });
+    let run = log.via(&proxy.endpoint).run(&["read", "1"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        [&b"Offset: 1, Data: "[..], &data, b"\n"].concat()
+    );
+    assert_eq!(requests_to(&proxy.seen(), "GET", &key_name(1)), 2);
+}
+
 #[test]
 #[ignore = "needs the S3 servers that `make test` starts"]
 fn a_get_body_damaged_in_transit_is_fetched_again() {
