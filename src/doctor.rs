@@ -12,9 +12,9 @@ use std::time::Duration;
 use crate::config::Origin;
 use crate::error::{Error, ProtocolKind, Result};
 use crate::local::Conditional;
+use crate::log::wal::Wal;
 use crate::s3::Client;
 use crate::store::Store;
-use crate::wal::Wal;
 
 /// How far the local clock may drift before doctor calls it a problem.
 /// S3 refuses signatures more than 15 minutes off.

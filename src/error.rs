@@ -9,7 +9,11 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::record::Corruption;
+use crate::log::record::Corruption;
+
+/// How long a refused connection is retried: enough for a store that is
+/// restarting, short enough that a wrong port is reported at once.
+pub(crate) const REFUSED_RETRY_TIME: Duration = Duration::from_secs(3);
 
 /// Everything that can go wrong in s3wal.
 #[derive(Debug)]
@@ -371,7 +375,7 @@ impl fmt::Display for Error {
                         f,
                         "; it renews its lease, so its machine is alive (it can be taken over \
                          from {} by the store's clock if it stops); try again later",
-                        crate::fence::store_time_text(*at)
+                        crate::log::fence::store_time_text(*at)
                     ),
                     None => f.write_str("; it shows life; try again later"),
                 }
@@ -587,7 +591,7 @@ fn describe_transport(
             f,
             "{host} refused the connection (refused connections are retried for {} s at \
              most): is the store running there? check the endpoint (--endpoint)",
-            crate::s3::REFUSED_RETRY_TIME.as_secs()
+            REFUSED_RETRY_TIME.as_secs()
         ),
         TransportKind::Certificate(CertificateProblem::UnknownIssuer) => write!(
             f,

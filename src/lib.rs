@@ -74,38 +74,27 @@
 
 #![warn(missing_docs)]
 
-mod append;
 pub mod config;
 mod doctor;
 pub mod error;
-mod fence;
 mod local;
-mod lock;
-#[cfg(test)]
-mod log_tests;
-mod memory;
+mod log;
 mod random;
-mod range;
-pub mod record;
 pub mod s3;
-#[cfg(test)]
-mod schedules;
-mod store;
-mod store_hint;
-mod tail;
-mod verify;
-mod wal;
+pub mod store;
+
+pub use log::record;
 
 pub use doctor::{Finding, diagnose};
 pub use error::{Error, Result};
 pub use local::{Conditional, LocalState};
-pub use memory::MemoryStore;
-pub use store::{Keys, Store};
-pub use verify::{Problem, Summary};
-pub use wal::{
+pub use log::verify::{Problem, Summary};
+pub use log::wal::{
     DEFAULT_LEASE, DEFAULT_PARALLEL, FENCE_WAIT, MAX_APPEND_ATTEMPTS, MAX_CONFLICT_RETRIES,
     MAX_PARALLEL, Record, RunningFence, Stat, Wal,
 };
+pub use store::memory::MemoryStore;
+pub use store::{Keys, Store};
 
 /// Opens the log that `config` describes.
 pub fn open(config: &config::Config) -> Result<Wal<s3::Client>> {

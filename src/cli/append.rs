@@ -11,7 +11,6 @@
 //! and a signal that comes while waiting for input ends the command at
 //! once, with nothing in flight.
 
-use std::fmt;
 use std::io::{self, BufRead, Read};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::thread;
@@ -24,6 +23,7 @@ use s3wal::s3::Client;
 
 use super::output::Output;
 use super::signals;
+use super::stored::Stored;
 
 /// Where the records of one `append` come from.
 pub enum Source {
@@ -40,47 +40,6 @@ const SIGNAL_POLL: Duration = Duration::from_millis(50);
 
 /// Records read ahead of the one being stored.
 const QUEUE: usize = 64;
-
-/// The offsets one command stored, kept as runs so that a `--lines` run of
-/// millions of records stays small.
-#[derive(Debug, Default)]
-pub struct Stored {
-    runs: Vec<(u64, u64)>,
-    count: u64,
-}
-
-impl Stored {
-    pub(super) fn push(&mut self, offset: u64) {
-        self.count += 1;
-        match self.runs.last_mut() {
-            Some((_, last)) if last.checked_add(1) == Some(offset) => *last = offset,
-            _ => self.runs.push((offset, offset)),
-        }
-    }
-
-    /// Whether nothing was stored.
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-}
-
-impl fmt::Display for Stored {
-    /// `the record at offset 7`, `3 records, at offsets 1..2, 7`
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let runs: Vec<String> = self
-            .runs
-            .iter()
-            .map(|&(first, last)| match first == last {
-                true => first.to_string(),
-                false => format!("{first}..{last}"),
-            })
-            .collect();
-        match self.count {
-            1 => write!(f, "the record at offset {}", runs[0]),
-            n => write!(f, "{n} records, at offsets {}", runs.join(", ")),
-        }
-    }
-}
 
 /// Stores the records of `source` and prints each as it is stored. On an
 /// error, `stored` says what was stored before it.
@@ -229,30 +188,5 @@ fn read_lines(sender: &SyncSender<Result<Body, Error>>) {
         if sender.send(input).is_err() || failed {
             return;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn stored(offsets: &[u64]) -> Stored {
-        let mut stored = Stored::default();
-        offsets.iter().for_each(|&offset| stored.push(offset));
-        stored
-    }
-
-    #[test]
-    fn stored_offsets_are_named_in_runs() {
-        assert_eq!(
-            stored(&[1, 2, 3, 7, 9, 10]).to_string(),
-            "6 records, at offsets 1..3, 7, 9..10"
-        );
-    }
-
-    #[test]
-    fn one_stored_record_is_named_alone() {
-        assert_eq!(stored(&[42]).to_string(), "the record at offset 42");
-        assert!(Stored::default().is_empty());
     }
 }

@@ -7,7 +7,7 @@
 
 use s3wal::Error;
 
-use super::append::Stored;
+use super::stored::Stored;
 
 /// Exit codes, documented in README.md and `s3wal --help`.
 pub mod exit {

@@ -14,13 +14,15 @@ mod append;
 mod failure;
 mod output;
 mod signals;
+mod stored;
 
-use append::{Source, Stored};
+use append::Source;
 use failure::{CliError, exit};
 use output::Output;
 use s3wal::Error;
 use s3wal::config::{self, Env, Flags, Origin};
 use s3wal::s3::{Client, Exchange};
+use stored::Stored;
 
 use s3wal::{Record, Wal};
 

@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::local::LocalState;
-use crate::record::Prefix;
-use crate::s3::{RetryPolicy, S3Config};
-use crate::wal::{DEFAULT_PARALLEL, MAX_PARALLEL};
+use crate::log::record::Prefix;
+use crate::log::wal::{DEFAULT_PARALLEL, MAX_PARALLEL};
+use crate::s3::{RegionMemory, RetryPolicy, S3Config};
 
 mod credentials;
 mod endpoint;
@@ -402,10 +402,10 @@ pub fn resolve(flags: &Flags, env: &Env) -> Result<Config> {
     // On AWS's endpoints, the region S3 named for the bucket last time
     // beats the configured one: that is where the bucket is.
     let aws = custom.is_none().then_some(aws);
-    let remembered = aws.and_then(|aws| Some((aws, local.region_memory().load()?)));
+    let remembered = aws.and_then(|aws| Some((aws, RegionMemory::at(local.region_path()).load()?)));
     let (region, endpoint, source) = match remembered {
         Some((aws, region)) if region != configured => {
-            let path = local.region_memory().path().to_owned();
+            let path = local.region_path().to_owned();
             let endpoint = aws.url(&region)?;
             (region, endpoint, Source::Remembered(path))
         }
@@ -464,7 +464,7 @@ pub fn resolve(flags: &Flags, env: &Env) -> Result<Config> {
         s3: S3Config {
             endpoint,
             aws,
-            region_memory: aws.map(|_| local.region_memory().clone()),
+            region_memory: aws.map(|_| RegionMemory::at(local.region_path())),
             bucket,
             region,
             path_style,

@@ -6,8 +6,9 @@
 //! SeaweedFS 120 s, s3s-fs for ever), so only a request without a body
 //! ends when its lease does.
 
-use super::{Client, Deadline, Request, Response, Signer};
+use super::{Client, Request, Response, Signer};
 use crate::error::Result;
+use crate::store::Deadline;
 
 impl Signer {
     /// A DELETE of the object at `key`.

@@ -5,9 +5,7 @@ use rusty_s3::Map;
 
 use super::{Client, Request, Response, Signer, Unreadable, integrity, xml};
 use crate::error::{ProtocolKind, Result};
-
-/// The most keys S3 accepts in one DeleteObjects request.
-pub const MAX_KEYS_PER_DELETE: usize = 1000;
+use crate::store::MAX_KEYS_PER_DELETE;
 
 /// The request body: quiet mode, so the answer lists only failures.
 fn delete_body(keys: &[String]) -> Vec<u8> {

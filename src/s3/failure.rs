@@ -23,16 +23,12 @@ use ureq::unversioned::transport::NextTimeout;
 
 use crate::error::{CertificateProblem, Stage, TransportKind};
 
-/// How long a refused connection is retried: enough for a store that is
-/// restarting, short enough that a wrong port is reported at once.
-pub(crate) const REFUSED_RETRY_TIME: Duration = Duration::from_secs(3);
-
 /// Whether to try again after a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Retry {
     /// Transient: retry within the policy.
     Yes,
-    /// Retry, but for [`REFUSED_RETRY_TIME`] at most.
+    /// Retry, but for [`crate::error::REFUSED_RETRY_TIME`] at most.
     Briefly,
     /// Trying again cannot help.
     No,

@@ -2,6 +2,7 @@
 
 use super::{Client, Request, Response, Signer};
 use crate::error::Result;
+use crate::store::ObjectHead;
 
 impl Signer {
     /// A HEAD of the object at `key`.
@@ -17,13 +18,6 @@ impl Signer {
             check_body: false,
         }
     }
-}
-
-/// What a HEAD tells about an object.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectHead {
-    /// The append token the object was written with, if s3wal wrote it.
-    pub token: Option<String>,
 }
 
 /// The object's head, or `None` if it does not exist. A HEAD answer has no

@@ -4,31 +4,7 @@ use rusty_s3::Map;
 
 use super::{Client, Request, Response, Signer, Unreadable, xml};
 use crate::error::{ProtocolKind, Result};
-
-/// Which page of a listing to ask for.
-#[derive(Debug, Clone, Copy)]
-pub struct PageRequest<'a> {
-    /// Only keys that start with this.
-    pub prefix: &'a str,
-    /// Only keys strictly after this one, in UTF-8 byte order.
-    pub start_after: Option<&'a str>,
-    /// The token of the previous page, to continue a listing.
-    pub continuation: Option<&'a str>,
-    /// At most this many keys (S3 caps it at 1000).
-    pub max_keys: usize,
-}
-
-/// One page of a listing, in S3's UTF-8 byte order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ListPage {
-    /// The keys of this page.
-    pub keys: Vec<String>,
-    /// When each key's object was last written, in milliseconds since the
-    /// Unix epoch by the store's clock, where the listing said.
-    pub modified: Vec<Option<i64>>,
-    /// The token for the next page, if the listing goes on.
-    pub continuation: Option<String>,
-}
+use crate::store::{ListPage, PageRequest};
 
 impl Signer {
     /// A request for at most `max_keys` keys under `prefix` strictly after

@@ -14,8 +14,10 @@ mod integrity;
 mod list_objects;
 mod put_object;
 mod redirect;
+mod region_memory;
 mod retry;
 mod server_clock;
+mod store;
 mod tls;
 mod xml;
 
@@ -32,21 +34,17 @@ use ureq::{Proxy, SendBody};
 use url::Url;
 
 use crate::error::{BodyKind, Error, ProtocolKind, Result, TransportKind};
-use crate::local::RegionMemory;
+use crate::store::Deadline;
 use failure::Retry;
 use integrity::Damage;
 use xml::XmlError;
 
-pub(crate) use failure::REFUSED_RETRY_TIME;
 pub(crate) use tls::root_certs;
 pub(crate) use xml::for_each_leaf;
 
-pub use delete_objects::MAX_KEYS_PER_DELETE;
-pub use head_object::ObjectHead;
-pub use list_objects::{ListPage, PageRequest};
-pub use put_object::PutOutcome;
 pub use redirect::AwsEndpoint;
 pub(crate) use redirect::{dns_suffix, is_region_name};
+pub use region_memory::RegionMemory;
 pub use retry::RetryPolicy;
 pub(crate) use retry::may_have_acted;
 pub(crate) use server_clock::parse_timestamp_ms;
@@ -56,27 +54,6 @@ pub use xml::{ErrorBody, parse_error};
 /// right before they are sent; an hour leaves room for slow bodies and
 /// clock skew. Never longer than the credentials that sign it.
 const PRESIGN_TTL: Duration = Duration::from_secs(3600);
-
-/// When a fenced request stops being valid, by the store's own clock: it
-/// is presigned as if signed at `signed_at` (a time the store gave, in
-/// seconds since the Unix epoch) to expire `expires` seconds later. The
-/// store refuses it once that moment passed, whatever the local clock says
-/// and however long the sender was paused ("Many machines, one log").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Deadline {
-    /// The signing time, read from the store.
-    pub signed_at: i64,
-    /// Seconds from `signed_at` to the end, at least 1.
-    pub expires: u64,
-}
-
-impl Deadline {
-    /// The moment it ends, in seconds by the store's clock.
-    pub fn end(&self) -> i64 {
-        self.signed_at
-            .saturating_add(i64::try_from(self.expires).unwrap_or(i64::MAX))
-    }
-}
 
 /// The S3 error codes of a request signed with a session token the store
 /// no longer takes: the credentials are refreshed once and it is retried.
@@ -703,7 +680,7 @@ impl Client {
     /// and returns the last answer, whatever its status.
     ///
     /// Retries stop after `--retries` of them, or once `--timeout` has
-    /// passed since the first failure ([`failure::REFUSED_RETRY_TIME`] for
+    /// passed since the first failure ([`crate::error::REFUSED_RETRY_TIME`] for
     /// a refused connection); failures that no retry can mend (a host name
     /// that does not resolve, a refused certificate) end at once. A body
     /// that kept arriving damaged is an error, never a corrupt record.
@@ -731,7 +708,7 @@ impl Client {
                 }
             };
             let budget = match retry {
-                Retry::Briefly => failure::REFUSED_RETRY_TIME.min(idle),
+                Retry::Briefly => crate::error::REFUSED_RETRY_TIME.min(idle),
                 _ => idle,
             };
             let since_failure = first_failure.get_or_insert_with(Instant::now).elapsed();

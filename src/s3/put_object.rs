@@ -2,27 +2,9 @@
 
 use rusty_s3::S3Action;
 
-use super::{Client, Deadline, Request, Response, Signer, TOKEN_HEADER, integrity, xml};
+use super::{Client, Request, Response, Signer, TOKEN_HEADER, integrity, xml};
 use crate::error::Result;
-
-/// What a conditional PUT decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PutOutcome {
-    /// The object did not exist and now holds our body.
-    Created,
-    /// 412: an object already exists at the key; this PUT did not write it.
-    Exists {
-        /// The PUT was sent more than once (an answer was lost, or a body
-        /// was damaged on the way), so the object may be our own earlier
-        /// try: its token tells. Deciding that is the append protocol's
-        /// job (`append.rs`); this only reports the fact.
-        retried: bool,
-    },
-    /// 409 `ConditionalRequestConflict` or `OperationAborted`: a
-    /// conflicting operation was in flight; nothing was decided, so the
-    /// same key may be tried again.
-    Conflict,
-}
+use crate::store::{Deadline, PutOutcome};
 
 impl Signer {
     /// A PUT of `body` at `key` that only succeeds if `key` does not exist.

@@ -3,8 +3,9 @@
 //! SigV4 signatures carry the signing time; S3 refuses requests more than
 //! 15 minutes off, so a wrong local clock shows up as a puzzling 403.
 
-use super::{Client, PageRequest};
+use super::Client;
 use crate::error::Result;
+use crate::store::PageRequest;
 
 const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",

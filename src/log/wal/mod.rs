@@ -18,17 +18,17 @@ mod fencing;
 use fencing::Held;
 pub use fencing::{DEFAULT_LEASE, FENCE_WAIT, RunningFence};
 
-use crate::append::{Answer, Append, GiveUp, Limits, Step};
 use crate::error::{Error, ProtocolKind, Result};
-use crate::fence::{self, Fences, Kind};
+use crate::local::lock::Interruption;
 use crate::local::{Conditional, LocalState};
-use crate::lock::Interruption;
+use crate::log::append::{Answer, Append, GiveUp, Limits, Step};
+use crate::log::fence::{self, Fences, Kind};
+use crate::log::record::{self, Body, Prefix};
+use crate::log::store_hint::{self, StoreHint};
+use crate::log::tail::TailSearch;
 use crate::random::{jitter, random};
-use crate::record::{self, Body, Prefix};
-use crate::s3::{PageRequest, PutOutcome};
 use crate::store::Store;
-use crate::store_hint::{self, StoreHint};
-use crate::tail::TailSearch;
+use crate::store::{PageRequest, PutOutcome};
 
 /// How many conditional PUTs one append tries before giving up. Each 412
 /// means another writer appended, so the log advanced; only heavy, long

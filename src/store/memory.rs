@@ -16,8 +16,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use crate::error::{Error, Result};
-use crate::s3::{Deadline, ListPage, ObjectHead, PageRequest, PutOutcome};
 use crate::store::Store;
+use crate::store::{Deadline, ListPage, ObjectHead, PageRequest, PutOutcome};
 
 /// One object: its body and the append token it was written with.
 #[derive(Debug, Clone, PartialEq, Eq)]

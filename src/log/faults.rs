@@ -8,13 +8,13 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::error::{Error, Result, TransportKind};
-use crate::fence::{self, Kind, State};
 use crate::local::{FenceNotes, LocalState};
-use crate::memory::MemoryStore;
-use crate::record::{self, Prefix};
-use crate::s3::{Deadline, ListPage, ObjectHead, PageRequest, PutOutcome};
+use crate::log::fence::{self, Kind, State};
+use crate::log::record::{self, Prefix};
+use crate::log::wal::Wal;
 use crate::store::Store;
-use crate::wal::Wal;
+use crate::store::memory::MemoryStore;
+use crate::store::{Deadline, ListPage, ObjectHead, PageRequest, PutOutcome};
 
 /// What happens to one PUT of a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

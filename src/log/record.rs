@@ -23,7 +23,7 @@ pub const KEY_DIGITS: usize = 20;
 const MAX_KEY_LEN: usize = 1024;
 /// The longest prefix whose keys S3 still accepts: the longest is a fence
 /// marker (`fence.rs`), longer than any record key.
-const MAX_PREFIX_LEN: usize = MAX_KEY_LEN - crate::fence::LONGEST_FENCE_NAME;
+const MAX_PREFIX_LEN: usize = MAX_KEY_LEN - crate::log::fence::LONGEST_FENCE_NAME;
 
 /// The folder of a log inside a bucket, without leading or trailing `/`.
 ///
@@ -311,8 +311,9 @@ mod tests {
     #[test]
     fn prefix_is_refused_when_its_fence_keys_would_pass_1024_bytes() {
         let longest = Prefix::new(&"p".repeat(954)).unwrap();
-        let fence = crate::fence::key(&longest, 1, crate::fence::Kind::Truncate(u64::MAX));
-        let marker = crate::fence::marker(&fence, crate::fence::State::Done);
+        let fence =
+            crate::log::fence::key(&longest, 1, crate::log::fence::Kind::Truncate(u64::MAX));
+        let marker = crate::log::fence::marker(&fence, crate::log::fence::State::Done);
         assert_eq!(marker.len(), 1024);
         let error = Prefix::new(&"p".repeat(955)).unwrap_err();
         assert!(error.contains("955 bytes"), "{error}");

@@ -12,8 +12,8 @@ use std::thread;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::log::wal::{Record, Wal};
 use crate::store::Store;
-use crate::wal::{Record, Wal};
 
 /// The first pause of `follow` on an idle log; it doubles up to
 /// [`FOLLOW_MAX_WAIT`] and starts over when a record comes.
@@ -246,8 +246,8 @@ impl<S: Store + Sync> Wal<S> {
 mod tests {
     use super::*;
     use crate::LocalState;
-    use crate::memory::MemoryStore;
-    use crate::record::Prefix;
+    use crate::log::record::Prefix;
+    use crate::store::memory::MemoryStore;
 
     /// Progress with `ahead` records fetched or being fetched past the one
     /// the consumer waits for.

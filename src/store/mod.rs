@@ -5,10 +5,87 @@
 //! order after a key, delete, and the store's clock, with deletes and
 //! writes the store refuses past a deadline by that clock (the leases of
 //! fences). Keeping the interface this narrow keeps the log logic in
-//! `src/wal/` free of HTTP and S3 details.
+//! `src/log/` free of HTTP and S3 details: the S3 client implements it from
+//! its side (`src/s3/store.rs`), and the tests use [`memory::MemoryStore`].
+
+pub mod memory;
 
 use crate::error::{Error, ProtocolKind, Result};
-use crate::s3::{Client, Deadline, ListPage, ObjectHead, PageRequest, PutOutcome};
+
+/// What a conditional PUT decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// The object did not exist and now holds our body.
+    Created,
+    /// 412: an object already exists at the key; this PUT did not write it.
+    Exists {
+        /// The PUT was sent more than once (an answer was lost, or a body
+        /// was damaged on the way), so the object may be our own earlier
+        /// try: its token tells. Deciding that is the append protocol's
+        /// job (`append.rs`); this only reports the fact.
+        retried: bool,
+    },
+    /// 409 `ConditionalRequestConflict` or `OperationAborted`: a
+    /// conflicting operation was in flight; nothing was decided, so the
+    /// same key may be tried again.
+    Conflict,
+}
+
+/// What a HEAD tells about an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectHead {
+    /// The append token the object was written with, if s3wal wrote it.
+    pub token: Option<String>,
+}
+
+/// Which page of a listing to ask for.
+#[derive(Debug, Clone, Copy)]
+pub struct PageRequest<'a> {
+    /// Only keys that start with this.
+    pub prefix: &'a str,
+    /// Only keys strictly after this one, in UTF-8 byte order.
+    pub start_after: Option<&'a str>,
+    /// The token of the previous page, to continue a listing.
+    pub continuation: Option<&'a str>,
+    /// At most this many keys (S3 caps it at 1000).
+    pub max_keys: usize,
+}
+
+/// One page of a listing, in S3's UTF-8 byte order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListPage {
+    /// The keys of this page.
+    pub keys: Vec<String>,
+    /// When each key's object was last written, in milliseconds since the
+    /// Unix epoch by the store's clock, where the listing said.
+    pub modified: Vec<Option<i64>>,
+    /// The token for the next page, if the listing goes on.
+    pub continuation: Option<String>,
+}
+
+/// When a fenced request stops being valid, by the store's own clock: it
+/// is presigned as if signed at `signed_at` (a time the store gave, in
+/// seconds since the Unix epoch) to expire `expires` seconds later. The
+/// store refuses it once that moment passed, whatever the local clock says
+/// and however long the sender was paused ("Many machines, one log").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline {
+    /// The signing time, read from the store.
+    pub signed_at: i64,
+    /// Seconds from `signed_at` to the end, at least 1.
+    pub expires: u64,
+}
+
+impl Deadline {
+    /// The moment it ends, in seconds by the store's clock.
+    pub fn end(&self) -> i64 {
+        self.signed_at
+            .saturating_add(i64::try_from(self.expires).unwrap_or(i64::MAX))
+    }
+}
+
+/// The most keys S3 accepts in one DeleteObjects request.
+pub const MAX_KEYS_PER_DELETE: usize = 1000;
 
 /// What the log needs from an object store. `Sync`, because ranges are
 /// read and fenced keys deleted several requests at a time.
@@ -24,7 +101,7 @@ pub trait Store: Sync {
     fn head(&self, key: &str) -> Result<Option<ObjectHead>>;
     /// One page of keys in UTF-8 byte order.
     fn list_page(&self, page: &PageRequest<'_>) -> Result<ListPage>;
-    /// Deletes 1 to [`crate::s3::MAX_KEYS_PER_DELETE`] keys; missing keys
+    /// Deletes 1 to [`MAX_KEYS_PER_DELETE`] keys; missing keys
     /// count as deleted.
     fn delete(&self, keys: &[String]) -> Result<()>;
     /// Writes `body` at `key`, replacing what is there: only for s3wal's
@@ -135,48 +212,6 @@ impl<S: Store> Iterator for Keys<'_, S> {
     }
 }
 
-impl Store for Client {
-    fn put_if_absent(&self, key: &str, body: &[u8], token: &str) -> Result<PutOutcome> {
-        Client::put_if_absent(self, key, body, token)
-    }
-
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.get_object(key)
-    }
-
-    fn head(&self, key: &str) -> Result<Option<ObjectHead>> {
-        self.head_object(key)
-    }
-
-    fn list_page(&self, page: &PageRequest<'_>) -> Result<ListPage> {
-        Client::list_page(self, page)
-    }
-
-    fn delete(&self, keys: &[String]) -> Result<()> {
-        self.delete_objects(keys)
-    }
-
-    fn overwrite(&self, key: &str, body: &[u8]) -> Result<()> {
-        self.put_object(key, body)
-    }
-
-    fn delete_key(&self, key: &str, deadline: Option<Deadline>) -> Result<()> {
-        self.delete_object(key, deadline)
-    }
-
-    fn overwrite_until(&self, key: &str, body: &[u8], deadline: Deadline) -> Result<()> {
-        self.put_object_until(key, body, deadline)
-    }
-
-    fn store_time(&self) -> Option<i64> {
-        Client::store_time(self)
-    }
-
-    fn identity(&self) -> String {
-        self.identity()
-    }
-}
-
 /// A store borrowed: several logs (machines, in the tests) over one.
 impl<S: Store> Store for &S {
     fn put_if_absent(&self, key: &str, body: &[u8], token: &str) -> Result<PutOutcome> {
@@ -223,7 +258,7 @@ impl<S: Store> Store for &S {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::memory::MemoryStore;
+    use crate::store::memory::MemoryStore;
 
     /// A store whose listing never ends: every page is empty and points to
     /// a fresh page.

@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 
 use super::{Appending, Place, Unconfirmed, Wal, new_token};
 use crate::error::{Error, Result};
-use crate::fence::{self, Fence, Fences, Holder, Kind, State};
 use crate::local::{Conditional, FenceNotes};
-use crate::s3::{Deadline, PageRequest, PutOutcome};
+use crate::log::fence::{self, Fence, Fences, Holder, Kind, State};
+use crate::log::store_hint;
 use crate::store::Store;
-use crate::store_hint;
+use crate::store::{Deadline, PageRequest, PutOutcome};
 
 /// Keys one listing of the fence folder asks for: the newest fence, its
 /// leases, its marker and the one before, with room to spare.

@@ -35,7 +35,7 @@
 //!
 //! Everything here is pure: key names, parsing a listing, the rules.
 
-use crate::record::Prefix;
+use crate::log::record::Prefix;
 
 /// The folder of the fences, under the prefix.
 const FENCE_FOLDER: &str = ".s3wal/fence/";

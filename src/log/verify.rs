@@ -6,9 +6,9 @@
 //! at a time as the log's `parallel` setting allows.
 
 use crate::error::{Error, Result};
-use crate::record::Corruption;
+use crate::log::record::Corruption;
+use crate::log::wal::Wal;
 use crate::store::Store;
-use crate::wal::Wal;
 
 /// One thing wrong with the log.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -25,7 +25,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::local::Conditional;
-use crate::record::Prefix;
+use crate::log::record::Prefix;
 
 /// The folder, under `<prefix>/.s3wal/`, of the hint's key.
 const FOLDER: &str = "at/";
@@ -151,7 +151,7 @@ mod tests {
     fn its_key_sorts_before_the_fences_and_every_record() {
         let key = hint(u64::MAX).key(&prefix());
         assert!(
-            key.as_str() < crate::fence::folder(&prefix()).as_str(),
+            key.as_str() < crate::log::fence::folder(&prefix()).as_str(),
             "{key}"
         );
         assert!(key.as_str() < prefix().records_after(0).as_str(), "{key}");

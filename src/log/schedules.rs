@@ -33,11 +33,11 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::local::{Conditional, LocalState};
-use crate::memory::MemoryStore;
-use crate::record::Prefix;
-use crate::s3::{Deadline, ListPage, ObjectHead, PageRequest, PutOutcome};
+use crate::log::record::Prefix;
+use crate::log::wal::Wal;
 use crate::store::Store;
-use crate::wal::Wal;
+use crate::store::memory::MemoryStore;
+use crate::store::{Deadline, ListPage, ObjectHead, PageRequest, PutOutcome};
 
 /// The store's clock when a run starts, in milliseconds since the Unix
 /// epoch (2027-01-15): any time will do, as long as it is the store's.
@@ -910,7 +910,7 @@ fn run(initial: u64, work: &[Work], setup: Setup, schedule: &[usize]) -> (Run, V
     let store = Arc::new(MemoryStore::with_clock(START_MS));
     store.ignore_expiry(setup.ignores_expiry);
     for offset in 1..=initial {
-        let body = crate::record::encode(offset, format!("initial {offset}").as_bytes());
+        let body = crate::log::record::encode(offset, format!("initial {offset}").as_bytes());
         store.put(&prefix.key(offset), &body);
     }
     // After a death or a timeout, one more append comes once the others
@@ -998,11 +998,11 @@ fn run(initial: u64, work: &[Work], setup: Setup, schedule: &[usize]) -> (Run, V
         .filter_map(|key| prefix.offset_of(key))
         .map(|offset| {
             let body = store.get(&prefix.key(offset)).unwrap().unwrap();
-            let data = crate::record::decode(offset, &body).unwrap();
+            let data = crate::log::record::decode(offset, &body).unwrap();
             (offset, String::from_utf8(data.to_vec()).unwrap())
         })
         .collect();
-    let fences = crate::fence::folder(&prefix);
+    let fences = crate::log::fence::folder(&prefix);
     let run = Run {
         offsets: data.keys().copied().collect(),
         data,
@@ -1157,7 +1157,7 @@ pub(crate) fn explore_fates(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fence::{Fences, TAKEOVER_MARGIN_MS};
+    use crate::log::fence::{Fences, TAKEOVER_MARGIN_MS};
 
     /// No machine kept the run going for ever: every command ends.
     fn check_ended(run: &Run) {
@@ -1682,7 +1682,7 @@ mod tests {
     }
 
     /// The fence left running in `run`, if any.
-    fn running_fence(run: &Run) -> Option<crate::fence::Fence> {
+    fn running_fence(run: &Run) -> Option<crate::log::fence::Fence> {
         let prefix = Prefix::new("wal").unwrap();
         let fences = Fences::from_keys(&prefix, run.fence_keys.iter().map(String::as_str));
         fences.newest().filter(|f| !f.settled()).copied()

@@ -11,7 +11,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::lock::{AppendLock, file_stem, private_dir};
+pub(crate) mod lock;
+
+use lock::{AppendLock, file_stem, private_dir};
 
 /// The lock, hint, probe and region files of one log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +24,8 @@ pub struct LocalState {
     /// Whether the store refuses requests past their presigned expiry.
     pub(crate) expiry: ProbeCache,
     pub(crate) fences: FenceMemory,
-    pub(crate) region: RegionMemory,
+    /// The bucket's region file ([`crate::s3::RegionMemory`]).
+    pub(crate) region: PathBuf,
 }
 
 impl LocalState {
@@ -47,16 +50,14 @@ impl LocalState {
             },
             // A region is the bucket's, whatever the prefix: one file per
             // bucket, so that every log in it learns it from one redirect.
-            region: RegionMemory {
-                path: dir
-                    .join(file_stem(endpoint, bucket, ""))
-                    .with_extension("region"),
-            },
+            region: dir
+                .join(file_stem(endpoint, bucket, ""))
+                .with_extension("region"),
         }
     }
 
-    /// Where the bucket's region is remembered.
-    pub fn region_memory(&self) -> &RegionMemory {
+    /// The file where the bucket's region is remembered.
+    pub fn region_path(&self) -> &Path {
         &self.region
     }
 
@@ -69,7 +70,7 @@ impl LocalState {
 /// Writes `contents` to `path` through a temporary file and a rename, so
 /// that a reader sees the old contents or the new, never a mix. Best
 /// effort: failing costs the next command a search or a probe.
-fn write_atomically(path: &Path, contents: &str) {
+pub(crate) fn write_atomically(path: &Path, contents: &str) {
     // Never written into a folder others can write: they could plant a
     // symlink where the temporary file goes.
     if path.parent().is_some_and(|dir| private_dir(dir).is_err()) {
@@ -222,31 +223,6 @@ impl FenceMemory {
     }
 }
 
-/// The region S3 last named for a bucket, so that the next command signs
-/// for it at once instead of being redirected again.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RegionMemory {
-    path: PathBuf,
-}
-
-impl RegionMemory {
-    /// The file the region is kept in.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The remembered region, if there is one that looks like a region.
-    pub(crate) fn load(&self) -> Option<String> {
-        let region = fs::read_to_string(&self.path).ok()?.trim().to_owned();
-        crate::s3::is_region_name(&region).then_some(region)
-    }
-
-    /// Remembers `region`.
-    pub(crate) fn store(&self, region: &str) {
-        write_atomically(&self.path, region);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,7 +241,7 @@ mod tests {
         assert_eq!(local.hint.path, lock.with_extension("tail"));
         assert_eq!(local.probe.path, lock.with_extension("probe"));
         assert_eq!(local.fences.path, lock.with_extension("fence"));
-        assert_eq!(local.region.path.extension().unwrap(), "region");
+        assert_eq!(local.region.extension().unwrap(), "region");
     }
 
     #[test]
@@ -276,17 +252,6 @@ mod tests {
         let elsewhere = LocalState::in_dir(dir, "https://s3.us-east-1.amazonaws.com/", "c", "o");
         assert_eq!(wal.region, other.region);
         assert_ne!(wal.region, elsewhere.region);
-    }
-
-    #[test]
-    fn stored_region_loads_back_and_garbage_is_none() {
-        let (local, dir) = local("region");
-        assert_eq!(local.region.load(), None);
-        local.region.store("eu-west-1");
-        assert_eq!(local.region.load().as_deref(), Some("eu-west-1"));
-        fs::write(&local.region.path, "evil.example.com/").unwrap();
-        assert_eq!(local.region.load(), None);
-        fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
