@@ -15,6 +15,12 @@ use crate::log::record::Corruption;
 /// restarting, short enough that a wrong port is reported at once.
 pub(crate) const REFUSED_RETRY_TIME: Duration = Duration::from_secs(3);
 
+/// Whether a request answered with this status may have taken effect
+/// anyway: a server error or a gateway's may come after the store acted.
+pub(crate) fn status_may_have_acted(status: u16) -> bool {
+    matches!(status, 500 | 502 | 504)
+}
+
 /// Everything that can go wrong in s3wal.
 #[derive(Debug)]
 pub enum Error {
@@ -681,6 +687,12 @@ mod tests {
     use std::io;
 
     use super::*;
+
+    #[test]
+    fn only_server_errors_may_have_acted() {
+        assert!(status_may_have_acted(500) && status_may_have_acted(504));
+        assert!(!status_may_have_acted(503) && !status_may_have_acted(400));
+    }
 
     /// A PUT whose connection was reset in each of its `attempts`.
     fn reset_put(attempts: u32) -> Error {

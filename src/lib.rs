@@ -18,7 +18,7 @@
 //! A log in memory, with everything a log on S3 does:
 //!
 //! ```
-//! use s3wal::{LocalState, MemoryStore, Wal, record::Prefix};
+//! use s3wal::{LocalState, MemoryStore, Prefix, Wal};
 //!
 //! let folder = std::env::temp_dir().join(format!("s3wal-doc-{}", std::process::id()));
 //! let local = LocalState::in_dir(&folder, "memory", "bucket", "wal");
@@ -83,6 +83,7 @@ mod random;
 pub mod s3;
 pub mod store;
 
+pub use log::keys::Prefix;
 pub use log::record;
 
 pub use doctor::{Finding, diagnose};

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::local::LocalState;
-use crate::log::record::Prefix;
+use crate::log::keys::Prefix;
 use crate::log::wal::{DEFAULT_PARALLEL, MAX_PARALLEL};
 use crate::s3::{RegionMemory, RetryPolicy, S3Config};
 

@@ -35,10 +35,9 @@
 //!
 //! Everything here is pure: key names, parsing a listing, the rules.
 
-use crate::log::record::Prefix;
+use crate::log::keys::Prefix;
 
 /// The folder of the fences, under the prefix.
-const FENCE_FOLDER: &str = ".s3wal/fence/";
 /// What follows a fence's name in the name of its marker.
 const DONE: &str = ".done";
 const VOID: &str = ".void";
@@ -49,9 +48,6 @@ const LEASE: &str = "-lease-";
 /// end to be carried out, for the store's nodes' clocks to differ, and for
 /// `Date`'s whole seconds.
 pub(crate) const TAKEOVER_MARGIN_MS: i64 = 2000;
-/// The longest fence key past the prefix: the folder, the 20-digit
-/// sequence, the longest kind, the 20-digit argument and a marker.
-pub(crate) const LONGEST_FENCE_NAME: usize = 1 + FENCE_FOLDER.len() + 21 + 10 + 20 + DONE.len();
 
 /// What a fence does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,18 +154,13 @@ impl Fence {
     }
 }
 
-/// The folder, under `prefix`, that holds the fences: listed newest first.
-pub(crate) fn folder(prefix: &Prefix) -> String {
-    format!("{}/{FENCE_FOLDER}", prefix.as_str())
-}
-
 /// The key that claims fence `seq`, created only if absent. The sequence
 /// is written as its distance from `u64::MAX`, so that a listing, which S3
 /// gives in ascending order only, starts at the newest fence. An `f` leads
 /// it, so that no part of the key is a number the Go seed could take for
 /// an offset.
 pub(crate) fn claim_key(prefix: &Prefix, seq: u64) -> String {
-    format!("{}f{:020}", folder(prefix), u64::MAX - seq)
+    format!("{}f{:020}", prefix.fence_folder(), u64::MAX - seq)
 }
 
 /// The key that says what fence `seq` does, written after its claim; a
@@ -218,7 +209,9 @@ fn digits_only(text: &str) -> Option<u64> {
 }
 
 fn parse(prefix: &Prefix, key: &str) -> Option<Entry> {
-    let name = key.strip_prefix(&folder(prefix))?.strip_prefix('f')?;
+    let name = key
+        .strip_prefix(&prefix.fence_folder())?
+        .strip_prefix('f')?;
     let (name, marker) = match (name.strip_suffix(DONE), name.strip_suffix(VOID)) {
         (Some(name), _) => (name, Some(State::Done)),
         (_, Some(name)) => (name, Some(State::Void)),
@@ -519,6 +512,17 @@ pub(crate) fn epoch_of(stamp: &str) -> Option<u64> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn prefix_is_refused_when_its_fence_keys_would_pass_1024_bytes() {
+        let longest = Prefix::new(&"p".repeat(954)).unwrap();
+        let fence = key(&longest, 1, Kind::Truncate(u64::MAX));
+        let marker = marker(&fence, State::Done);
+        assert_eq!(marker.len(), 1024);
+        let error = Prefix::new(&"p".repeat(955)).unwrap_err();
+        assert!(error.contains("955 bytes"), "{error}");
+        assert!(error.contains("at most 954 bytes"), "{error}");
+    }
+
     fn wal() -> Prefix {
         Prefix::new("wal").unwrap()
     }
@@ -568,7 +572,10 @@ mod tests {
     #[test]
     fn the_longest_fence_key_is_counted() {
         let key = marker(&key(&wal(), 1, Kind::Truncate(u64::MAX)), State::Done);
-        assert_eq!(key.len(), "wal".len() + LONGEST_FENCE_NAME);
+        assert_eq!(
+            key.len(),
+            "wal".len() + crate::log::keys::LONGEST_FENCE_NAME
+        );
     }
 
     #[test]

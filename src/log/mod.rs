@@ -5,6 +5,7 @@
 
 pub(crate) mod append;
 pub(crate) mod fence;
+pub(crate) mod keys;
 pub(crate) mod range;
 pub mod record;
 pub(crate) mod store_hint;

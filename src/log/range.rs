@@ -246,7 +246,7 @@ impl<S: Store + Sync> Wal<S> {
 mod tests {
     use super::*;
     use crate::LocalState;
-    use crate::log::record::Prefix;
+    use crate::log::keys::Prefix;
     use crate::store::memory::MemoryStore;
 
     /// Progress with `ahead` records fetched or being fetched past the one

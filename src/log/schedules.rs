@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::local::{Conditional, LocalState};
-use crate::log::record::Prefix;
+use crate::log::keys::Prefix;
 use crate::log::wal::Wal;
 use crate::store::Store;
 use crate::store::memory::MemoryStore;
@@ -1002,7 +1002,7 @@ fn run(initial: u64, work: &[Work], setup: Setup, schedule: &[usize]) -> (Run, V
             (offset, String::from_utf8(data.to_vec()).unwrap())
         })
         .collect();
-    let fences = crate::log::fence::folder(&prefix);
+    let fences = prefix.fence_folder();
     let run = Run {
         offsets: data.keys().copied().collect(),
         data,

@@ -25,10 +25,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::local::Conditional;
-use crate::log::record::Prefix;
-
-/// The folder, under `<prefix>/.s3wal/`, of the hint's key.
-const FOLDER: &str = "at/";
+use crate::log::keys::Prefix;
 
 /// What stands in a hint's name for a probe not run yet.
 const UNPROBED: &str = "unprobed";
@@ -53,11 +50,6 @@ pub(crate) fn store_id(identity: &str) -> String {
     hex::encode(&Sha256::digest(identity.as_bytes())[..8])
 }
 
-/// The folder of `prefix`'s hint keys.
-pub(crate) fn folder(prefix: &Prefix) -> String {
-    format!("{}{FOLDER}", prefix.own_folder())
-}
-
 impl StoreHint {
     /// The key that says this hint.
     pub(crate) fn key(&self, prefix: &Prefix) -> String {
@@ -65,13 +57,17 @@ impl StoreHint {
             Some((verdict, store)) => (verdict.as_str(), store.as_str()),
             None => (UNPROBED, "0000000000000000"),
         };
-        format!("{}{:020}-{verdict}-{store}", folder(prefix), self.tail)
+        format!(
+            "{}{:020}-{verdict}-{store}",
+            prefix.hint_folder(),
+            self.tail
+        )
     }
 
     /// The hint a key says, `None` for any other key (a newer s3wal's,
     /// say, which is left alone).
     pub(crate) fn from_key(prefix: &Prefix, key: &str) -> Option<StoreHint> {
-        let name = key.strip_prefix(&folder(prefix))?;
+        let name = key.strip_prefix(&prefix.hint_folder())?;
         let mut parts = name.split('-');
         let (tail, verdict, store) = (parts.next()?, parts.next()?, parts.next()?);
         let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
@@ -150,10 +146,7 @@ mod tests {
     #[test]
     fn its_key_sorts_before_the_fences_and_every_record() {
         let key = hint(u64::MAX).key(&prefix());
-        assert!(
-            key.as_str() < crate::log::fence::folder(&prefix()).as_str(),
-            "{key}"
-        );
+        assert!(key.as_str() < prefix().fence_folder().as_str(), "{key}");
         assert!(key.as_str() < prefix().records_after(0).as_str(), "{key}");
         assert!(key.len() < prefix().key(1).len() + 64);
     }

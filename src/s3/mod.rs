@@ -46,7 +46,6 @@ pub use redirect::AwsEndpoint;
 pub(crate) use redirect::{dns_suffix, is_region_name};
 pub use region_memory::RegionMemory;
 pub use retry::RetryPolicy;
-pub(crate) use retry::may_have_acted;
 pub(crate) use server_clock::parse_timestamp_ms;
 pub use xml::{ErrorBody, parse_error};
 
@@ -699,7 +698,7 @@ impl Client {
                 .map_err(|error| failure::judge(error, idle));
             let retry = match &outcome {
                 Ok(response) => {
-                    may_have_acted |= retry::may_have_acted(response.status);
+                    may_have_acted |= crate::error::status_may_have_acted(response.status);
                     retry::answer_retry(response)
                 }
                 Err(failure) => {

@@ -59,12 +59,6 @@ pub(crate) fn answer_retry(response: &Response) -> Retry {
     }
 }
 
-/// Whether a request answered with this status may have taken effect
-/// anyway: a server error or a gateway's may come after the store acted.
-pub(crate) fn may_have_acted(status: u16) -> bool {
-    matches!(status, 500 | 502 | 504)
-}
-
 /// The longest wait before retry number `retry` (from 1): exponential up
 /// to [`MAX_WAIT`]. The wait itself is a random part of it
 /// ([`crate::random::jitter`]).
@@ -115,12 +109,6 @@ mod tests {
             ..Response::default()
         };
         assert_eq!(answer_retry(&answer), Retry::Yes);
-    }
-
-    #[test]
-    fn only_server_errors_may_have_acted() {
-        assert!(may_have_acted(500) && may_have_acted(504));
-        assert!(!may_have_acted(503) && !may_have_acted(400));
     }
 
     #[test]

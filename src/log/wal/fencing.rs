@@ -19,7 +19,6 @@ use super::{Appending, Place, Unconfirmed, Wal, new_token};
 use crate::error::{Error, Result};
 use crate::local::{Conditional, FenceNotes};
 use crate::log::fence::{self, Fence, Fences, Holder, Kind, State};
-use crate::log::store_hint;
 use crate::store::Store;
 use crate::store::{Deadline, PageRequest, PutOutcome};
 
@@ -76,7 +75,7 @@ fn settled_answer(error: &Error) -> bool {
             status,
             may_have_acted,
             ..
-        } => !may_have_acted && !crate::s3::may_have_acted(*status),
+        } => !may_have_acted && !crate::error::status_may_have_acted(*status),
         _ => false,
     }
 }
@@ -212,7 +211,7 @@ impl<S: Store> Wal<S> {
     /// few (the hint sorts before them).
     pub(crate) fn read_fences(&self, since: u64) -> Result<Fences> {
         let folder = self.prefix.own_folder();
-        let hint_folder = store_hint::folder(&self.prefix);
+        let hint_folder = self.prefix.hint_folder();
         let mut hints = Vec::new();
         let mut listing: Vec<(String, Option<i64>)> = Vec::new();
         let mut newest = None;

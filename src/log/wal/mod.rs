@@ -23,7 +23,8 @@ use crate::local::lock::Interruption;
 use crate::local::{Conditional, LocalState};
 use crate::log::append::{Answer, Append, GiveUp, Limits, Step};
 use crate::log::fence::{self, Fences, Kind};
-use crate::log::record::{self, Body, Prefix};
+use crate::log::keys::Prefix;
+use crate::log::record::{self, Body};
 use crate::log::store_hint::{self, StoreHint};
 use crate::log::tail::TailSearch;
 use crate::random::{jitter, random};
@@ -211,18 +212,6 @@ pub struct Wal<S> {
     notice: fn(&str),
 }
 
-/// What a scratch key's name starts with: a dot sorts it before every
-/// record key, and the name says who left it.
-const SCRATCH_NAME: &str = ".s3wal-probe-";
-
-/// The scratch key of a store probe, named with the start of `token`: no
-/// longer than a record key, so that the probe never fails on S3's key
-/// length limit where records would fit.
-fn scratch_key(prefix: &Prefix, token: &str) -> String {
-    let random = &token[..record::KEY_DIGITS - SCRATCH_NAME.len()];
-    format!("{prefix}/{SCRATCH_NAME}{random}")
-}
-
 /// A fresh token for one append: 128 bits from the operating system's
 /// random source, which no other writer anywhere draws again.
 fn new_token() -> String {
@@ -262,7 +251,7 @@ fn may_have_landed(error: &Error) -> bool {
             status,
             may_have_acted,
             ..
-        } => crate::s3::may_have_acted(*status) || *may_have_acted,
+        } => crate::error::status_may_have_acted(*status) || *may_have_acted,
         Error::Protocol {
             kind: ProtocolKind::NotS3 { status, .. },
             ..
@@ -368,7 +357,7 @@ impl<S: Store> Wal<S> {
 
     /// A fresh scratch key for probing the store.
     pub(crate) fn new_scratch_key(&self) -> String {
-        scratch_key(&self.prefix, &new_token())
+        self.prefix.scratch_key(&new_token())
     }
 
     /// PUTs the fresh scratch `key` twice with `If-None-Match: *` and
@@ -1104,7 +1093,7 @@ mod tests {
     #[test]
     fn scratch_key_is_never_longer_than_a_record_key() {
         let prefix = Prefix::new(&"p".repeat(954)).unwrap();
-        let key = scratch_key(&prefix, &new_token());
+        let key = prefix.scratch_key(&new_token());
         assert_eq!(key.len(), prefix.key(1).len());
         assert!(key.starts_with(&format!("{prefix}/.s3wal-probe-")), "{key}");
         assert_eq!(prefix.offset_of(&key), None);
