@@ -261,12 +261,10 @@ impl fmt::Display for Error {
                     write!(f, "{attempts} tries in {:.1} s: ", elapsed.as_secs_f64())?;
                 }
                 describe_transport(f, *kind, host, source.as_ref())?;
-                match body_never_arrived {
-                    true => f.write_str(
-                        "; the request body never reached the store whole, so it had no effect",
-                    ),
-                    false => Ok(()),
-                }
+                f.write_str(match body_never_arrived {
+                    true => "; the request body never reached the store whole, so it had no effect",
+                    false => "",
+                })
             }
             Error::Protocol {
                 request,
@@ -279,12 +277,7 @@ impl fmt::Display for Error {
                 if let Some(source) = source {
                     write!(f, ": {source}")?;
                 }
-                // NotS3 names the endpoint in its own words.
-                let named = matches!(kind, ProtocolKind::NotS3 { .. });
-                match host {
-                    Some(host) if !named => write!(f, " (the store at {host})"),
-                    _ => Ok(()),
-                }
+                name_the_store(f, kind, host.as_deref())
             }
             Error::S3 {
                 request,
@@ -296,29 +289,13 @@ impl fmt::Display for Error {
                 ..
             } => {
                 write!(f, "{request}: HTTP {status}")?;
-                if let Some(code) = code {
-                    write!(f, " {code}")?;
-                }
-                if let Some(message) = message {
-                    write!(f, ": {message}")?;
-                }
-                if let Some(id) = request_id {
-                    write!(f, " (request id {id})")?;
-                }
-                match (permission, code) {
-                    (Some(permission), Some(_)) => write!(
-                        f,
-                        "; the credentials lack the {permission} permission on this \
-                         bucket and prefix (see README, IAM permissions)"
-                    ),
-                    (Some(permission), None) => write!(
-                        f,
-                        "; no reason given (a HEAD answer has no body): if the credentials \
-                         are right, they lack the {permission} permission on this bucket \
-                         and prefix (see README, IAM permissions)"
-                    ),
-                    (None, _) => Ok(()),
-                }
+                describe_s3(
+                    f,
+                    code.as_deref(),
+                    message.as_deref(),
+                    request_id.as_deref(),
+                )?;
+                describe_permission(f, *permission, code.is_some())
             }
             Error::NotFound { offset } => write!(f, "no record at offset {offset}"),
             Error::Empty => f.write_str("WAL is empty"),
@@ -370,21 +347,13 @@ impl fmt::Display for Error {
                 waited,
                 takeover_at,
             } => {
-                let holder = holder.as_deref().unwrap_or("an s3wal before leases");
+                let holder = holder.as_deref().unwrap_or(BEFORE_LEASES);
                 write!(
                     f,
                     "fence {seq} ({fence}) held by {holder} kept running for the {waited} s \
                      this command waits"
                 )?;
-                match takeover_at {
-                    Some(at) => write!(
-                        f,
-                        "; it renews its lease, so its machine is alive (it can be taken over \
-                         from {} by the store's clock if it stops); try again later",
-                        crate::log::fence::store_time_text(*at)
-                    ),
-                    None => f.write_str("; it shows life; try again later"),
-                }
+                describe_life(f, *takeover_at)
             }
             Error::FenceContended { attempts } => write!(
                 f,
@@ -404,23 +373,7 @@ impl fmt::Display for Error {
                  the store refuses anything it sends now (see README, \"Many machines, one log\")"
             ),
             Error::UnsafeTakeover { fence, seq, holder } => {
-                let holder = holder.as_deref().unwrap_or("an s3wal before leases");
-                write!(
-                    f,
-                    "fence {seq} ({fence}) held by {holder} shows no more life, but taking it \
-                     over is not safe here: "
-                )?;
-                f.write_str(match holder {
-                    "an s3wal before leases" => "its holder never signed its deletes to expire",
-                    _ => {
-                        "this store does not refuse requests past their presigned expiry \
-                          (see `s3wal doctor`)"
-                    }
-                })?;
-                f.write_str(
-                    ", so a holder that is only paused could delete records later; if that \
-                     machine is dead, pass --allow-unsafe-takeover",
-                )
+                unsafe_takeover(f, fence, *seq, holder.as_deref())
             }
             Error::MaybeStored { offset, source } => write!(
                 f,
@@ -562,6 +515,108 @@ pub enum BodyKind {
     OtherXml,
     /// Not XML at all.
     NotXml,
+}
+
+/// How an error names the holder of a fence written before leases.
+const BEFORE_LEASES: &str = "an s3wal before leases";
+
+/// What a store's error answer said: its code, its message and the
+/// request id to quote to the store's operator.
+fn describe_s3(
+    f: &mut fmt::Formatter<'_>,
+    code: Option<&str>,
+    message: Option<&str>,
+    request_id: Option<&str>,
+) -> fmt::Result {
+    if let Some(code) = code {
+        write!(f, " {code}")?;
+    }
+    if let Some(message) = message {
+        write!(f, ": {message}")?;
+    }
+    match request_id {
+        Some(id) => write!(f, " (request id {id})"),
+        None => Ok(()),
+    }
+}
+
+/// The permission a refused request needs, when the refusal is one; a
+/// HEAD's answer has no body to say so (`coded` is false).
+fn describe_permission(
+    f: &mut fmt::Formatter<'_>,
+    permission: Option<&str>,
+    coded: bool,
+) -> fmt::Result {
+    match (permission, coded) {
+        (Some(permission), true) => write!(
+            f,
+            "; the credentials lack the {permission} permission on this \
+             bucket and prefix (see README, IAM permissions)"
+        ),
+        (Some(permission), false) => write!(
+            f,
+            "; no reason given (a HEAD answer has no body): if the credentials \
+             are right, they lack the {permission} permission on this bucket \
+             and prefix (see README, IAM permissions)"
+        ),
+        (None, _) => Ok(()),
+    }
+}
+
+/// Names the store a protocol error came from, unless the message did
+/// (NotS3 names the endpoint in its own words).
+fn name_the_store(
+    f: &mut fmt::Formatter<'_>,
+    kind: &ProtocolKind,
+    host: Option<&str>,
+) -> fmt::Result {
+    match host {
+        Some(host) if !matches!(kind, ProtocolKind::NotS3 { .. }) => {
+            write!(f, " (the store at {host})")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Why a busy fence is not taken over: its holder renews its lease (and
+/// when it could be taken over if it stopped), or it shows life otherwise.
+fn describe_life(f: &mut fmt::Formatter<'_>, takeover_at: Option<i64>) -> fmt::Result {
+    match takeover_at {
+        Some(at) => write!(
+            f,
+            "; it renews its lease, so its machine is alive (it can be taken over \
+             from {} by the store's clock if it stops); try again later",
+            crate::log::fence::store_time_text(at)
+        ),
+        None => f.write_str("; it shows life; try again later"),
+    }
+}
+
+/// `Error::UnsafeTakeover`'s message: why taking over a lifeless fence is
+/// not safe on this store, and what to do if its machine is dead.
+fn unsafe_takeover(
+    f: &mut fmt::Formatter<'_>,
+    fence: &str,
+    seq: u64,
+    holder: Option<&str>,
+) -> fmt::Result {
+    let holder = holder.unwrap_or(BEFORE_LEASES);
+    write!(
+        f,
+        "fence {seq} ({fence}) held by {holder} shows no more life, but taking it \
+             over is not safe here: "
+    )?;
+    f.write_str(match holder {
+        BEFORE_LEASES => "its holder never signed its deletes to expire",
+        _ => {
+            "this store does not refuse requests past their presigned expiry \
+                  (see `s3wal doctor`)"
+        }
+    })?;
+    f.write_str(
+        ", so a holder that is only paused could delete records later; if that \
+             machine is dead, pass --allow-unsafe-takeover",
+    )
 }
 
 /// The part of a transport error's message after the request.

@@ -5,7 +5,7 @@
 //! one random token. The machine decides, from each answer, whether the
 //! record is stored, whether to ask the same offset again, to read the
 //! token back, to look for the tail past a taken offset, to pause, or to
-//! give up; `wal.rs` only carries the steps out. The rules:
+//! give up; `wal/mod.rs` only carries the steps out. The rules:
 //!
 //! - 200: stored.
 //! - 412 when no earlier PUT of this record at this offset may have landed:
@@ -53,13 +53,23 @@ pub(crate) enum Answer {
         /// its body went out and no answer said no.
         may_have_landed: bool,
     },
-    /// The token of the object at the offset: `Some(true)` ours,
-    /// `Some(false)` another writer's, `None` no object.
-    Token(Option<bool>),
+    /// Whose token the object at the offset carries.
+    Token(Found),
     /// The tail search found this tail.
     Tail(u64),
     /// The pause is over.
     Resumed,
+}
+
+/// What a HEAD of a taken offset found there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Found {
+    /// An object with this append's token: our own earlier try landed.
+    Ours,
+    /// An object another writer put there.
+    Theirs,
+    /// No object: whoever took the offset is gone (a truncate removed it).
+    Nothing,
 }
 
 /// What to do next.
@@ -183,7 +193,7 @@ impl Append {
         let offset = self.offset;
         match (self.last, answer) {
             (Step::Pause(_), Answer::Resumed) => self.after_pause,
-            (Step::Put(_), Answer::Created) | (Step::CheckToken(_), Answer::Token(Some(true))) => {
+            (Step::Put(_), Answer::Created) | (Step::CheckToken(_), Answer::Token(Found::Ours)) => {
                 Step::Stored(offset)
             }
             (Step::Put(_), Answer::Taken { retried }) if retried || self.uncertain => {
@@ -191,7 +201,7 @@ impl Append {
                 Step::CheckToken(offset)
             }
             (Step::Put(_), Answer::Taken { .. })
-            | (Step::CheckToken(_), Answer::Token(Some(false))) => {
+            | (Step::CheckToken(_), Answer::Token(Found::Theirs)) => {
                 self.uncertain = false;
                 self.taken += 1;
                 if self.taken >= self.limits.taken {
@@ -202,7 +212,7 @@ impl Append {
                 }
                 self.pause_then(taken_pause(self.taken), Step::FindTail(offset))
             }
-            (Step::CheckToken(_), Answer::Token(None)) => {
+            (Step::CheckToken(_), Answer::Token(Found::Nothing)) => {
                 // The object that was there is gone (a truncate raced us):
                 // the offset is free again, but not for ever, and an
                 // earlier try of ours may still be in flight and land.
@@ -294,13 +304,13 @@ mod tests {
 
     #[test]
     fn our_token_means_the_lost_answer_had_stored_the_record() {
-        let answers = [TAKEN_AFTER_RETRY, Answer::Token(Some(true))];
+        let answers = [TAKEN_AFTER_RETRY, Answer::Token(Found::Ours)];
         assert_eq!(last(&answers), Step::Stored(5));
     }
 
     #[test]
     fn another_token_means_the_offset_is_taken() {
-        let answers = [TAKEN_AFTER_RETRY, Answer::Token(Some(false))];
+        let answers = [TAKEN_AFTER_RETRY, Answer::Token(Found::Theirs)];
         assert_eq!(last(&answers), Step::Pause(Duration::from_millis(1)));
         let mut more = answers.to_vec();
         more.push(Answer::Resumed);
@@ -309,7 +319,11 @@ mod tests {
 
     #[test]
     fn vanished_object_frees_the_offset() {
-        let answers = [TAKEN_AFTER_RETRY, Answer::Token(None), Answer::Resumed];
+        let answers = [
+            TAKEN_AFTER_RETRY,
+            Answer::Token(Found::Nothing),
+            Answer::Resumed,
+        ];
         assert_eq!(last(&answers), Step::Put(5));
     }
 
@@ -425,7 +439,7 @@ mod tests {
                 .into_iter()
                 .chain(failures)
                 .collect(),
-            Step::CheckToken(_) => [Some(true), Some(false), None]
+            Step::CheckToken(_) => [Found::Ours, Found::Theirs, Found::Nothing]
                 .map(Answer::Token)
                 .into_iter()
                 .chain(failures)
@@ -473,7 +487,7 @@ mod tests {
                 (Step::Put(o), TAKEN_AFTER_RETRY) => {
                     model.maybe_ours.insert(o);
                 }
-                (Step::CheckToken(o), Answer::Token(Some(false))) => {
+                (Step::CheckToken(o), Answer::Token(Found::Theirs)) => {
                     model.maybe_ours.remove(&o);
                 }
                 _ => {}
@@ -482,7 +496,7 @@ mod tests {
                 Step::Stored(o) => assert!(
                     matches!(
                         (step, answer),
-                        (Step::Put(p), Answer::Created) | (Step::CheckToken(p), Answer::Token(Some(true))) if p == o
+                        (Step::Put(p), Answer::Created) | (Step::CheckToken(p), Answer::Token(Found::Ours)) if p == o
                     ),
                     "stored at {o} after {answer:?} to {step:?}"
                 ),

@@ -7,7 +7,7 @@
 //! stays flat however long the range is and however big its records are.
 
 use std::collections::BTreeMap;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::Duration;
 
@@ -75,6 +75,112 @@ impl<I> Progress<I> {
     }
 }
 
+/// The records between the workers that fetch them and the consumer that
+/// takes them in order, with two condition variables, so that a change
+/// wakes only whoever it concerns: with one, every record fetched woke
+/// every idle worker (up to 256) to find no room and sleep again.
+struct Pipeline<I> {
+    progress: Mutex<Progress<I>>,
+    /// The record the consumer waits for has arrived, or the end.
+    arrived: Condvar,
+    /// A worker may fetch. Each change that can make room wakes one
+    /// worker, and a worker that takes an offset and still sees room wakes
+    /// the next, so room for many wakes as many, one by one.
+    room: Condvar,
+}
+
+impl<I: Iterator<Item = u64>> Pipeline<I> {
+    fn new(offsets: I, window: u64) -> Pipeline<I> {
+        Pipeline {
+            progress: Mutex::new(Progress {
+                offsets,
+                next_fetch: 0,
+                next_visit: 0,
+                fetched: BTreeMap::new(),
+                exhausted: false,
+                stopped: false,
+                buffered: 0,
+                in_flight: 0,
+                biggest: None,
+                window,
+            }),
+            arrived: Condvar::new(),
+            room: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Progress<I>> {
+        self.progress
+            .lock()
+            .expect("no panics while holding the lock")
+    }
+
+    /// The next offset for a worker to fetch, with its index, once there
+    /// is room; `None` when the offsets ran out or the consumer stopped.
+    fn take(&self) -> Option<(u64, u64)> {
+        let mut p = self.lock();
+        while !p.stopped && !p.exhausted && !p.may_fetch() {
+            p = self.room.wait(p).expect("no panics while waiting");
+        }
+        if p.stopped || p.exhausted {
+            return None;
+        }
+        let Some(offset) = p.offsets.next() else {
+            p.exhausted = true;
+            self.arrived.notify_one();
+            self.room.notify_all();
+            return None;
+        };
+        p.next_fetch += 1;
+        p.in_flight += 1;
+        if p.may_fetch() {
+            self.room.notify_one();
+        }
+        Some((p.next_fetch - 1, offset))
+    }
+
+    /// Hands in the record fetched for `index`. Room this opens (a first
+    /// size known, one below the biggest) is taken by the worker's next
+    /// [`Pipeline::take`], and passed on from there.
+    fn deliver(&self, index: u64, offset: u64, record: Result<Record>) {
+        let size = record.as_ref().map_or(0, |r| r.data.len() as u64);
+        let mut p = self.lock();
+        p.in_flight -= 1;
+        p.buffered += size;
+        p.biggest = Some(p.biggest.unwrap_or(0).max(size));
+        p.fetched.insert(index, (offset, record));
+        if index == p.next_visit {
+            self.arrived.notify_one();
+        }
+    }
+
+    /// The record at `index`, once fetched; `None` past the last.
+    fn handed_out(&self, index: u64) -> Option<(u64, Result<Record>)> {
+        let next = {
+            let mut p = self.lock();
+            loop {
+                if let Some(done) = p.fetched.remove(&index) {
+                    p.next_visit = index + 1;
+                    p.buffered -= done.1.as_ref().map_or(0, |r| r.data.len() as u64);
+                    break Some(done);
+                }
+                if p.exhausted && index >= p.next_fetch {
+                    break None;
+                }
+                p = self.arrived.wait(p).expect("no panics while waiting");
+            }
+        };
+        self.room.notify_one();
+        next
+    }
+
+    /// The consumer stopped: workers finish what they fetch and take no more.
+    fn stop(&self) {
+        self.lock().stopped = true;
+        self.room.notify_all();
+    }
+}
+
 impl<S: Store + Sync> Wal<S> {
     /// The first and last offsets of `from..=to` that lie inside the log,
     /// or `None` when none do. Open ends default to the log's own ends.
@@ -114,94 +220,26 @@ impl<S: Store + Sync> Wal<S> {
             (_, Some(most)) => self.parallelism().min(most).max(1),
             (_, None) => self.parallelism(),
         };
-        let progress = Mutex::new(Progress {
-            offsets,
-            next_fetch: 0,
-            next_visit: 0,
-            fetched: BTreeMap::new(),
-            exhausted: false,
-            stopped: false,
-            buffered: 0,
-            in_flight: 0,
-            biggest: None,
-            window: WINDOW_PER_WORKER * self.parallelism() as u64,
-        });
-        // Two condition variables, so that a change wakes only whoever it
-        // concerns: with one, every record fetched woke every idle worker
-        // (up to 256) to find no room and sleep again.
-        // `arrived`: the record the consumer waits for, or the end.
-        let arrived = Condvar::new();
-        // `room`: a worker may fetch. Each change that can make room wakes
-        // one worker, and a worker that takes an offset and still sees
-        // room wakes the next, so room for many wakes as many, one by one.
-        let room = Condvar::new();
-        let lock = || progress.lock().expect("no panics while holding the lock");
+        let pipeline = Pipeline::new(offsets, WINDOW_PER_WORKER * self.parallelism() as u64);
         thread::scope(|scope| {
             for _ in 0..workers {
                 scope.spawn(|| {
-                    loop {
-                        let (index, offset) = {
-                            let mut p = lock();
-                            while !p.stopped && !p.exhausted && !p.may_fetch() {
-                                p = room.wait(p).expect("no panics while waiting");
-                            }
-                            if p.stopped || p.exhausted {
-                                return;
-                            }
-                            let Some(offset) = p.offsets.next() else {
-                                p.exhausted = true;
-                                arrived.notify_one();
-                                room.notify_all();
-                                return;
-                            };
-                            p.next_fetch += 1;
-                            p.in_flight += 1;
-                            if p.may_fetch() {
-                                room.notify_one();
-                            }
-                            (p.next_fetch - 1, offset)
-                        };
-                        let record = self.read(offset);
-                        let size = record.as_ref().map_or(0, |r| r.data.len() as u64);
-                        let mut p = lock();
-                        p.in_flight -= 1;
-                        p.buffered += size;
-                        p.biggest = Some(p.biggest.unwrap_or(0).max(size));
-                        p.fetched.insert(index, (offset, record));
-                        if index == p.next_visit {
-                            arrived.notify_one();
-                        }
-                        // Room this opens (a first size known, one below the
-                        // biggest) is taken from the top of the loop, and
-                        // passed on from there.
+                    while let Some((index, offset)) = pipeline.take() {
+                        pipeline.deliver(index, offset, self.read(offset));
                     }
                 });
             }
             let mut outcome = Ok(());
             for index in 0.. {
-                let next = {
-                    let mut p = lock();
-                    loop {
-                        if let Some(done) = p.fetched.remove(&index) {
-                            p.next_visit = index + 1;
-                            p.buffered -= done.1.as_ref().map_or(0, |r| r.data.len() as u64);
-                            break Some(done);
-                        }
-                        if p.exhausted && index >= p.next_fetch {
-                            break None;
-                        }
-                        p = arrived.wait(p).expect("no panics while waiting");
-                    }
+                let Some((offset, record)) = pipeline.handed_out(index) else {
+                    break;
                 };
-                room.notify_one();
-                let Some((offset, record)) = next else { break };
                 outcome = visit(offset, record);
                 if outcome.is_err() {
                     break;
                 }
             }
-            lock().stopped = true;
-            room.notify_all();
+            pipeline.stop();
             outcome
         })
     }

@@ -10,7 +10,7 @@
 //! 1 000 000 after a trim costs no more than one that starts at 1.
 //!
 //! This module only decides which K to ask about next; the asking is
-//! `wal.rs`'s, so the search is testable without a store.
+//! `wal/mod.rs`'s, so the search is testable without a store.
 
 /// The state of one search for the tail.
 #[derive(Debug, Clone, PartialEq, Eq)]

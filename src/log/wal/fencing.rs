@@ -15,7 +15,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Appending, Place, Unconfirmed, Wal, new_token};
+use super::{Appending, Place, TailFrom, Unconfirmed, Wal, new_token};
 use crate::error::{Error, Result};
 use crate::local::{Conditional, FenceNotes};
 use crate::log::fence::{self, Fence, Fences, Holder, Kind, State};
@@ -373,7 +373,7 @@ impl<S: Store> Wal<S> {
 
     /// Refuses to take over `fence` where the store would not refuse its
     /// holder's late requests: a store that ignores presigned expiry
-    /// (probed once, then remembered), or a holder from an s3wal before
+    /// (probed once, then hint_read), or a holder from an s3wal before
     /// leases, unless `--allow-unsafe-takeover` says the holder is dead.
     fn may_take_over(&self, fence: &Fence, holder: Option<&Holder>) -> Result<()> {
         if self.allow_unsafe_takeover {
@@ -389,7 +389,7 @@ impl<S: Store> Wal<S> {
     }
 
     /// Whether the store refuses requests past their presigned expiry:
-    /// remembered, or probed now.
+    /// hint_read, or probed now.
     pub(crate) fn expiry_verdict(&self) -> Result<Conditional> {
         match self.local.expiry.load() {
             Some(verdict) => Ok(verdict),
@@ -404,7 +404,7 @@ impl<S: Store> Wal<S> {
     /// deletes it for good. The second delete tells a refusal for expiry
     /// from one for a missing permission (both are 403 AccessDenied):
     /// when it is refused too, that is the error, and nothing is
-    /// remembered. Remembers the answer.
+    /// hint_read. Remembers the answer.
     pub fn probe_expiry(&self) -> Result<Conditional> {
         let key = self.new_scratch_key();
         self.store
@@ -814,10 +814,15 @@ impl<S: Store> Wal<S> {
     /// Looks at the record (one HEAD): a record doomed by a truncate this
     /// command knows of must not be followed, or the record placed after it
     /// would be left above a hole when it goes. A log that never had a
-    /// fence has no such truncate: a tail a listing has just `listed` is
-    /// then taken as it is.
-    pub(super) fn place_after(&self, tail: u64, epoch: u64, listed: bool) -> Result<Option<Place>> {
-        if tail == 0 || (listed && epoch == 0) {
+    /// fence has no such truncate: a tail that came from a
+    /// [`TailFrom::Listing`] just made is then taken as it is.
+    pub(super) fn place_after(
+        &self,
+        tail: u64,
+        epoch: u64,
+        from: TailFrom,
+    ) -> Result<Option<Place>> {
+        if tail == 0 || (from == TailFrom::Listing && epoch == 0) {
             return Ok(Some(Place { tail, epoch }));
         }
         let Some(head) = self.store.head(&self.prefix.key(tail))? else {
@@ -864,7 +869,7 @@ impl<S: Store> Wal<S> {
         if self.took_over_the_dead(&fences)? {
             fences = self.read_fences(since)?;
         }
-        run.remembered.saw(&self.prefix, &fences);
+        run.hint_read.saw(&self.prefix, &fences);
         if run.unconfirmed.iter().any(|u| doomed(&fences, u)) {
             let unconfirmed = &run.unconfirmed;
             fences = self.wait_for_fences(since, |fences| {
@@ -925,7 +930,7 @@ impl<S: Store> Wal<S> {
             let tail = self.recover()?;
             match tail {
                 0 => return Ok(0),
-                _ if self.doomed(tail, &mut Default::default())? == Some(true) => {
+                _ if self.fate(tail, &mut Default::default())? == Fate::Doomed => {
                     self.remove_doomed(held, tail)?;
                 }
                 _ => return Ok(tail),
@@ -969,39 +974,42 @@ impl<S: Store> Wal<S> {
             }
             above.extend(self.prefix.offset_of(&key));
         }
-        let mut doomed = Doomed::default();
+        let mut fences_read = FencesRead::default();
         for offset in above.into_iter().rev() {
             self.renew(held, false)?;
-            match self.doomed(offset, &mut doomed)? {
-                Some(true) => self.delete_fenced(held, &[self.prefix.key(offset)])?,
-                Some(false) => break,
-                None => {}
+            match self.fate(offset, &mut fences_read)? {
+                Fate::Doomed => self.delete_fenced(held, &[self.prefix.key(offset)])?,
+                Fate::Stands => break,
+                Fate::Missing => {}
             }
         }
         while let Some(first) = self.first()? {
-            match self.doomed(first, &mut doomed)? {
-                Some(true) => self.delete_fenced(held, &[self.prefix.key(first)])?,
-                _ => break,
+            match self.fate(first, &mut fences_read)? {
+                Fate::Doomed => self.delete_fenced(held, &[self.prefix.key(first)])?,
+                Fate::Stands | Fate::Missing => break,
             }
         }
         Ok(())
     }
 
-    /// Whether the record at `offset` is doomed, `None` if there is none;
+    /// Whether the record at `offset` is doomed, stands, or is missing;
     /// `read` keeps the fences read for the oldest epoch so far.
-    pub(super) fn doomed(&self, offset: u64, read: &mut Doomed) -> Result<Option<bool>> {
+    pub(super) fn fate(&self, offset: u64, read: &mut FencesRead) -> Result<Fate> {
         let Some(head) = self.store.head(&self.prefix.key(offset))? else {
-            return Ok(None);
+            return Ok(Fate::Missing);
         };
         // Records of the seed or an s3wal before fences are never doomed.
         let Some(epoch) = head.token.as_deref().and_then(fence::epoch_of) else {
-            return Ok(Some(false));
+            return Ok(Fate::Stands);
         };
         if read.since.is_none_or(|since| since > epoch) {
             read.fences = self.read_fences(epoch)?;
             read.since = Some(epoch);
         }
-        Ok(Some(read.fences.dooms(epoch, offset)))
+        Ok(match read.fences.dooms(epoch, offset) {
+            true => Fate::Doomed,
+            false => Fate::Stands,
+        })
     }
 }
 
@@ -1057,9 +1065,21 @@ fn waiting_notice(fence: &Fence, holder: Option<&Holder>, fences: &Fences) -> St
     )
 }
 
-/// The fences read while removing doomed records.
+/// What became of a record, as a repair sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Fate {
+    /// There is no record at the offset.
+    Missing,
+    /// A fence newer than its epoch dooms it: it is to be removed.
+    Doomed,
+    /// No fence dooms it.
+    Stands,
+}
+
+/// The fences read while removing doomed records, kept for the oldest
+/// epoch asked about so far: one listing serves every record above it.
 #[derive(Default)]
-pub(super) struct Doomed {
+pub(super) struct FencesRead {
     since: Option<u64>,
     fences: Fences,
 }

@@ -21,7 +21,7 @@ pub use fencing::{DEFAULT_LEASE, FENCE_WAIT, RunningFence};
 use crate::error::{Error, ProtocolKind, Result};
 use crate::local::lock::Interruption;
 use crate::local::{Conditional, LocalState};
-use crate::log::append::{Answer, Append, GiveUp, Limits, Step};
+use crate::log::append::{Answer, Append, Found, GiveUp, Limits, Step};
 use crate::log::fence::{self, Fences, Kind};
 use crate::log::keys::Prefix;
 use crate::log::record::{self, Body};
@@ -62,9 +62,37 @@ const APPEND_LIMITS: Limits = Limits {
 /// far past the hint is found by that one request.
 const HINT_PAGE: usize = 1000;
 
-/// The store's hint as one command has read it.
+/// Where the tail an append is to follow came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TailFrom {
+    /// A listing just made: in a log that never had a fence it is taken
+    /// as it is.
+    Listing,
+    /// This machine's own note of it, which may be stale.
+    ThisMachine,
+}
+
+/// Whether a record follows records not yet confirmed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum After {
+    /// Every record before it in this command is confirmed.
+    Confirmed,
+    /// It follows records whose fence check is still to come.
+    Unconfirmed,
+}
+
+/// When the store's hint is written again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rewrite {
+    /// Only when it is missing, stale or lacks the probe's verdict.
+    IfStale,
+    /// Now: it is due, or what it says was just cut.
+    Now,
+}
+
+/// The store's hint (`store_hint.rs`) as one command has read it.
 #[derive(Debug, Default)]
-struct Remembered {
+struct HintRead {
     /// Whether it was read: a machine with hints of its own never reads it.
     read: bool,
     /// What it says, if there is a hint of this version.
@@ -79,7 +107,7 @@ struct Remembered {
     fences: Option<Fences>,
 }
 
-impl Remembered {
+impl HintRead {
     /// Takes in what a listing of s3wal's own folder showed of the hint.
     fn saw(&mut self, prefix: &Prefix, fences: &Fences) {
         self.read = true;
@@ -126,7 +154,7 @@ struct Appending {
     /// Where the next record goes.
     place: Place,
     /// The store hint as this command read it.
-    remembered: Remembered,
+    hint_read: HintRead,
     /// Records stored and not yet confirmed: one run of offsets.
     unconfirmed: Vec<Unconfirmed>,
     /// Records to place again, first: doomed ones, in their order.
@@ -400,11 +428,11 @@ impl<S: Store> Wal<S> {
 
     /// Refuses to append on a store known to ignore `If-None-Match`,
     /// probing it first if this machine has not yet.
-    fn ensure_conditional_puts(&self, remembered: &mut Remembered) -> Result<Conditional> {
+    fn ensure_conditional_puts(&self, hint_read: &mut HintRead) -> Result<Conditional> {
         let result = match self.local.probe.load() {
             Some(result) => result,
             None => match self
-                .remembered(remembered)?
+                .hint_read(hint_read)?
                 .conditional_for(&self.store.identity())
             {
                 Some(result) => {
@@ -413,7 +441,7 @@ impl<S: Store> Wal<S> {
                 }
                 None => {
                     // Found now, so the store's hint is to remember it.
-                    remembered.repair = true;
+                    hint_read.repair = true;
                     self.probe_conditional_put()?
                 }
             },
@@ -428,26 +456,26 @@ impl<S: Store> Wal<S> {
     /// has no hint of its own: from the listing of s3wal's own folder,
     /// which holds the fences too, kept for the appender to take its epoch
     /// from.
-    fn remembered<'r>(&self, remembered: &'r mut Remembered) -> Result<&'r StoreHint> {
-        if !remembered.read {
+    fn hint_read<'r>(&self, hint_read: &'r mut HintRead) -> Result<&'r StoreHint> {
+        if !hint_read.read {
             let fences = self.read_fences(u64::MAX)?;
-            remembered.saw(&self.prefix, &fences);
-            remembered.fences = Some(fences);
+            hint_read.saw(&self.prefix, &fences);
+            hint_read.fences = Some(fences);
         }
-        Ok(remembered.hint.as_ref().unwrap_or(&NO_HINT))
+        Ok(hint_read.hint.as_ref().unwrap_or(&NO_HINT))
     }
 
     /// The tail for a machine without a hint of its own: from the store's
     /// hint with one LIST of up to 1000 keys when the tail is that close
     /// to it, else by the search.
-    fn cold_tail(&self, remembered: &mut Remembered) -> Result<u64> {
-        let hinted = match self.remembered(remembered)? {
+    fn cold_tail(&self, hint_read: &mut HintRead) -> Result<u64> {
+        let hinted = match self.hint_read(hint_read)? {
             hint if hint.tail > 0 => hint.tail,
             _ => return self.search_tail(0),
         };
         let tail = self.tail_near(hinted)?;
         if hinted > tail || tail - hinted >= store_hint::EVERY {
-            remembered.repair = true;
+            hint_read.repair = true;
         }
         Ok(tail)
     }
@@ -487,16 +515,16 @@ impl<S: Store> Wal<S> {
         Ok(tail)
     }
 
-    /// Writes the store's hint of `tail` when `remembered` says it is
-    /// missing or stale, or `due`, and deletes the hint keys it replaces
+    /// Writes the store's hint of `tail` when `hint_read` says it is
+    /// missing or stale, or [`Rewrite::Now`], and deletes the hint keys it replaces
     /// (all of them for an empty log, which keeps nothing of s3wal's, as
     /// the seed expects); best effort, like every hint.
-    fn keep_store_hint(&self, remembered: &Remembered, tail: u64, due: bool) {
-        if !due && !remembered.repair {
+    fn keep_store_hint(&self, hint_read: &HintRead, tail: u64, rewrite: Rewrite) {
+        if rewrite == Rewrite::IfStale && !hint_read.repair {
             return;
         }
-        let replaced = match remembered.read {
-            true => remembered.keys.clone(),
+        let replaced = match hint_read.read {
+            true => hint_read.keys.clone(),
             // A truncate reads no hint: the keys it replaces are listed now.
             false => self
                 .read_fences(u64::MAX)
@@ -607,10 +635,10 @@ impl<S: Store> Wal<S> {
     fn recover_listing(&self) -> Result<(u64, Option<Fences>)> {
         let (tail, listing) = match self.confirmed_hint()? {
             0 => {
-                let mut remembered = Remembered::default();
-                let tail = self.cold_tail(&mut remembered)?;
-                self.keep_store_hint(&remembered, tail, false);
-                (tail, remembered.fences)
+                let mut hint_read = HintRead::default();
+                let tail = self.cold_tail(&mut hint_read)?;
+                self.keep_store_hint(&hint_read, tail, Rewrite::IfStale);
+                (tail, hint_read.fences)
             }
             hinted => (self.search_tail(hinted)?, None),
         };
@@ -673,8 +701,8 @@ impl<S: Store> Wal<S> {
         }
         self.finish_own_fence()?;
         let mut run = Appending::default();
-        self.ensure_conditional_puts(&mut run.remembered)?;
-        run.place = self.place(&mut run.remembered)?;
+        self.ensure_conditional_puts(&mut run.hint_read)?;
+        run.place = self.place(&mut run.hint_read)?;
         let started = run.place.tail;
         let mut result = self.store_records(records, &mut run, &mut appended);
         if let Err(error) = result {
@@ -686,11 +714,11 @@ impl<S: Store> Wal<S> {
             }
             _ => self.local.hint.store(run.place.tail),
         }
-        self.keep_store_hint(
-            &run.remembered,
-            run.place.tail,
-            store_hint::due(started, run.place.tail),
-        );
+        let rewrite = match store_hint::due(started, run.place.tail) {
+            true => Rewrite::Now,
+            false => Rewrite::IfStale,
+        };
+        self.keep_store_hint(&run.hint_read, run.place.tail, rewrite);
         result.map(|()| run.count)
     }
 
@@ -698,30 +726,30 @@ impl<S: Store> Wal<S> {
     /// and saw stand, without a look (the fence check after the PUT sees
     /// any fence that deleted it since); else after the hinted tail, if its
     /// record is still there (one HEAD); else after the tail found afresh.
-    fn place(&self, remembered: &mut Remembered) -> Result<Place> {
+    fn place(&self, hint_read: &mut HintRead) -> Result<Place> {
         if let Some((tail, epoch)) = self.local.hint.standing().filter(|&(tail, _)| tail > 0) {
             return Ok(Place { tail, epoch });
         }
         let hinted = self.local.hint.load().filter(|&tail| tail > 0);
         if let (Some(tail), Some(epoch)) = (hinted, self.local.fences.load().epoch)
-            && let Some(place) = self.place_after(tail, epoch, false)?
+            && let Some(place) = self.place_after(tail, epoch, TailFrom::ThisMachine)?
         {
             return Ok(place);
         }
-        self.place_afresh(remembered)
+        self.place_afresh(hint_read)
     }
 
     /// Where the next record goes, from the fences and the tail read now.
-    fn place_afresh(&self, remembered: &mut Remembered) -> Result<Place> {
+    fn place_afresh(&self, hint_read: &mut HintRead) -> Result<Place> {
         for _ in 0..MAX_PLACE_ROUNDS {
-            let fences = match remembered.fences.take() {
+            let fences = match hint_read.fences.take() {
                 Some(fences) if fences.running_truncate().is_none() => fences,
                 _ => self.settled_fences()?,
             };
-            remembered.saw(&self.prefix, &fences);
+            hint_read.saw(&self.prefix, &fences);
             let epoch = fences.epoch();
-            let tail = self.cold_tail(remembered)?;
-            if let Some(place) = self.place_after(tail, epoch, true)? {
+            let tail = self.cold_tail(hint_read)?;
+            if let Some(place) = self.place_after(tail, epoch, TailFrom::Listing)? {
                 return Ok(place);
             }
         }
@@ -730,9 +758,9 @@ impl<S: Store> Wal<S> {
 
     /// The place past `taken`, an offset another writer took.
     fn place_past(&self, taken: u64, epoch: u64) -> Result<Place> {
-        match self.place_after(self.tail_near(taken)?, epoch, true)? {
+        match self.place_after(self.tail_near(taken)?, epoch, TailFrom::Listing)? {
             Some(place) => Ok(place),
-            None => self.place_afresh(&mut Remembered::default()),
+            None => self.place_afresh(&mut HintRead::default()),
         }
     }
 
@@ -774,12 +802,15 @@ impl<S: Store> Wal<S> {
                     if rounds >= MAX_PLACE_ROUNDS {
                         return Err(self.moved_too_often());
                     }
-                    run.place = self.place_afresh(&mut run.remembered)?;
+                    run.place = self.place_afresh(&mut run.hint_read)?;
                 }
                 continue;
             };
-            let chained = !run.unconfirmed.is_empty();
-            match self.put_record(&mut run.place, &mut body, chained)? {
+            let after = match run.unconfirmed.is_empty() {
+                true => After::Confirmed,
+                false => After::Unconfirmed,
+            };
+            match self.put_record(&mut run.place, &mut body, after)? {
                 Some(offset) => {
                     run.place.tail = offset;
                     bytes += body.data().len();
@@ -806,11 +837,11 @@ impl<S: Store> Wal<S> {
     /// that landed but whose answer was lost is recognised as ours on the
     /// retry, instead of being written a second time at the next offset.
     ///
-    /// A `chained` record follows records not yet confirmed: when its
-    /// offset is taken it returns `None` instead, for them to be confirmed
+    /// A record placed [`After::Unconfirmed`] records: when its offset is
+    /// taken it returns `None` instead, for them to be confirmed
     /// before the tail is looked for, so that the records confirmed
     /// together always lie one after the other.
-    fn put_record(&self, place: &mut Place, body: &mut Body, chained: bool) -> Result<Option<u64>> {
+    fn put_record(&self, place: &mut Place, body: &mut Body, after: After) -> Result<Option<u64>> {
         let token = new_token();
         let mut append = Append::at(next_offset(place.tail)?, APPEND_LIMITS);
         let mut step = append.start();
@@ -836,10 +867,14 @@ impl<S: Store> Wal<S> {
                     }
                 }
                 Step::CheckToken(offset) => match self.store.head(&self.prefix.key(offset)) {
-                    Ok(head) => Answer::Token(head.map(|h| h.token.as_deref() == Some(&stamp))),
+                    Ok(head) => Answer::Token(match head {
+                        Some(head) if head.token.as_deref() == Some(&stamp) => Found::Ours,
+                        Some(_) => Found::Theirs,
+                        None => Found::Nothing,
+                    }),
                     Err(error) => failed(error, false),
                 },
-                Step::FindTail(_) if chained => return Ok(None),
+                Step::FindTail(_) if after == After::Unconfirmed => return Ok(None),
                 Step::FindTail(taken) => {
                     *place = self.place_past(taken, place.epoch)?;
                     Answer::Tail(place.tail)
@@ -1029,7 +1064,7 @@ impl<S: Store> Wal<S> {
         }
         self.local.hint.store(tail);
         if deleted > 0 {
-            self.keep_store_hint(&Remembered::default(), tail, true);
+            self.keep_store_hint(&HintRead::default(), tail, Rewrite::Now);
         }
         Ok(deleted)
     }
