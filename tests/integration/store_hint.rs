@@ -64,27 +64,32 @@ fn a_hint_far_ahead_of_a_log_made_again_is_corrected() {
     fill_on_disk(&log, 1..=30);
     log.put_raw(&hint(5000), b"");
     assert_eq!(recover_fresh(&log).0, "Last offset: 30\n");
-    assert_eq!(hints(&log).0, [30], "the one it replaced is gone");
+    assert_eq!(hints(&log).0, [5000], "recover only reads");
     assert_eq!(
         fresh(&log).run(&["append", "next"]).ok(),
         "Appended record at offset: 31, data: next\n"
     );
+    assert_eq!(hints(&log).0, [31], "the one it replaced is gone");
 }
 
 #[test]
 #[ignore = "needs the S3 servers that `make test` starts"]
-fn a_missing_or_garbled_hint_falls_back_to_the_search_and_is_written_again() {
+fn a_missing_or_garbled_hint_falls_back_to_the_search_and_the_next_append_writes_it() {
     let log = TestLog::new(Server::s3s(), "hint-garbled");
     fill_on_disk(&log, 1..=70);
     assert_eq!(recover_fresh(&log).0, "Last offset: 70\n");
-    assert_eq!(hints(&log).0, [70]);
-    log.wal()
-        .store()
-        .delete_key(&log.key(&hint(70)), None)
-        .unwrap();
+    assert_eq!(hints(&log).0, [0u64; 0], "recover only reads");
+    fresh(&log).run(&["append", "71"]).ok();
+    assert_eq!(hints(&log).0, [71]);
+    for key in log.keys() {
+        if key.starts_with(&log.key(HINTS)) {
+            log.wal().store().delete_key(&key, None).unwrap();
+        }
+    }
     log.put_raw(&format!("{HINTS}not-a-hint"), b"");
-    assert_eq!(recover_fresh(&log).0, "Last offset: 70\n");
-    assert_eq!(hints(&log).0, [70]);
+    assert_eq!(recover_fresh(&log).0, "Last offset: 71\n");
+    fresh(&log).run(&["append", "72"]).ok();
+    assert_eq!(hints(&log).0, [72]);
 }
 
 #[test]
@@ -192,4 +197,42 @@ fn truncating_to_zero_leaves_only_the_fences() {
     assert_eq!(keys.len(), 3, "claim, what it does, done: {keys:?}");
     assert!(keys.iter().all(|key| key.starts_with(&fences)), "{keys:?}");
     assert_eq!(log.run(&["recover"]).ok(), "Last offset: 0\n");
+}
+
+#[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
+fn reading_commands_never_write_to_the_store() {
+    let log = TestLog::new(Server::s3s(), "hint-read-only");
+    let empty = fresh(&log);
+    for args in [&["-v", "recover"][..], &["-v", "last"], &["-v", "stat"]] {
+        let counts = request_counts(&empty.run(args));
+        assert_eq!(
+            counts.keys().collect::<Vec<_>>(),
+            ["ListObjectsV2"],
+            "{args:?} on an empty prefix: {counts:?}"
+        );
+    }
+    fill_on_disk(&log, 1..=30);
+    log.put_raw(&hint(5000), b"");
+    for args in [
+        &["-v", "recover"][..],
+        &["-v", "last"],
+        &["-v", "stat"],
+        &["-v", "read", "3"],
+        &["-v", "dump"],
+        &["-v", "verify"],
+    ] {
+        let counts = request_counts(&fresh(&log).run(args));
+        let writes: Vec<_> = counts
+            .keys()
+            .filter(|action| {
+                !matches!(
+                    action.as_str(),
+                    "ListObjectsV2" | "GetObject" | "HeadObject"
+                )
+            })
+            .collect();
+        assert!(writes.is_empty(), "{args:?} with a stale hint: {counts:?}");
+    }
+    assert_eq!(hints(&log).0, [5000], "left for the next append");
 }

@@ -631,13 +631,14 @@ impl<S: Store> Wal<S> {
     }
 
     /// The tail, and the listing of s3wal's own folder that read the
-    /// store's hint when this machine had none to start from.
+    /// store's hint when this machine had none to start from. Only reads
+    /// the store: a stale hint is for the next append to write again, so
+    /// that a read-only role can recover (and `last`, `stat`) in silence.
     fn recover_listing(&self) -> Result<(u64, Option<Fences>)> {
         let (tail, listing) = match self.confirmed_hint()? {
             0 => {
                 let mut hint_read = HintRead::default();
                 let tail = self.cold_tail(&mut hint_read)?;
-                self.keep_store_hint(&hint_read, tail, Rewrite::IfStale);
                 (tail, hint_read.fences)
             }
             hinted => (self.search_tail(hinted)?, None),
