@@ -560,13 +560,17 @@ fn execute(
                 (Some(from), None) => from,
                 (None, first) => first.unwrap_or(1),
             };
-            wal.follow(from, |Record { offset, data }| {
-                match dump.raw {
-                    true => out.raw(offset, &data)?,
-                    false => out.read(offset, &data)?,
-                }
-                out.flush()
-            })
+            wal.follow(
+                from,
+                |Record { offset, data }| {
+                    match dump.raw {
+                        true => out.raw(offset, &data)?,
+                        false => out.read(offset, &data)?,
+                    }
+                    out.flush()
+                },
+                Output::reader_gone,
+            )
         }
         Command::Dump(dump) => {
             let Some((from, to)) = wal.clamp_range(dump.from, dump.to)? else {

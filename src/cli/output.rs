@@ -107,6 +107,23 @@ impl Output {
         self.line_of(&[head.as_bytes(), data])
     }
 
+    /// An error like a write's to a closed pipe once whoever read stdout
+    /// is gone (`dump --follow | head -1`), found without writing: while a
+    /// follow waits for the next record there is nothing to write.
+    pub fn reader_gone() -> Result<(), Error> {
+        let mut stdout = libc::pollfd {
+            fd: libc::STDOUT_FILENO,
+            events: 0,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, a zero timeout; poll only reads the fd's state.
+        let ready = unsafe { libc::poll(&mut stdout, 1, 0) };
+        match ready > 0 && stdout.revents & (libc::POLLERR | libc::POLLHUP) != 0 {
+            true => Err(stdout_error(io::ErrorKind::BrokenPipe.into())),
+            false => Ok(()),
+        }
+    }
+
     /// Sends what is buffered; called at the end, and while following.
     pub fn flush(&mut self) -> Result<(), Error> {
         self.out.flush().map_err(stdout_error)

@@ -181,6 +181,22 @@ impl<I: Iterator<Item = u64>> Pipeline<I> {
     }
 }
 
+/// How often a follow that waits for the next record asks its caller
+/// whether to go on.
+pub const IDLE_CHECK: Duration = Duration::from_millis(100);
+
+/// Sleeps for `wait`, asking `idle` every [`IDLE_CHECK`] whether to stop.
+fn pause(wait: Duration, idle: &mut impl FnMut() -> Result<()>) -> Result<()> {
+    let mut left = wait;
+    while !left.is_zero() {
+        idle()?;
+        let slice = left.min(IDLE_CHECK);
+        thread::sleep(slice);
+        left -= slice;
+    }
+    Ok(())
+}
+
 impl<S: Store + Sync> Wal<S> {
     /// The first and last offsets of `from..=to` that lie inside the log,
     /// or `None` when none do. Open ends default to the log's own ends.
@@ -247,8 +263,16 @@ impl<S: Store + Sync> Wal<S> {
     /// Reads the records from `from` on, in order, then waits for new ones
     /// like `tail -f`: one HEAD of the next offset per poll, pausing from
     /// 0.1 s up to 5 s while the log is idle. Returns only with an error,
-    /// including one from `visit`, which is how a caller stops it.
-    pub fn follow(&self, from: u64, mut visit: impl FnMut(Record) -> Result<()>) -> Result<()> {
+    /// from `visit` or from `idle`, which is how a caller stops it: `idle`
+    /// is asked every [`IDLE_CHECK`] of a pause (whether whoever reads the
+    /// records is still there, say), so a follow ends while the log is
+    /// quiet, not only at its next record.
+    pub fn follow(
+        &self,
+        from: u64,
+        mut visit: impl FnMut(Record) -> Result<()>,
+        mut idle: impl FnMut() -> Result<()>,
+    ) -> Result<()> {
         let mut next = from;
         let mut wait = FOLLOW_FIRST_WAIT;
         // A later record seen while `next` is missing: a hole, once seen
@@ -274,7 +298,7 @@ impl<S: Store + Sync> Wal<S> {
                     later => suspect = later,
                 }
             }
-            thread::sleep(wait);
+            pause(wait, &mut idle)?;
             wait = (wait * 2).min(FOLLOW_MAX_WAIT);
         }
     }

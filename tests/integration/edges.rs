@@ -257,6 +257,28 @@ fn closed_stdout_ends_dump_follow_quietly() {
 
 #[test]
 #[ignore = "needs the S3 servers that `make test` starts"]
+fn closed_stdout_ends_an_idle_dump_follow_quietly() {
+    let log = TestLog::new(Server::s3s(), "follow-head-idle");
+    append_records(&log, 1);
+    let mut child = spawn(log.command().args(["dump", "--follow"]));
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(first, "Offset: 1, Data: Record #1\n");
+    // The reader is gone and no record comes: `dump --follow | head -1`.
+    let started = Instant::now();
+    let (status, _, stderr) = stderr_of(child);
+    assert_eq!((status.code(), stderr.as_str()), (Some(0), ""));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
 fn record_over_the_put_limit_is_refused_before_it_is_read() {
     let log = TestLog::new(Server::s3s(), "too-large");
     let path = log.workdir.join("huge");
