@@ -96,6 +96,14 @@ pub enum Error {
         /// The offset asked for.
         offset: u64,
     },
+    /// The offset asked for is below the log's first record: a trim
+    /// deleted it, and a consumer that resumes there has missed records.
+    Trimmed {
+        /// The offset asked for.
+        offset: u64,
+        /// The log's first record now.
+        first: u64,
+    },
     /// The log has no record.
     Empty,
     /// The object at this offset is not a valid record.
@@ -298,6 +306,12 @@ impl fmt::Display for Error {
                 describe_permission(f, *permission, code.is_some())
             }
             Error::NotFound { offset } => write!(f, "no record at offset {offset}"),
+            Error::Trimmed { offset, first } => write!(
+                f,
+                "offset {offset} was trimmed: the log now starts at {first}, so the records \
+                 {offset}..{} are gone",
+                first - 1
+            ),
             Error::Empty => f.write_str("WAL is empty"),
             Error::Corrupt { offset, problem } => {
                 write!(f, "record at offset {offset} is corrupt: {problem}")

@@ -89,6 +89,7 @@ pub use log::record;
 pub use doctor::{Finding, diagnose};
 pub use error::{Error, Result};
 pub use local::{Conditional, LocalState};
+pub use log::range::Trimmed;
 pub use log::verify::{Problem, Summary};
 pub use log::wal::{
     DEFAULT_LEASE, DEFAULT_PARALLEL, FENCE_WAIT, MAX_APPEND_ATTEMPTS, MAX_CONFLICT_RETRIES,

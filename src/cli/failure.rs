@@ -29,6 +29,9 @@ pub mod exit {
     /// A truncate, trim or repair was paused or cut off past its fence's
     /// lease, and another machine took the fence over.
     pub const FENCE_LOST: u8 = 7;
+    /// The offset asked for was trimmed: the log now starts later, and a
+    /// consumer resuming there has missed records.
+    pub const TRIMMED: u8 = 8;
 }
 
 /// A command that failed: the error, and what it means to the process.
@@ -86,6 +89,7 @@ fn exit_code(error: &Error) -> u8 {
         | Error::FenceContended { .. }
         | Error::UnsafeTakeover { .. } => exit::APPEND_GAVE_UP,
         Error::FenceLost { .. } => exit::FENCE_LOST,
+        Error::Trimmed { .. } => exit::TRIMMED,
         // Both say the record may be stored, at an offset they name.
         Error::MaybeStored { .. } | Error::Conflicted { .. } => exit::STORED_THEN_FAILED,
         Error::Config(_)
@@ -111,6 +115,7 @@ fn json_code(error: &Error) -> &'static str {
         Error::S3 { .. } => "s3",
         Error::NotFound { .. } => "not_found",
         Error::Empty => "empty",
+        Error::Trimmed { .. } => "trimmed",
         Error::Corrupt { .. } => "corrupt",
         Error::Hole { .. } => "hole",
         Error::VerifyFailed { .. } => "verify_failed",
@@ -185,6 +190,14 @@ mod tests {
             ),
             (Error::NotFound { offset: 4 }, 3, "not_found"),
             (Error::Empty, 3, "empty"),
+            (
+                Error::Trimmed {
+                    offset: 4,
+                    first: 9,
+                },
+                8,
+                "trimmed",
+            ),
             (
                 Error::Corrupt {
                     offset: 4,

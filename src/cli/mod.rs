@@ -24,7 +24,7 @@ use s3wal::config::{self, Env, Flags, Origin};
 use s3wal::s3::{Client, Exchange};
 use stored::Stored;
 
-use s3wal::{Record, Wal};
+use s3wal::{Record, Trimmed, Wal};
 
 #[derive(FromArgs, Debug)]
 /// A write-ahead log stored in S3, one object per record.
@@ -52,6 +52,11 @@ use s3wal::{Record, Wal};
         7,
         "a truncate or trim lost its fence: paused past its lease, another machine \
          took the work over"
+    ),
+    error_code(
+        8,
+        "trimmed: the offset asked for is below the log's first record; stderr says \
+         where the log starts now"
     )
 )]
 struct Args {
@@ -223,6 +228,20 @@ struct DumpArgs {
     /// until interrupted
     #[argh(switch)]
     follow: bool,
+    /// start at the log's first record when --from was trimmed, instead
+    /// of failing with exit 8
+    #[argh(switch)]
+    skip_trimmed: bool,
+}
+
+impl DumpArgs {
+    /// What to do when --from was trimmed.
+    fn trimmed(&self) -> Trimmed {
+        match self.skip_trimmed {
+            true => Trimmed::Skip,
+            false => Trimmed::Refuse,
+        }
+    }
 }
 
 #[derive(FromArgs, Debug)]
@@ -503,6 +522,13 @@ fn check_arguments(command: &Command) -> Result<(), Error> {
             to: Some(_),
             ..
         }) => Err(Error::Usage("dump --follow takes no --to".into())),
+        Command::Dump(DumpArgs {
+            from: Some(from),
+            to: Some(to),
+            ..
+        }) if from > to => Err(Error::Usage(format!(
+            "dump --from {from} --to {to}: --from is past --to"
+        ))),
         Command::Append(AppendArgs { lines, data }) if *lines == data.is_some() => Err(
             Error::Usage("append takes either data (or - for stdin) or --lines".into()),
         ),
@@ -554,11 +580,9 @@ fn execute(
         Command::Dump(dump) if dump.follow => {
             // Like plain dump, start no earlier than the first record: a
             // trimmed log never gets its low offsets back.
-            let first = wal.first()?;
-            let from = match (dump.from, first) {
-                (Some(from), Some(first)) => from.max(first),
-                (Some(from), None) => from,
-                (None, first) => first.unwrap_or(1),
+            let from = match wal.first()? {
+                Some(first) => dump.trimmed().start(dump.from, first)?,
+                None => dump.from.unwrap_or(1),
             };
             wal.follow(
                 from,
@@ -573,7 +597,7 @@ fn execute(
             )
         }
         Command::Dump(dump) => {
-            let Some((from, to)) = wal.clamp_range(dump.from, dump.to)? else {
+            let Some((from, to)) = wal.clamp_range(dump.from, dump.to, dump.trimmed())? else {
                 return Ok(());
             };
             wal.read_range(from, to, |Record { offset, data }| match dump.raw {

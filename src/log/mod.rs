@@ -6,7 +6,7 @@
 pub(crate) mod append;
 pub(crate) mod fence;
 pub(crate) mod keys;
-pub(crate) mod range;
+pub mod range;
 pub mod record;
 pub(crate) mod store_hint;
 pub(crate) mod tail;

@@ -181,6 +181,29 @@ impl<I: Iterator<Item = u64>> Pipeline<I> {
     }
 }
 
+/// What a read from an offset a trim deleted does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trimmed {
+    /// Fails with [`Error::Trimmed`]: a consumer learns it missed records.
+    Refuse,
+    /// Starts at the log's first record instead.
+    Skip,
+}
+
+impl Trimmed {
+    /// Where a read asked to start at `from` (the log's first record when
+    /// `None`) starts in a log whose first record is `first`.
+    pub fn start(self, from: Option<u64>, first: u64) -> Result<u64> {
+        match (from, self) {
+            (Some(offset), Trimmed::Refuse) if offset < first => {
+                Err(Error::Trimmed { offset, first })
+            }
+            (Some(from), _) => Ok(from.max(first)),
+            (None, _) => Ok(first),
+        }
+    }
+}
+
 /// How often a follow that waits for the next record asks its caller
 /// whether to go on.
 pub const IDLE_CHECK: Duration = Duration::from_millis(100);
@@ -199,13 +222,20 @@ fn pause(wait: Duration, idle: &mut impl FnMut() -> Result<()>) -> Result<()> {
 
 impl<S: Store + Sync> Wal<S> {
     /// The first and last offsets of `from..=to` that lie inside the log,
-    /// or `None` when none do. Open ends default to the log's own ends.
-    pub fn clamp_range(&self, from: Option<u64>, to: Option<u64>) -> Result<Option<(u64, u64)>> {
+    /// or `None` when none do. Open ends default to the log's own ends. A
+    /// `from` below the log's first record is [`Error::Trimmed`], unless
+    /// `trimmed` says to [`Trimmed::Skip`] to the first.
+    pub fn clamp_range(
+        &self,
+        from: Option<u64>,
+        to: Option<u64>,
+        trimmed: Trimmed,
+    ) -> Result<Option<(u64, u64)>> {
         let Some(first) = self.first()? else {
             return Ok(None);
         };
         let tail = self.recover()?;
-        let from = from.map_or(first, |from| from.max(first));
+        let from = trimmed.start(from, first)?;
         let to = to.map_or(tail, |to| to.min(tail));
         Ok((from <= to).then_some((from, to)))
     }

@@ -55,12 +55,12 @@ fn follow_with_to_is_a_usage_error() {
 
 #[test]
 #[ignore = "needs the S3 servers that `make test` starts"]
-fn follow_from_before_a_trimmed_start_begins_at_the_first_record() {
+fn follow_from_before_a_trimmed_start_that_skips_it_begins_at_the_first_record() {
     let log = TestLog::new(Server::s3s(), "follow-trimmed");
     fill_on_disk(&log, 5..=6);
     let mut child = log
         .command()
-        .args(["dump", "--follow", "--from", "1"])
+        .args(["dump", "--follow", "--from", "1", "--skip-trimmed"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -78,7 +78,50 @@ fn trimmed_log_keeps_working_for_every_command() {
     );
     fresh
         .run(&["read", "10"])
-        .fails(3, "no record at offset 10");
+        .fails(8, "offset 10 was trimmed: the log now starts at 11");
+    fresh
+        .run(&["read", "40"])
+        .fails(3, "no record at offset 40");
+}
+
+#[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
+fn a_consumer_behind_a_trim_is_told_where_the_log_starts() {
+    let log = trimmed_log("trimmed-consumer");
+    log.run(&["dump", "--from", "5"]).fails(
+        8,
+        "offset 5 was trimmed: the log now starts at 11, so the records 5..10 are gone",
+    );
+    log.run(&["dump", "--follow", "--from", "5"])
+        .fails(8, "offset 5 was trimmed");
+    let json = log.run(&["--json", "dump", "--from", "5"]);
+    assert_eq!(json.code, 8);
+    assert!(
+        json.stderr.starts_with("{\"code\":\"trimmed\",\"exit\":8,"),
+        "{}",
+        json.stderr
+    );
+}
+
+#[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
+fn a_consumer_that_asks_to_skip_the_trimmed_records_starts_at_the_first() {
+    let log = trimmed_log("trimmed-skip");
+    let dump = log.run(&["dump", "--from", "5", "--skip-trimmed"]).ok();
+    assert_eq!(dump.lines().next(), Some("Offset: 11, Data: r11"));
+    assert_eq!(dump.lines().count(), 20);
+    let from_first = log.run(&["dump", "--from", "11"]).ok();
+    assert_eq!(
+        from_first, dump,
+        "a --from at the first record needs no flag"
+    );
+}
+
+#[test]
+fn dump_from_past_its_to_is_a_usage_error() {
+    let log = TestLog::without_server("dump-backwards");
+    log.run(&["dump", "--from", "5", "--to", "2"])
+        .fails(2, "--from is past --to");
 }
 
 #[test]

@@ -918,12 +918,16 @@ impl<S: Store> Wal<S> {
         }
     }
 
-    /// The record at `offset`, verified.
+    /// The record at `offset`, verified. A missing one is
+    /// [`Error::Trimmed`] below the log's first record (one LIST more, only
+    /// then), else [`Error::NotFound`].
     pub fn read(&self, offset: u64) -> Result<Record> {
-        let body = self
-            .store
-            .get(&self.prefix.key(offset))?
-            .ok_or(Error::NotFound { offset })?;
+        let Some(body) = self.store.get(&self.prefix.key(offset))? else {
+            return Err(match self.first()? {
+                Some(first) if offset < first => Error::Trimmed { offset, first },
+                _ => Error::NotFound { offset },
+            });
+        };
         let data = record::decode_owned(offset, body)
             .map_err(|problem| Error::Corrupt { offset, problem })?;
         Ok(Record { offset, data })
