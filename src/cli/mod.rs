@@ -790,6 +790,49 @@ mod tests {
         assert_eq!((dump.from, dump.to), (Some(1), Some(2)));
     }
 
+    #[test]
+    fn global_options_are_refused_in_argh_words() {
+        for (args, expected) in [
+            (
+                &["--retries", "x", "recover"][..],
+                "Error parsing option '--retries' with value 'x': invalid digit found in string",
+            ),
+            (
+                &["--retries", "4294967296"],
+                "Error parsing option '--retries' with value '4294967296': number too large \
+                 to fit in target type",
+            ),
+            (&["--bucket"], "No value provided for option '--bucket'."),
+            (
+                &["--bucket", "a", "--bucket", "b"],
+                "Error parsing option '--bucket' with value 'b': duplicate values provided",
+            ),
+            (&["--nope", "recover"], "Unrecognized argument: --nope"),
+            (
+                &["--help", "--json"],
+                "Trailing arguments are not allowed after `help`.",
+            ),
+        ] {
+            let error = parse(args).unwrap_err();
+            assert!(error.status.is_err(), "{args:?}");
+            assert_eq!(error.output, expected, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn help_names_every_flag_and_variable_of_the_table() {
+        let help = help_text();
+        let flags = settings::SETTINGS.iter().filter_map(|s| s.flag.as_ref());
+        for word in flags.map(|f| f.name).chain(settings::variables()) {
+            assert!(help.contains(word), "{word} missing from:\n{help}");
+        }
+        for args in [&["--help"][..], &["help"], &["--json", "help"]] {
+            assert_eq!(parse(args).unwrap_err().output, help, "{args:?}");
+        }
+        let recover = parse(&["help", "recover"]).unwrap_err().output;
+        assert!(recover.starts_with("Usage: s3wal recover"), "{recover}");
+    }
+
     fn parsed(args: &[&str]) -> Result<Command, String> {
         match parse(args) {
             Ok(args) => Ok(args.command.unwrap()),

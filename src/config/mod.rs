@@ -195,11 +195,17 @@ impl Shown {
         });
     }
 
-    /// In the table's order, whatever the order they were resolved in.
-    fn sorted(mut self) -> Vec<Origin> {
-        self.0
-            .sort_by_key(|origin| settings::position(origin.setting));
-        self.0
+    /// In the table's order, whatever the order they were resolved in (a
+    /// walk of the table: a sort would cost the binary its code).
+    fn sorted(self) -> Vec<Origin> {
+        let in_table = |setting: &&Setting| {
+            let shown = self
+                .0
+                .iter()
+                .filter(|origin| origin.setting == setting.name);
+            shown.cloned().collect::<Vec<_>>()
+        };
+        SETTINGS.iter().flat_map(in_table).collect()
     }
 }
 

@@ -4,7 +4,7 @@
 //!
 //! The entry drives every place a setting used to be written again: the
 //! command line's parser ([`Flags::take`]), the order of precedence and the
-//! source of each value ([`Inputs`](super::Inputs)), the order of
+//! source of each value (`resolve`), the order of
 //! `doctor`'s listing, `s3wal --help` ([`help_lines`], [`variables`]), and
 //! the README's table, which a test holds against this one. A new setting
 //! is an entry here and the few lines of `resolve` that use its value.
@@ -94,7 +94,12 @@ table! {
     /// The bucket holding the log: required.
     BUCKET = Setting {
         name: "bucket",
-        flag: Some(Flag { name: "--bucket", form: Form::Text, help: "bucket holding the log", seed: true }),
+        flag: Some(Flag {
+            name: "--bucket",
+            form: Form::Text,
+            help: "bucket holding the log",
+            seed: true,
+        }),
         env: &["AWS_BUCKET_NAME"],
         profile: None,
         default: Fallback::None,
@@ -102,7 +107,12 @@ table! {
     /// The log's folder in the bucket: required.
     PREFIX = Setting {
         name: "prefix",
-        flag: Some(Flag { name: "--prefix", form: Form::Text, help: "folder of the log in the bucket", seed: true }),
+        flag: Some(Flag {
+            name: "--prefix",
+            form: Form::Text,
+            help: "folder of the log in the bucket",
+            seed: true,
+        }),
         env: &["AWS_PREFIX"],
         profile: None,
         default: Fallback::None,
@@ -111,7 +121,12 @@ table! {
     /// `AWS_DEFAULT_REGION`, then the profile's `region`.
     REGION = Setting {
         name: "region",
-        flag: Some(Flag { name: "--region", form: Form::Text, help: "signing region", seed: true }),
+        flag: Some(Flag {
+            name: "--region",
+            form: Form::Text,
+            help: "signing region",
+            seed: true,
+        }),
         env: &["AWS_REGION", "AWS_DEFAULT_REGION"],
         profile: Some("region"),
         default: Fallback::Value(|| "us-east-1".to_owned()),
@@ -119,7 +134,12 @@ table! {
     /// A custom endpoint; without one, AWS's for the region.
     ENDPOINT = Setting {
         name: "endpoint",
-        flag: Some(Flag { name: "--endpoint", form: Form::Text, help: "S3 endpoint URL for MinIO, Ceph and the like", seed: false }),
+        flag: Some(Flag {
+            name: "--endpoint",
+            form: Form::Text,
+            help: "S3 endpoint URL for MinIO, Ceph and the like",
+            seed: false,
+        }),
         env: &["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"],
         profile: Some("endpoint_url"),
         default: Fallback::None,
@@ -143,7 +163,12 @@ table! {
     /// Path-style or virtual-hosted addressing.
     ADDRESSING = Setting {
         name: "addressing",
-        flag: Some(Flag { name: "--path-style", form: Form::Switch, help: "address buckets as endpoint/bucket (the default for non-AWS endpoints)", seed: false }),
+        flag: Some(Flag {
+            name: "--path-style",
+            form: Form::Switch,
+            help: "address buckets as endpoint/bucket (the default for non-AWS endpoints)",
+            seed: false,
+        }),
         env: &[],
         profile: None,
         default: Fallback::None,
@@ -160,7 +185,12 @@ table! {
     /// The profile every profile key is read from.
     PROFILE = Setting {
         name: "profile",
-        flag: Some(Flag { name: "--profile", form: Form::Text, help: "profile of ~/.aws/credentials and ~/.aws/config to use", seed: false }),
+        flag: Some(Flag {
+            name: "--profile",
+            form: Form::Text,
+            help: "profile of ~/.aws/credentials and ~/.aws/config to use",
+            seed: false,
+        }),
         env: &["AWS_PROFILE"],
         profile: None,
         default: Fallback::Value(|| "default".to_owned()),
@@ -168,7 +198,12 @@ table! {
     /// The CAs an HTTPS endpoint is verified with.
     CA_BUNDLE = Setting {
         name: "CA bundle",
-        flag: Some(Flag { name: "--ca-bundle", form: Form::Path, help: "PEM bundle of the CAs to trust for an HTTPS endpoint, instead of the system's", seed: false }),
+        flag: Some(Flag {
+            name: "--ca-bundle",
+            form: Form::Path,
+            help: "PEM bundle of the CAs to trust for an HTTPS endpoint, instead of the system's",
+            seed: false,
+        }),
         env: &["AWS_CA_BUNDLE"],
         profile: Some("ca_bundle"),
         default: Fallback::None,
@@ -185,7 +220,12 @@ table! {
     /// The folder of the local lock, tail hint and remembered region.
     LOCK_DIR = Setting {
         name: "lock folder",
-        flag: Some(Flag { name: "--lock-dir", form: Form::Path, help: "folder of the local append locks", seed: false }),
+        flag: Some(Flag {
+            name: "--lock-dir",
+            form: Form::Path,
+            help: "folder of the local append locks",
+            seed: false,
+        }),
         env: &["S3WAL_LOCK_DIR"],
         profile: None,
         default: Fallback::Derived("~/.local/state/s3wal/locks"),
@@ -193,7 +233,12 @@ table! {
     /// How often a failing request is retried.
     RETRIES = Setting {
         name: "retries",
-        flag: Some(Flag { name: "--retries", form: Form::Whole(u32::MAX as u64), help: "retries of a request that failed for a transient reason", seed: false }),
+        flag: Some(Flag {
+            name: "--retries",
+            form: Form::Whole(u32::MAX as u64),
+            help: "retries of a request that failed for a transient reason",
+            seed: false,
+        }),
         env: &[],
         profile: None,
         default: Fallback::Value(|| RetryPolicy::default().retries.to_string()),
@@ -201,7 +246,13 @@ table! {
     /// How long a connection may be silent, and a request retried.
     TIMEOUT = Setting {
         name: "timeout",
-        flag: Some(Flag { name: "--timeout", form: Form::Whole(u64::MAX), help: "longest a connection may make no progress, in seconds, and how long a failing request is retried; a slow transfer that keeps moving is never cut off", seed: false }),
+        flag: Some(Flag {
+            name: "--timeout",
+            form: Form::Whole(u64::MAX),
+            help: "longest a connection may make no progress, in seconds, and how long a \
+                   failing request is retried; a slow transfer that keeps moving is never cut off",
+            seed: false,
+        }),
         env: &[],
         profile: None,
         default: Fallback::Value(|| RetryPolicy::default().timeout.as_secs().to_string()),
@@ -209,7 +260,12 @@ table! {
     /// How many GETs `dump` and `verify` keep in flight.
     PARALLEL = Setting {
         name: "parallel",
-        flag: Some(Flag { name: "--parallel", form: Form::Whole(usize::MAX as u64), help: "GETs in flight at most while dump and verify read records, 1 to 256", seed: false }),
+        flag: Some(Flag {
+            name: "--parallel",
+            form: Form::Whole(usize::MAX as u64),
+            help: "GETs in flight at most while dump and verify read records, 1 to 256",
+            seed: false,
+        }),
         env: &[],
         profile: None,
         default: Fallback::Value(|| DEFAULT_PARALLEL.to_string()),
@@ -218,7 +274,13 @@ table! {
     /// list it (its conditional PUT check says what it means).
     UNSAFE_STORE = Setting {
         name: "unsafe store",
-        flag: Some(Flag { name: "--allow-unsafe-store", form: Form::Switch, help: "append even if the store ignores If-None-Match (see doctor): concurrent appenders can then overwrite each other", seed: false }),
+        flag: Some(Flag {
+            name: "--allow-unsafe-store",
+            form: Form::Switch,
+            help: "append even if the store ignores If-None-Match (see doctor): concurrent \
+                   appenders can then overwrite each other",
+            seed: false,
+        }),
         env: &[],
         profile: None,
         default: Fallback::None,
@@ -226,7 +288,13 @@ table! {
     /// The lease fences are held by.
     LEASE = Setting {
         name: "lease",
-        flag: Some(Flag { name: "--lease", form: Form::Whole(u64::MAX), help: "seconds a truncate or trim holds its fence between renewals, and after which a dead machine's fence is taken over, 2 to 3600", seed: false }),
+        flag: Some(Flag {
+            name: "--lease",
+            form: Form::Whole(u64::MAX),
+            help: "seconds a truncate or trim holds its fence between renewals, and after which \
+                   a dead machine's fence is taken over, 2 to 3600",
+            seed: false,
+        }),
         env: &["S3WAL_LEASE"],
         profile: None,
         default: Fallback::Value(|| crate::DEFAULT_LEASE.as_secs().to_string()),
@@ -235,19 +303,17 @@ table! {
     /// expired requests.
     UNSAFE_TAKEOVER = Setting {
         name: "unsafe takeover",
-        flag: Some(Flag { name: "--allow-unsafe-takeover", form: Form::Switch, help: "take over a dead machine's fence even on a store that does not refuse expired requests (see doctor): unsafe if it is only paused", seed: false }),
+        flag: Some(Flag {
+            name: "--allow-unsafe-takeover",
+            form: Form::Switch,
+            help: "take over a dead machine's fence even on a store that does not refuse expired \
+                   requests (see doctor): unsafe if it is only paused",
+            seed: false,
+        }),
         env: &["S3WAL_ALLOW_UNSAFE_TAKEOVER"],
         profile: None,
         default: Fallback::None,
     };
-}
-
-/// Where `name` stands in [`SETTINGS`]: `doctor` lists in that order.
-pub(super) fn position(name: &str) -> usize {
-    SETTINGS
-        .iter()
-        .position(|s| s.name == name)
-        .unwrap_or(SETTINGS.len())
 }
 
 /// Settings given on the command line, as typed (a switch as `true`).
