@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use crate::config::Origin;
+use crate::config::settings::REGION;
 use crate::error::{Error, ProtocolKind, Result};
 use crate::local::Conditional;
 use crate::log::wal::Wal;
@@ -81,8 +82,8 @@ fn finding(check: &'static str, outcome: Result<String>) -> Finding {
 }
 
 /// The settings the log was opened with, each with its source (a flag,
-/// an environment variable, `.env`, a profile or the default); never a
-/// secret.
+/// an environment variable, `.env`, a profile or the default), in the
+/// order of the settings' table; never a secret.
 pub fn configuration(origins: &[Origin]) -> Finding {
     let shown: Vec<String> = origins.iter().map(Origin::to_string).collect();
     Finding {
@@ -99,7 +100,7 @@ pub fn configuration(origins: &[Origin]) -> Finding {
 pub fn diagnose(wal: &Wal<Client>, origins: &[Origin]) -> Vec<Finding> {
     let mut findings = vec![configuration(origins)];
     findings.extend(check(wal));
-    let configured = origins.iter().find(|o| o.setting == "region");
+    let configured = origins.iter().find(|o| o.setting == REGION.name);
     findings.extend(configured.and_then(|o| judge_region(&o.value, &wal.store().region())));
     findings
 }

@@ -39,7 +39,7 @@
 //! operation is called:
 //!
 //! ```
-//! use s3wal::config::{self, Env, Flags};
+//! use s3wal::config::{self, Env, Flags, settings::PREFIX};
 //!
 //! let env = Env::new(
 //!     [
@@ -52,7 +52,7 @@
 //!     .map(|(k, v)| (k.to_owned(), v.to_owned())),
 //!     Vec::new(),
 //! );
-//! let flags = Flags { prefix: Some("/wal/".into()), ..Flags::default() };
+//! let flags = Flags::default().with(PREFIX, "/wal/");
 //! let config = config::resolve(&flags, &env)?;
 //! assert!(config.s3.path_style, "custom endpoints are addressed path-style");
 //! let wal = s3wal::open(&config)?;
@@ -98,14 +98,29 @@ pub use log::wal::{
 pub use store::memory::MemoryStore;
 pub use store::{Keys, Store};
 
-/// Opens the log that `config` describes.
+/// Opens the log that `config` describes: the one place a [`Wal`] is
+/// made from every setting, for the `s3wal` command as for a library.
 pub fn open(config: &config::Config) -> Result<Wal<s3::Client>> {
-    let client = s3::Client::new(&config.s3)?;
-    Ok(
-        Wal::new(client, config.prefix.clone(), config.local.clone())
-            .allow_unsafe_store(config.allow_unsafe_store)
-            .lease(config.lease)
-            .allow_unsafe_takeover(config.allow_unsafe_takeover)
-            .parallel(config.s3.parallel),
-    )
+    Ok(log_on(s3::Client::new(&config.s3)?, config))
+}
+
+/// Opens the log that `config` describes, telling `observer` of every
+/// exchange with S3 (as `s3wal --verbose` prints them).
+pub fn open_observed(
+    config: &config::Config,
+    observer: impl Fn(&s3::Exchange) + Send + Sync + 'static,
+) -> Result<Wal<s3::Client>> {
+    Ok(log_on(
+        s3::Client::new(&config.s3)?.with_observer(observer),
+        config,
+    ))
+}
+
+/// The log `config` describes, through `client`.
+fn log_on(client: s3::Client, config: &config::Config) -> Wal<s3::Client> {
+    Wal::new(client, config.prefix.clone(), config.local.clone())
+        .allow_unsafe_store(config.allow_unsafe_store)
+        .lease(config.lease)
+        .allow_unsafe_takeover(config.allow_unsafe_takeover)
+        .parallel(config.s3.parallel)
 }

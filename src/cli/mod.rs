@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::{self, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use argh::FromArgs;
+use argh::{EarlyExit, FromArgs};
 
 mod append;
 mod failure;
@@ -20,111 +20,215 @@ use append::Source;
 use failure::{CliError, exit};
 use output::Output;
 use s3wal::Error;
+use s3wal::config::settings::{self, Form};
 use s3wal::config::{self, Env, Flags, Origin};
 use s3wal::s3::{Client, Exchange};
 use stored::Stored;
 
 use s3wal::{Record, Trimmed, Wal};
 
+/// The command and its arguments, which argh reads; the global options
+/// before it are read from the settings' table (`global`).
 #[derive(FromArgs, Debug)]
 /// A write-ahead log stored in S3, one object per record.
-#[argh(
-    note = "Configuration: flags beat the environment (AWS_BUCKET_NAME, AWS_PREFIX, \
-            AWS_REGION or AWS_DEFAULT_REGION, AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, \
-            AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, S3WAL_LOCK_DIR, \
-            S3WAL_LEASE, S3WAL_ALLOW_UNSAFE_TAKEOVER), which beats ./.env.",
-    example = "s3wal --bucket my-bucket --prefix wal append \"Record #1\"",
-    error_code(1, "failure: network, S3, configuration or local file"),
-    error_code(2, "usage: bad command line"),
-    error_code(3, "not found: no record at the offset, or the log is empty"),
-    error_code(4, "integrity: a stored record failed its checks"),
-    error_code(
-        5,
-        "gave up, nothing done: other writers kept taking the next offset, or another \
-         machine's fence kept running (or cannot be taken over safely)"
-    ),
-    error_code(
-        6,
-        "append stored records (or may have), then failed: stderr names their \
-         offsets; do not append them again"
-    ),
-    error_code(
-        7,
-        "a truncate or trim lost its fence: paused past its lease, another machine \
-         took the work over"
-    ),
-    error_code(
-        8,
-        "trimmed: the offset asked for is below the log's first record; stderr says \
-         where the log starts now"
-    )
-)]
-struct Args {
-    /// profile of ~/.aws/credentials and ~/.aws/config to use (env
-    /// AWS_PROFILE)
-    #[argh(option)]
-    profile: Option<String>,
-    /// bucket holding the log (env AWS_BUCKET_NAME)
-    #[argh(option)]
-    bucket: Option<String>,
-    /// folder of the log in the bucket (env AWS_PREFIX)
-    #[argh(option)]
-    prefix: Option<String>,
-    /// signing region (env AWS_REGION, AWS_DEFAULT_REGION; default us-east-1)
-    #[argh(option)]
-    region: Option<String>,
-    /// S3 endpoint URL for MinIO, Ceph and the like (env AWS_ENDPOINT_URL)
-    #[argh(option)]
-    endpoint: Option<String>,
-    /// address buckets as endpoint/bucket (the default for non-AWS endpoints)
-    #[argh(switch)]
-    path_style: bool,
-    /// folder of the local append locks (env S3WAL_LOCK_DIR; default
-    /// ~/.local/state/s3wal/locks)
-    #[argh(option)]
-    lock_dir: Option<PathBuf>,
-    /// retries of a request that failed for a transient reason (default 8)
-    #[argh(option)]
-    retries: Option<u32>,
-    /// longest a connection may make no progress, in seconds, and how long
-    /// a failing request is retried (default 60); a slow transfer that
-    /// keeps moving is never cut off
-    #[argh(option)]
-    timeout: Option<u64>,
-    /// GETs in flight at most while dump and verify read records, 1 to
-    /// 256 (default 64)
-    #[argh(option)]
-    parallel: Option<usize>,
-    /// PEM bundle of the CAs to trust for an HTTPS endpoint, instead of the
-    /// system's (env AWS_CA_BUNDLE)
-    #[argh(option)]
-    ca_bundle: Option<PathBuf>,
-    /// append even if the store ignores If-None-Match (see doctor):
-    /// concurrent appenders can then overwrite each other
-    #[argh(switch)]
-    allow_unsafe_store: bool,
-    /// seconds a truncate or trim holds its fence between renewals, and
-    /// after which a dead machine's fence is taken over, 2 to 3600 (env
-    /// S3WAL_LEASE; default 30)
-    #[argh(option)]
-    lease: Option<u64>,
-    /// take over a dead machine's fence even on a store that does not
-    /// refuse expired requests (see doctor): unsafe if it is only paused
-    /// (env S3WAL_ALLOW_UNSAFE_TAKEOVER=true)
-    #[argh(switch)]
-    allow_unsafe_takeover: bool,
-    /// print one line per S3 request to stderr, and a summary at exit
-    #[argh(switch, short = 'v')]
-    verbose: bool,
-    /// print the version and exit
-    #[argh(switch)]
-    version: bool,
-    /// print one JSON object per line on stdout, and errors as JSON on
-    /// stderr
-    #[argh(switch)]
-    json: bool,
+struct CommandLine {
     #[argh(subcommand)]
+    command: Command,
+}
+
+/// What the command line asks for.
+#[derive(Debug, Default)]
+struct Args {
+    /// The settings given by flags.
+    flags: Flags,
+    /// Print one line per S3 request, and a summary at exit.
+    verbose: bool,
+    /// Print the version and exit.
+    version: bool,
+    /// Print JSON lines, and errors as JSON.
+    json: bool,
     command: Option<Command>,
+}
+
+/// The command line's own switches, beside the settings' flags: their
+/// spellings and help lines.
+const SWITCHES: [(&str, &str); 3] = [
+    (
+        "-v, --verbose",
+        "print one line per S3 request to stderr, and a summary at exit",
+    ),
+    ("--version", "print the version and exit"),
+    (
+        "--json",
+        "print one JSON object per line on stdout, and errors as JSON on stderr",
+    ),
+];
+
+/// What each exit code means, for `--help`.
+const EXIT_CODES: [(u8, &str); 8] = [
+    (
+        exit::FAILURE,
+        "failure: network, S3, configuration or local file",
+    ),
+    (exit::USAGE, "usage: bad command line"),
+    (
+        exit::NOT_FOUND,
+        "not found: no record at the offset, or the log is empty",
+    ),
+    (
+        exit::INTEGRITY,
+        "integrity: a stored record failed its checks",
+    ),
+    (
+        exit::APPEND_GAVE_UP,
+        "gave up, nothing done: other writers kept taking the next offset, or another \
+         machine's fence kept running (or cannot be taken over safely)",
+    ),
+    (
+        exit::STORED_THEN_FAILED,
+        "append stored records (or may have), then failed: stderr names their \
+         offsets; do not append them again",
+    ),
+    (
+        exit::FENCE_LOST,
+        "a truncate or trim lost its fence: paused past its lease, another machine \
+         took the work over",
+    ),
+    (
+        exit::TRIMMED,
+        "trimmed: the offset asked for is below the log's first record; stderr says \
+         where the log starts now",
+    ),
+];
+
+/// What `help` and `--help` ask argh for.
+const HELP: [&str; 2] = ["--help", "help"];
+
+/// Reads the command line as argh read it when it held every option:
+/// global options (the settings' flags and `SWITCHES`) up to the command,
+/// whose arguments argh reads; `help` or `--help` anywhere before it.
+fn parse(args: &[&str]) -> Result<Args, EarlyExit> {
+    let mut parsed = Args::default();
+    let (mut help, mut options_ended) = (false, false);
+    let mut rest = args.iter().copied();
+    while let Some(arg) = rest.next() {
+        if !options_ended && HELP.contains(&arg) {
+            help = true;
+        } else if !options_ended && arg == "--" {
+            options_ended = true;
+        } else if !options_ended && arg.starts_with('-') {
+            if help {
+                return Err(
+                    String::from("Trailing arguments are not allowed after `help`.").into(),
+                );
+            }
+            global(arg, &mut rest, &mut parsed)?;
+        } else {
+            let words: Vec<&str> = help
+                .then_some("help")
+                .into_iter()
+                .chain([arg])
+                .chain(rest)
+                .collect();
+            let command = CommandLine::from_args(&["s3wal"], &words)?.command;
+            parsed.command = Some(command);
+            return Ok(parsed);
+        }
+    }
+    match help {
+        true => Err(EarlyExit {
+            output: help_text(),
+            status: Ok(()),
+        }),
+        false => Ok(parsed),
+    }
+}
+
+/// Reads one global option, and its value from `rest`.
+fn global<'a>(
+    arg: &str,
+    rest: &mut impl Iterator<Item = &'a str>,
+    parsed: &mut Args,
+) -> Result<(), String> {
+    match arg {
+        "-v" | "--verbose" => parsed.verbose = true,
+        "--version" => parsed.version = true,
+        "--json" => parsed.json = true,
+        _ if parsed.flags.take(arg, rest)? => {}
+        _ => return Err(format!("Unrecognized argument: {arg}")),
+    }
+    Ok(())
+}
+
+/// `s3wal --help`: the options from the settings' table, the commands
+/// from argh, the variables from the table.
+fn help_text() -> String {
+    let mut usage = String::from("Usage: s3wal");
+    let mut options = String::new();
+    for (flag, line) in settings::help_lines() {
+        match flag.form {
+            Form::Switch => usage.push_str(&format!(" [{}]", flag.name)),
+            _ => usage.push_str(&format!(" [{0} <{1}>]", flag.name, &flag.name[2..])),
+        }
+        describe(&mut options, flag.name, &line);
+    }
+    for (names, line) in SWITCHES {
+        let first = names.split(", ").next().unwrap_or(names);
+        usage.push_str(&format!(" [{first}]"));
+        describe(&mut options, names, line);
+    }
+    describe(&mut options, "--help, help", "display usage information");
+    let mut commands = String::new();
+    for command in <Command as argh::SubCommands>::COMMANDS {
+        describe(&mut commands, command.name, command.description);
+    }
+    let variables: Vec<&str> = settings::variables().collect();
+    let codes: Vec<String> = EXIT_CODES
+        .iter()
+        .map(|(code, meaning)| format!("  {code} {meaning}"))
+        .collect();
+    format!(
+        "{usage} [<command>] [<args>]\n\n\
+         A write-ahead log stored in S3, one object per record.\n\n\
+         Options:\n{options}\n\
+         Commands:\n{commands}\n\
+         Examples:\n  s3wal --bucket my-bucket --prefix wal append \"Record #1\"\n\n\
+         Notes:\n  Configuration: flags beat the environment ({}), which beats ./.env.\n\n\
+         Error codes:\n{}\n",
+        variables.join(", "),
+        codes.join("\n")
+    )
+}
+
+/// One entry of a help list as argh lays it out: the name indented by
+/// two, the text from column 20 (on a line of its own after a longer
+/// name), wrapped before column 80.
+fn describe(out: &mut String, name: &str, text: &str) {
+    const COLUMN: usize = 20;
+    let mut line = format!("  {name}");
+    let mut fresh = true;
+    if line.len() >= COLUMN {
+        out.push_str(&line);
+        out.push('\n');
+        line.clear();
+    }
+    for word in text.split(' ') {
+        if !fresh && line.chars().count() + 1 + word.chars().count() > 80 {
+            out.push_str(&line);
+            out.push('\n');
+            (line, fresh) = (String::new(), true);
+        }
+        match fresh {
+            true => line = format!("{line:<COLUMN$}{word}"),
+            false => {
+                line.push(' ');
+                line.push_str(word);
+            }
+        }
+        fresh = false;
+    }
+    out.push_str(&line);
+    out.push('\n');
 }
 
 #[derive(FromArgs, Debug)]
@@ -314,7 +418,7 @@ pub fn main(args: Vec<OsString>) -> u8 {
     };
     let args = normalise_args(&args);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let parsed = match Args::from_args(&["s3wal"], &args) {
+    let parsed = match parse(&args) {
         Ok(parsed) => parsed,
         Err(early) if early.status.is_ok() => return print_help(&early.output),
         Err(early) => {
@@ -363,15 +467,11 @@ fn is_closed_stdout(error: &Error) -> bool {
     matches!(error, Error::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe)
 }
 
-/// The seed's flags. Go's `flag` package reads them with one dash or two,
-/// and with the value after `=` or as the next argument, so scripts
-/// written for the seed use every form.
-const SEED_FLAGS: [&str; 3] = ["-bucket", "-prefix", "-region"];
-
 /// Rewrites the command line into the one form argh reads:
 /// `--name=value` (for every option) becomes `--name value`; the seed's
-/// `-bucket`, `-prefix` and `-region` become `--bucket`, `--prefix` and
-/// `--region`; and a lone `-` (stdin, as in `append -`), which argh would
+/// `-bucket`, `-prefix` and `-region` (Go's `flag` package reads one dash
+/// or two, so scripts written for the seed use every form; the table marks
+/// them `seed`) become `--bucket`, `--prefix` and `--region`; and a lone `-` (stdin, as in `append -`), which argh would
 /// take for an option, goes after a `--`. Nothing after a `--` is touched,
 /// so data such as `--x=y` can always be given there.
 fn normalise_args(args: &[String]) -> Vec<String> {
@@ -388,10 +488,7 @@ fn normalise_args(args: &[String]) -> Vec<String> {
             Some((name, value)) if is_option_name(name) => (name, Some(value)),
             _ => (arg.as_str(), None),
         };
-        match SEED_FLAGS.contains(&name) {
-            true => out.push(format!("-{name}")),
-            false => out.push(name.to_owned()),
-        }
+        out.push(settings::seed_flag(name).unwrap_or(name).to_owned());
         out.extend(value.map(str::to_owned));
     }
     out
@@ -402,7 +499,7 @@ fn is_option_name(name: &str) -> bool {
     let long = name.strip_prefix("--").is_some_and(|rest| {
         !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
     });
-    long || SEED_FLAGS.contains(&name)
+    long || settings::seed_flag(name).is_some()
 }
 
 /// `--help`: to stdout, exit 0.
@@ -433,42 +530,20 @@ fn run(args: Args, out: &mut Output, stored: &mut Stored) -> Result<(), Error> {
         return Err(Error::Usage("no command given (see s3wal --help)".into()));
     };
     check_arguments(&command)?;
-    // Every global option is either read here or by the CLI itself: an
-    // `Args` field read nowhere is dead code (a warning, an error in CI)
-    // and a `Flags` field left out does not compile.
-    let flags = Flags {
-        bucket: args.bucket,
-        prefix: args.prefix,
-        region: args.region,
-        endpoint: args.endpoint,
-        path_style: args.path_style,
-        lock_dir: args.lock_dir,
-        retries: args.retries,
-        timeout: args.timeout,
-        allow_unsafe_store: args.allow_unsafe_store,
-        ca_bundle: args.ca_bundle,
-        profile: args.profile,
-        parallel: args.parallel,
-        lease: args.lease,
-        allow_unsafe_takeover: args.allow_unsafe_takeover,
-    };
-    let config = config::resolve(&flags, &Env::load(Path::new(".env"))?)?;
-    let mut client = Client::new(&config.s3)?;
+    let config = config::resolve(&args.flags, &Env::load(Path::new(".env"))?)?;
     let counts = Arc::new(Mutex::new(BTreeMap::new()));
-    if args.verbose {
-        let counts = Arc::clone(&counts);
-        client = client.with_observer(move |exchange| log_exchange(exchange, &counts));
-    }
-    let wal = Wal::new(client, config.prefix, config.local)
-        .allow_unsafe_store(config.allow_unsafe_store)
-        .lease(config.lease)
-        .allow_unsafe_takeover(config.allow_unsafe_takeover)
-        .on_wait(match args.json {
-            true => |notice: &str| eprintln!("{{\"notice\":{}}}", output::json_string(notice)),
-            false => |notice: &str| eprintln!("s3wal: {notice}"),
-        })
-        .interrupted_by(signals::pending)
-        .parallel(config.s3.parallel);
+    let wal = match args.verbose {
+        true => {
+            let counts = Arc::clone(&counts);
+            s3wal::open_observed(&config, move |exchange| log_exchange(exchange, &counts))
+        }
+        false => s3wal::open(&config),
+    }?
+    .on_wait(match args.json {
+        true => |notice: &str| eprintln!("{{\"notice\":{}}}", output::json_string(notice)),
+        false => |notice: &str| eprintln!("s3wal: {notice}"),
+    })
+    .interrupted_by(signals::pending);
     let result = match command {
         Command::Append(AppendArgs { lines: true, .. }) => {
             append::run(&wal, Source::Lines, out, stored)
@@ -733,18 +808,61 @@ mod tests {
             "--to=2",
         ]);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let parsed = Args::from_args(&["s3wal"], &args).unwrap();
-        assert_eq!(parsed.bucket.as_deref(), Some("b"));
-        assert_eq!(parsed.timeout, Some(2));
-        assert_eq!(parsed.parallel, Some(16));
+        let parsed = parse(&args).unwrap();
+        assert_eq!(parsed.flags.given(settings::BUCKET), Some("b"));
+        assert_eq!(parsed.flags.given(settings::TIMEOUT), Some("2"));
+        assert_eq!(parsed.flags.given(settings::PARALLEL), Some("16"));
         let Some(Command::Dump(dump)) = parsed.command else {
             panic!("not a dump")
         };
         assert_eq!((dump.from, dump.to), (Some(1), Some(2)));
     }
 
+    #[test]
+    fn global_options_are_refused_in_argh_words() {
+        for (args, expected) in [
+            (
+                &["--retries", "x", "recover"][..],
+                "Error parsing option '--retries' with value 'x': invalid digit found in string",
+            ),
+            (
+                &["--retries", "4294967296"],
+                "Error parsing option '--retries' with value '4294967296': number too large \
+                 to fit in target type",
+            ),
+            (&["--bucket"], "No value provided for option '--bucket'."),
+            (
+                &["--bucket", "a", "--bucket", "b"],
+                "Error parsing option '--bucket' with value 'b': duplicate values provided",
+            ),
+            (&["--nope", "recover"], "Unrecognized argument: --nope"),
+            (
+                &["--help", "--json"],
+                "Trailing arguments are not allowed after `help`.",
+            ),
+        ] {
+            let error = parse(args).unwrap_err();
+            assert!(error.status.is_err(), "{args:?}");
+            assert_eq!(error.output, expected, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn help_names_every_flag_and_variable_of_the_table() {
+        let help = help_text();
+        let flags = settings::SETTINGS.iter().filter_map(|s| s.flag.as_ref());
+        for word in flags.map(|f| f.name).chain(settings::variables()) {
+            assert!(help.contains(word), "{word} missing from:\n{help}");
+        }
+        for args in [&["--help"][..], &["help"], &["--json", "help"]] {
+            assert_eq!(parse(args).unwrap_err().output, help, "{args:?}");
+        }
+        let recover = parse(&["help", "recover"]).unwrap_err().output;
+        assert!(recover.starts_with("Usage: s3wal recover"), "{recover}");
+    }
+
     fn parsed(args: &[&str]) -> Result<Command, String> {
-        match Args::from_args(&["s3wal"], args) {
+        match parse(args) {
             Ok(args) => Ok(args.command.unwrap()),
             Err(early) => Err(one_line(&early.output)),
         }

@@ -2,64 +2,42 @@
 //! (over `./.env`), then the `~/.aws` profile, then defaults, as aws CLI
 //! does it. Every setting keeps where it came from, for `doctor`.
 //!
-//! One file per concern: [`env`] (the process environment and `.env`),
-//! `endpoint` (region, endpoint, addressing style), `credentials` (the
-//! keys, assembled in one place), `proxy`, `profile` (the `~/.aws` files).
+//! One file per concern: [`settings`] (the table: each setting's flag,
+//! variables, profile key and default), [`env`] (the process environment
+//! and `.env`), `endpoint` (region, endpoint, addressing style),
+//! `credentials` (the keys, assembled in one place), `proxy`, `profile`
+//! (the `~/.aws` files). This file resolves: one short function a concern,
+//! each reading its settings through the table's order of precedence.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use url::Url;
+
 use crate::error::{Error, Result};
 use crate::local::LocalState;
 use crate::log::keys::Prefix;
-use crate::log::wal::{DEFAULT_PARALLEL, MAX_PARALLEL};
-use crate::s3::{RegionMemory, RetryPolicy, S3Config};
+use crate::log::wal::MAX_PARALLEL;
+use crate::s3::{AwsEndpoint, RegionMemory, RetryPolicy, S3Config};
 
 mod credentials;
 mod endpoint;
 mod env;
 mod profile;
 mod proxy;
+pub mod settings;
 
 pub use env::{Env, parse_dotenv};
 use profile::Profile;
 pub use proxy::proxy_for;
-
-/// Settings given on the command line, each named after its flag; `None`
-/// falls back to the environment.
-#[derive(Debug, Clone, Default)]
-pub struct Flags {
-    /// `--bucket`
-    pub bucket: Option<String>,
-    /// `--prefix`
-    pub prefix: Option<String>,
-    /// `--region`
-    pub region: Option<String>,
-    /// `--endpoint`
-    pub endpoint: Option<String>,
-    /// `--path-style`
-    pub path_style: bool,
-    /// `--lock-dir`
-    pub lock_dir: Option<PathBuf>,
-    /// `--retries`
-    pub retries: Option<u32>,
-    /// `--timeout`, in seconds
-    pub timeout: Option<u64>,
-    /// `--allow-unsafe-store`
-    pub allow_unsafe_store: bool,
-    /// `--ca-bundle`
-    pub ca_bundle: Option<PathBuf>,
-    /// `--profile`
-    pub profile: Option<String>,
-    /// `--parallel`
-    pub parallel: Option<usize>,
-    /// `--lease`, in seconds
-    pub lease: Option<u64>,
-    /// `--allow-unsafe-takeover`
-    pub allow_unsafe_takeover: bool,
-}
+use settings::{
+    ADDRESSING, BUCKET, CA_BUNDLE, CREDENTIALS, DUALSTACK, ENDPOINT, FIPS, Fallback, Form, LEASE,
+    LOCK_DIR, PARALLEL, PREFIX, PROFILE, PROXY, REGION, RETRIES, TIMEOUT, UNSAFE_STORE,
+    UNSAFE_TAKEOVER,
+};
+pub use settings::{Flags, SETTINGS, Setting};
 
 /// Where a setting's value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,10 +119,94 @@ struct NamedProfile {
 /// A value and where it came from.
 type Picked<T> = Option<(T, Source)>;
 
-/// A string flag's value; an empty one counts as unset.
-fn flag(name: &'static str, value: &Option<String>) -> Picked<String> {
-    let value = value.as_ref().filter(|v| !v.is_empty())?;
-    Some((value.clone(), Source::Flag(name)))
+/// What settings are read from, in the order they win: the flags, the
+/// environment (over `.env`), the profile. The resolution decides from
+/// these alone; the files behind them are read before.
+#[derive(Clone, Copy)]
+struct Inputs<'a> {
+    flags: &'a Flags,
+    env: &'a Env,
+    /// `None` while the profile itself is being named.
+    profile: Option<&'a NamedProfile>,
+}
+
+impl Inputs<'_> {
+    /// The value of `setting` from the first place that gives it: its
+    /// flag, the first of its variables that is set, its profile key.
+    fn pick(&self, setting: &'static Setting) -> Picked<String> {
+        let flag = setting.flag.as_ref().and_then(|flag| {
+            let value = self.flags.given(setting)?;
+            let given = flag.form != Form::Text || !value.is_empty();
+            given.then(|| (value.to_owned(), Source::Flag(flag.name)))
+        });
+        flag.or_else(|| text(self.env.first_of(setting.env)))
+            .or_else(|| {
+                let profile = self.profile?;
+                let value = profile.profile.get(setting.profile?)?;
+                Some((value.to_owned(), Source::Profile(profile.name.clone())))
+            })
+    }
+
+    /// The value of `setting`, else its default (empty where it has
+    /// none).
+    fn value(&self, setting: &'static Setting) -> (String, Source) {
+        self.pick(setting).unwrap_or_else(|| match setting.default {
+            Fallback::Value(value) => (value(), Source::Default),
+            Fallback::None | Fallback::Derived(_) => (String::new(), Source::Default),
+        })
+    }
+
+    /// Whether `setting` is on, and who turned it on: `true` or `false`
+    /// in any case, its flag alone, or unset.
+    fn boolean(&self, setting: &'static Setting) -> Result<Option<Source>> {
+        endpoint::boolean(
+            setting.env.first().unwrap_or(&setting.name),
+            self.pick(setting),
+        )
+    }
+
+    /// A whole-number setting, checked as its flag is.
+    fn whole(&self, setting: &'static Setting) -> Result<(u64, Source)> {
+        let (raw, source) = self.value(setting);
+        let max = match setting.flag.as_ref().map(|flag| flag.form) {
+            Some(Form::Whole(max)) => max,
+            _ => u64::MAX,
+        };
+        let number = settings::whole(flag_name(setting), &raw, max).map_err(Error::Usage)?;
+        Ok((number, source))
+    }
+}
+
+/// The flag of `setting`, or its name if it has none, for messages.
+fn flag_name(setting: &Setting) -> &'static str {
+    setting.flag.as_ref().map_or(setting.name, |flag| flag.name)
+}
+
+/// The origins of the settings, as they are resolved.
+#[derive(Default)]
+struct Shown(Vec<Origin>);
+
+impl Shown {
+    fn push(&mut self, setting: &'static Setting, value: impl fmt::Display, source: Source) {
+        self.0.push(Origin {
+            setting: setting.name,
+            value: value.to_string(),
+            source,
+        });
+    }
+
+    /// In the table's order, whatever the order they were resolved in (a
+    /// walk of the table: a sort would cost the binary its code).
+    fn sorted(self) -> Vec<Origin> {
+        let in_table = |setting: &&Setting| {
+            let shown = self
+                .0
+                .iter()
+                .filter(|origin| origin.setting == setting.name);
+            shown.cloned().collect::<Vec<_>>()
+        };
+        SETTINGS.iter().flat_map(in_table).collect()
+    }
 }
 
 impl NamedProfile {
@@ -152,10 +214,9 @@ impl NamedProfile {
     /// names, from the files `AWS_SHARED_CREDENTIALS_FILE` and
     /// `AWS_CONFIG_FILE` name (default `~/.aws/credentials` and
     /// `~/.aws/config`). A profile named by a flag or variable must exist.
-    fn load(flags: &Flags, env: &Env) -> Result<NamedProfile> {
-        let (name, source) = flag("--profile", &flags.profile)
-            .or_else(|| text(env.first_of(&["AWS_PROFILE"])))
-            .unwrap_or_else(|| ("default".to_owned(), Source::Default));
+    fn load(inputs: Inputs<'_>) -> Result<NamedProfile> {
+        let (name, source) = inputs.value(PROFILE);
+        let env = inputs.env;
         let home = env.get("HOME").map(PathBuf::from);
         let file = |variable: &'static str, default: &str| {
             env.get(variable)
@@ -179,29 +240,11 @@ impl NamedProfile {
             files,
         })
     }
-
-    /// The first of the environment variables `names`, else the profile's
-    /// `key`, that is set.
-    fn pick(&self, env: &Env, names: &[&'static str], key: Option<&str>) -> Picked<String> {
-        text(env.first_of(names)).or_else(|| {
-            let value = self.profile.get(key?)?;
-            Some((value.to_owned(), Source::Profile(self.name.clone())))
-        })
-    }
 }
 
 /// An environment value, owned.
 fn text(found: Option<(&str, Source)>) -> Picked<String> {
     found.map(|(value, source)| (value.to_owned(), source))
-}
-
-/// A path setting: the flag, else the first of `names` that is set.
-fn path(flag: (&'static str, &Option<PathBuf>), picked: Picked<String>) -> Picked<PathBuf> {
-    let (name, value) = flag;
-    match value {
-        Some(path) => Some((path.clone(), Source::Flag(name))),
-        None => picked.map(|(value, source)| (PathBuf::from(value), source)),
-    }
 }
 
 /// The default lock folder: per user, and the same for cron jobs and
@@ -225,54 +268,37 @@ pub fn default_lock_dir(env: &Env) -> Result<PathBuf> {
     }
 }
 
-/// How often and how long failing requests are retried, from the flags.
-fn retry_policy(flags: &Flags) -> Result<(RetryPolicy, [Origin; 2])> {
-    let default = RetryPolicy::default();
-    let source = |given: bool, flag| match given {
-        true => Source::Flag(flag),
-        false => Source::Default,
-    };
-    let timeout = match flags.timeout {
-        Some(0) => return Err(Error::Usage("--timeout must be at least 1 second".into())),
-        Some(seconds) => Duration::from_secs(seconds),
-        None => default.timeout,
-    };
-    let retries = flags.retries.unwrap_or(default.retries);
-    Ok((
-        RetryPolicy { retries, timeout },
-        [
-            Origin {
-                setting: "retries",
-                value: retries.to_string(),
-                source: source(flags.retries.is_some(), "--retries"),
-            },
-            Origin {
-                setting: "timeout",
-                value: format!("{} s", timeout.as_secs()),
-                source: source(flags.timeout.is_some(), "--timeout"),
-            },
-        ],
-    ))
+/// How often and how long failing requests are retried.
+fn retry_policy(inputs: Inputs<'_>, shown: &mut Shown) -> Result<RetryPolicy> {
+    let (timeout, timeout_source) = inputs.whole(TIMEOUT)?;
+    if timeout == 0 {
+        let flag = flag_name(TIMEOUT);
+        return Err(Error::Usage(format!("{flag} must be at least 1 second")));
+    }
+    let (retries, source) = inputs.whole(RETRIES)?;
+    let retries = u32::try_from(retries).unwrap_or(u32::MAX);
+    shown.push(RETRIES, retries, source);
+    shown.push(TIMEOUT, format_args!("{timeout} s"), timeout_source);
+    Ok(RetryPolicy {
+        retries,
+        timeout: Duration::from_secs(timeout),
+    })
 }
 
-/// How many requests may be in flight at once, from the flags: checked
-/// first, as a usage error.
-fn parallel(flags: &Flags) -> Result<(usize, Origin)> {
-    let (parallel, source) = match flags.parallel {
-        Some(n) if !(1..=MAX_PARALLEL).contains(&n) => {
-            return Err(Error::Usage(format!(
-                "--parallel must be from 1 to {MAX_PARALLEL}, not {n}"
-            )));
+/// How many requests may be in flight at once: checked first, as a usage
+/// error.
+fn parallel(inputs: Inputs<'_>, shown: &mut Shown) -> Result<usize> {
+    let (parallel, source) = inputs.whole(PARALLEL)?;
+    match usize::try_from(parallel) {
+        Ok(n) if (1..=MAX_PARALLEL).contains(&n) => {
+            shown.push(PARALLEL, format_args!("{n} requests"), source);
+            Ok(n)
         }
-        Some(n) => (n, Source::Flag("--parallel")),
-        None => (DEFAULT_PARALLEL, Source::Default),
-    };
-    let origin = Origin {
-        setting: "parallel",
-        value: format!("{parallel} requests"),
-        source,
-    };
-    Ok((parallel, origin))
+        _ => Err(Error::Usage(format!(
+            "{} must be from 1 to {MAX_PARALLEL}, not {parallel}",
+            flag_name(PARALLEL)
+        ))),
+    }
 }
 
 /// The longest lease a fence may be held by: an hour, past which a dead
@@ -283,99 +309,64 @@ const MAX_LEASE_SECS: u64 = 3600;
 /// one would often be over as soon as it is taken.
 const MIN_LEASE_SECS: u64 = 2;
 
-/// The lease of fences and whether dead machines' fences may be taken over
-/// unsafely: the flags, else `S3WAL_LEASE` and
-/// `S3WAL_ALLOW_UNSAFE_TAKEOVER`, else the defaults.
-fn fence_settings(flags: &Flags, env: &Env) -> Result<(Duration, bool, [Origin; 2])> {
-    let (lease, source) = match (flags.lease, env.first_of(&["S3WAL_LEASE"])) {
-        (Some(seconds), _) => (seconds.to_string(), Source::Flag("--lease")),
-        (None, Some((value, source))) => (value.trim().to_owned(), source),
-        (None, None) => (crate::DEFAULT_LEASE.as_secs().to_string(), Source::Default),
-    };
-    let lease = match lease.parse::<u64>() {
-        Ok(seconds) if (MIN_LEASE_SECS..=MAX_LEASE_SECS).contains(&seconds) => seconds,
-        _ => {
-            return Err(Error::Usage(format!(
-                "the lease ({source}) must be a whole number of seconds from \
-                 {MIN_LEASE_SECS} to {MAX_LEASE_SECS}, not {lease:?}"
-            )));
+/// The lease of fences.
+fn lease(inputs: Inputs<'_>, shown: &mut Shown) -> Result<Duration> {
+    let (lease, source) = inputs.value(LEASE);
+    let lease = lease.trim();
+    match lease.parse::<u64>() {
+        Ok(seconds) if (MIN_LEASE_SECS..=MAX_LEASE_SECS).contains(&seconds) => {
+            shown.push(LEASE, format_args!("{seconds} s"), source);
+            Ok(Duration::from_secs(seconds))
         }
-    };
-    let name = "S3WAL_ALLOW_UNSAFE_TAKEOVER";
-    let (unsafe_takeover, unsafe_source) = match flags.allow_unsafe_takeover {
-        true => (true, Source::Flag("--allow-unsafe-takeover")),
-        false => match endpoint::boolean(name, text(env.first_of(&[name])))? {
-            Some(source) => (true, source),
-            None => (false, Source::Default),
-        },
-    };
-    Ok((
-        Duration::from_secs(lease),
-        unsafe_takeover,
-        [
-            Origin {
-                setting: "lease",
-                value: format!("{lease} s"),
-                source,
-            },
-            Origin {
-                setting: "unsafe takeover",
-                value: match unsafe_takeover {
-                    true => "allowed",
-                    false => "refused",
-                }
-                .to_owned(),
-                source: unsafe_source,
-            },
-        ],
-    ))
+        _ => Err(Error::Usage(format!(
+            "the lease ({source}) must be a whole number of seconds from \
+             {MIN_LEASE_SECS} to {MAX_LEASE_SECS}, not {lease:?}"
+        ))),
+    }
 }
 
-/// Resolves the configuration, with aws CLI's precedence: flags, then
-/// the environment (over `.env`), then the profile, then defaults.
-pub fn resolve(flags: &Flags, env: &Env) -> Result<Config> {
-    let (parallel, parallel_origin) = parallel(flags)?;
-    let (lease, allow_unsafe_takeover, fence_origins) = fence_settings(flags, env)?;
-    let profile = NamedProfile::load(flags, env)?;
-    let mut origins = Vec::new();
-    let mut shown = |setting, value: &dyn fmt::Display, source: &Source| {
-        origins.push(Origin {
-            setting,
-            value: value.to_string(),
-            source: source.clone(),
-        });
-    };
-    let (bucket, source) = flag("--bucket", &flags.bucket)
-        .or_else(|| profile.pick(env, &["AWS_BUCKET_NAME"], None))
-        .ok_or_else(|| Error::Config("no bucket: pass --bucket or set AWS_BUCKET_NAME".into()))?;
-    shown("bucket", &bucket, &source);
-    let (prefix, source) = flag("--prefix", &flags.prefix)
-        .or_else(|| profile.pick(env, &["AWS_PREFIX"], None))
-        .unwrap_or((String::new(), Source::Default));
+/// Whether dead machines' fences may be taken over unsafely.
+fn unsafe_takeover(inputs: Inputs<'_>, shown: &mut Shown) -> Result<bool> {
+    let asked = inputs.boolean(UNSAFE_TAKEOVER)?;
+    let allowed = asked.is_some();
+    let value = if allowed { "allowed" } else { "refused" };
+    shown.push(UNSAFE_TAKEOVER, value, asked.unwrap_or(Source::Default));
+    Ok(allowed)
+}
+
+/// The bucket and the log's folder in it.
+fn location(inputs: Inputs<'_>, shown: &mut Shown) -> Result<(String, Prefix)> {
+    let (bucket, source) = inputs.pick(BUCKET).ok_or_else(|| {
+        let variable = BUCKET.env.join(", ");
+        let flag = flag_name(BUCKET);
+        Error::Config(format!("no bucket: pass {flag} or set {variable}"))
+    })?;
+    shown.push(BUCKET, &bucket, source);
+    let (prefix, source) = inputs.value(PREFIX);
     let prefix = Prefix::new(&prefix).map_err(Error::Config)?;
-    shown("prefix", &prefix.as_str(), &source);
-    // As aws CLI (v2) and the SDKs: AWS_REGION, then botocore's
-    // AWS_DEFAULT_REGION, then the profile's `region`.
-    let (configured, region_source) = flag("--region", &flags.region)
-        .or_else(|| profile.pick(env, &["AWS_REGION", "AWS_DEFAULT_REGION"], Some("region")))
-        .unwrap_or_else(|| ("us-east-1".to_owned(), Source::Default));
+    shown.push(PREFIX, prefix.as_str(), source);
+    Ok((bucket, prefix))
+}
+
+/// Where the bucket is served, and what this machine keeps of it.
+struct Place {
+    region: String,
+    endpoint: Url,
+    /// AWS's endpoints of the kind asked for; `None` for a custom one.
+    aws: Option<AwsEndpoint>,
+    local: LocalState,
+    lock_dir: PathBuf,
+    lock_source: Source,
+}
+
+/// The region and endpoint: configured, or on AWS's endpoints the region
+/// S3 named for the bucket last time (that is where the bucket is).
+fn place(inputs: Inputs<'_>, bucket: &str, prefix: &Prefix, shown: &mut Shown) -> Result<Place> {
+    let (configured, region_source) = inputs.value(REGION);
     endpoint::check_region(&configured)?;
-    let fips = endpoint::boolean(
-        "AWS_USE_FIPS_ENDPOINT",
-        profile.pick(env, &["AWS_USE_FIPS_ENDPOINT"], Some("use_fips_endpoint")),
-    )?;
-    let dualstack = endpoint::boolean(
-        "AWS_USE_DUALSTACK_ENDPOINT",
-        profile.pick(
-            env,
-            &["AWS_USE_DUALSTACK_ENDPOINT"],
-            Some("use_dualstack_endpoint"),
-        ),
-    )?;
-    let custom = flag("--endpoint", &flags.endpoint).or_else(|| {
-        let names = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"];
-        profile.pick(env, &names, Some("endpoint_url"))
-    });
+    let fips = inputs.boolean(FIPS)?;
+    let dualstack = inputs.boolean(DUALSTACK)?;
+    let custom = inputs.pick(ENDPOINT);
     let aws = endpoint::aws_endpoint(
         fips.as_ref(),
         dualstack.as_ref(),
@@ -387,20 +378,16 @@ pub fn resolve(flags: &Flags, env: &Env) -> Result<Config> {
     };
     // The local files are named after the configured endpoint, so that a
     // redirect does not move them.
-    let (lock_dir, lock_source) = match path(("--lock-dir", &flags.lock_dir), {
-        text(env.first_of(&["S3WAL_LOCK_DIR"]))
-    }) {
-        Some(picked) => picked,
-        None => (default_lock_dir(env)?, Source::Default),
+    let (lock_dir, lock_source) = match inputs.pick(LOCK_DIR) {
+        Some((dir, source)) => (PathBuf::from(dir), source),
+        None => (default_lock_dir(inputs.env)?, Source::Default),
     };
     let local = LocalState::in_dir(
         &lock_dir,
         configured_endpoint.as_str(),
-        &bucket,
+        bucket,
         prefix.as_str(),
     );
-    // On AWS's endpoints, the region S3 named for the bucket last time
-    // beats the configured one: that is where the bucket is.
     let aws = custom.is_none().then_some(aws);
     let remembered = aws.and_then(|aws| Some((aws, RegionMemory::at(local.region_path()).load()?)));
     let (region, endpoint, source) = match remembered {
@@ -411,33 +398,56 @@ pub fn resolve(flags: &Flags, env: &Env) -> Result<Config> {
         }
         _ => (configured, configured_endpoint, region_source),
     };
-    shown("region", &region, &source);
-    shown("endpoint", &endpoint, &endpoint_source);
-    for (setting, asked) in [
-        ("FIPS endpoint", &fips),
-        ("dual-stack endpoint", &dualstack),
-    ] {
+    shown.push(REGION, &region, source);
+    shown.push(ENDPOINT, &endpoint, endpoint_source);
+    for (setting, asked) in [(FIPS, fips), (DUALSTACK, dualstack)] {
         if let Some(source) = asked {
-            shown(setting, &"yes", source);
+            shown.push(setting, "yes", source);
         }
     }
-    let (path_style, addressing) = endpoint::addressing(flags.path_style, &endpoint, &bucket);
-    shown(
-        "addressing",
-        &addressing,
-        &match flags.path_style {
-            true => Source::Flag("--path-style"),
-            false => Source::Default,
-        },
+    Ok(Place {
+        region,
+        endpoint,
+        aws,
+        local,
+        lock_dir,
+        lock_source,
+    })
+}
+
+/// Resolves the configuration, with aws CLI's precedence: flags, then
+/// the environment (over `.env`), then the profile, then defaults.
+/// Usage errors come first, before any file is read.
+pub fn resolve(flags: &Flags, env: &Env) -> Result<Config> {
+    let mut shown = Shown::default();
+    let bare = Inputs {
+        flags,
+        env,
+        profile: None,
+    };
+    let parallel = parallel(bare, &mut shown)?;
+    let lease = lease(bare, &mut shown)?;
+    let allow_unsafe_takeover = unsafe_takeover(bare, &mut shown)?;
+    let profile = NamedProfile::load(bare)?;
+    let inputs = Inputs {
+        profile: Some(&profile),
+        ..bare
+    };
+    let (bucket, prefix) = location(inputs, &mut shown)?;
+    let place = place(inputs, &bucket, &prefix, &mut shown)?;
+    let asked = inputs.pick(ADDRESSING);
+    let (path_style, addressing) = endpoint::addressing(asked.is_some(), &place.endpoint, &bucket);
+    shown.push(
+        ADDRESSING,
+        addressing,
+        asked.map_or(Source::Default, |(_, s)| s),
     );
-    let ca_bundle = path(
-        ("--ca-bundle", &flags.ca_bundle),
-        profile.pick(env, &["AWS_CA_BUNDLE"], Some("ca_bundle")),
-    );
+    let ca_bundle = inputs.pick(CA_BUNDLE);
+    let ca_bundle = ca_bundle.map(|(bundle, source)| (PathBuf::from(bundle), source));
     let ssl_cert_file = env.get("SSL_CERT_FILE").map(PathBuf::from);
-    let (retry, retry_origins) = retry_policy(flags)?;
+    let retry = retry_policy(inputs, &mut shown)?;
     let settings = credentials::Settings {
-        region: &region,
+        region: &place.region,
         http: credentials::Http {
             ca_bundle: ca_bundle.as_ref().map(|(bundle, _)| bundle.clone()),
             ssl_cert_file: ssl_cert_file.clone(),
@@ -445,28 +455,27 @@ pub fn resolve(flags: &Flags, env: &Env) -> Result<Config> {
         timeout: retry.timeout,
     };
     let chosen = credentials::resolve(env, &profile, settings)?;
-    shown("credentials", &chosen.shown, &chosen.source);
-    shown("profile", &profile.name, &profile.source);
+    shown.push(CREDENTIALS, &chosen.shown, chosen.source);
+    shown.push(PROFILE, &profile.name, profile.source.clone());
     match &ca_bundle {
-        Some((bundle, source)) => shown("CA bundle", &bundle.display(), source),
-        None => shown("CA bundle", &"the system's", &Source::Default),
+        Some((bundle, source)) => shown.push(CA_BUNDLE, bundle.display(), source.clone()),
+        None => shown.push(CA_BUNDLE, "the system's", Source::Default),
     }
-    let proxy = proxy_for(&endpoint, env);
+    let proxy = proxy_for(&place.endpoint, env);
     match &proxy {
-        Some((proxy, source)) => shown("proxy", &proxy::shown(proxy), source),
-        None => shown("proxy", &"none", &Source::Default),
+        Some((proxy, source)) => shown.push(PROXY, proxy::shown(proxy), source.clone()),
+        None => shown.push(PROXY, "none", Source::Default),
     }
-    shown("lock folder", &lock_dir.display(), &lock_source);
-    origins.extend(retry_origins);
-    origins.push(parallel_origin);
-    origins.extend(fence_origins);
+    shown.push(LOCK_DIR, place.lock_dir.display(), place.lock_source);
     Ok(Config {
         s3: S3Config {
-            endpoint,
-            aws,
-            region_memory: aws.map(|_| RegionMemory::at(local.region_path())),
+            endpoint: place.endpoint,
+            aws: place.aws,
+            region_memory: place
+                .aws
+                .map(|_| RegionMemory::at(place.local.region_path())),
             bucket,
-            region,
+            region: place.region,
             path_style,
             credentials: Arc::new(chosen.provider),
             retry,
@@ -476,17 +485,18 @@ pub fn resolve(flags: &Flags, env: &Env) -> Result<Config> {
             parallel,
         },
         prefix,
-        local,
-        allow_unsafe_store: flags.allow_unsafe_store,
+        local: place.local,
+        allow_unsafe_store: inputs.pick(UNSAFE_STORE).is_some(),
         lease,
         allow_unsafe_takeover,
-        origins,
+        origins: shown.sorted(),
     })
 }
 
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use crate::config::settings::{BUCKET, PARALLEL, PREFIX, PROFILE, REGION};
 
     /// A process environment of `pairs`, with no `.env`.
     pub(super) fn env(pairs: &[(&str, &str)]) -> Env {
@@ -508,12 +518,10 @@ pub(super) mod tests {
 
     #[test]
     fn flags_beat_the_environment() {
-        let flags = Flags {
-            bucket: Some("other".into()),
-            prefix: Some("p".into()),
-            region: Some("ap-south-1".into()),
-            ..Flags::default()
-        };
+        let flags = Flags::default()
+            .with(BUCKET, "other")
+            .with(PREFIX, "p")
+            .with(REGION, "ap-south-1");
         let config = resolve(&flags, &env(&base())).unwrap();
         assert_eq!(config.s3.bucket, "other");
         assert_eq!(config.prefix.as_str(), "p");
@@ -666,10 +674,7 @@ pub(super) mod tests {
             base().iter().map(|(k, v)| (k.to_string(), v.to_string())),
             parse_dotenv("AWS_REGION=eu-west-1\nAWS_ENDPOINT_URL=http://ceph:8080\n"),
         );
-        let flags = Flags {
-            bucket: Some("other".into()),
-            ..Flags::default()
-        };
+        let flags = Flags::default().with(BUCKET, "other");
         let config = resolve(&flags, &env).unwrap();
         let expected = [
             ("bucket", "other", Source::Flag("--bucket")),
@@ -708,10 +713,7 @@ pub(super) mod tests {
 
     #[test]
     fn parallel_flag_sets_the_requests_in_flight_and_is_shown() {
-        let flags = Flags {
-            parallel: Some(200),
-            ..Flags::default()
-        };
+        let flags = Flags::default().with(PARALLEL, "200");
         let config = resolve(&flags, &env(&base())).unwrap();
         assert_eq!(config.s3.parallel, 200);
         assert_eq!(
@@ -723,10 +725,7 @@ pub(super) mod tests {
     #[test]
     fn parallel_outside_1_to_256_is_a_usage_error_before_anything_else() {
         for n in [0, MAX_PARALLEL + 1] {
-            let flags = Flags {
-                parallel: Some(n),
-                ..Flags::default()
-            };
+            let flags = Flags::default().with(PARALLEL, &n.to_string());
             let error = resolve(&flags, &env(&[])).unwrap_err();
             assert!(matches!(error, Error::Usage(_)), "{n}: {error}");
         }
@@ -745,10 +744,7 @@ pub(super) mod tests {
         .unwrap();
         let mut vars = base();
         vars.push(("AWS_SHARED_CREDENTIALS_FILE", credentials.to_str().unwrap()));
-        let flags = Flags {
-            profile: Some("onprem".into()),
-            ..Flags::default()
-        };
+        let flags = Flags::default().with(PROFILE, "onprem");
         let config = resolve(&flags, &env(&vars)).unwrap();
         std::fs::remove_dir_all(dir).unwrap();
         assert_eq!(signing(&config).key(), "AKIAONPREMKEY0001234");
@@ -784,10 +780,7 @@ pub(super) mod tests {
         let mut vars = base();
         vars.push(("AWS_CONFIG_FILE", config_file.to_str().unwrap()));
         let default = resolve(&Flags::default(), &env(&vars)).unwrap();
-        let named = Flags {
-            profile: Some("eu".into()),
-            ..Flags::default()
-        };
+        let named = Flags::default().with(PROFILE, "eu");
         let eu = resolve(&named, &env(&vars)).unwrap();
         vars.push(("AWS_DEFAULT_REGION", "sa-east-1"));
         let legacy = resolve(&named, &env(&vars)).unwrap();
