@@ -307,6 +307,9 @@ struct TruncateArgs {
     /// the offset to keep; every record after it is deleted
     #[argh(positional, from_str_fn(offset_from_0))]
     after: u64,
+    /// say which records would be deleted, and delete nothing
+    #[argh(switch)]
+    dry_run: bool,
 }
 
 #[derive(FromArgs, Debug)]
@@ -394,6 +397,9 @@ struct TrimArgs {
     /// the first offset to keep; every record before it is deleted
     #[argh(positional, from_str_fn(offset_from_1))]
     before: u64,
+    /// say which records would be deleted, and delete nothing
+    #[argh(switch)]
+    dry_run: bool,
 }
 
 /// Runs the command line `args` (without the program name) and returns
@@ -629,13 +635,21 @@ fn execute(
             let Record { offset, data } = wal.last()?;
             out.last(offset, &data)
         }
-        Command::Truncate(TruncateArgs { after }) => {
-            wal.truncate(after)?;
-            out.truncated(after)
+        Command::Truncate(TruncateArgs {
+            after,
+            dry_run: true,
+        }) => out.would_delete(wal.truncate_plan(after)?),
+        Command::Truncate(TruncateArgs { after, .. }) => {
+            let deleted = wal.truncate(after)?;
+            out.truncated(after, deleted)
         }
-        Command::Trim(TrimArgs { before }) => {
-            wal.trim(before)?;
-            out.trimmed(before)
+        Command::Trim(TrimArgs {
+            before,
+            dry_run: true,
+        }) => out.would_delete(wal.trim_plan(before)?),
+        Command::Trim(TrimArgs { before, .. }) => {
+            let deleted = wal.trim(before)?;
+            out.trimmed(before, deleted)
         }
         Command::Stat(_) => {
             let (stat, running) = wal.stat_and_running_fence()?;
@@ -876,11 +890,17 @@ mod tests {
         ));
         assert!(matches!(
             parsed(&["truncate", "0"]),
-            Ok(Command::Truncate(TruncateArgs { after: 0 }))
+            Ok(Command::Truncate(TruncateArgs {
+                after: 0,
+                dry_run: false
+            }))
         ));
         assert!(matches!(
             parsed(&["trim", "7"]),
-            Ok(Command::Trim(TrimArgs { before: 7 }))
+            Ok(Command::Trim(TrimArgs {
+                before: 7,
+                dry_run: false
+            }))
         ));
         assert!(matches!(
             parsed(&["verify", "--to", "9"]),

@@ -5,8 +5,9 @@
 //! stored. In JSON, data that is UTF-8 is `"data"`, anything else
 //! `"data_base64"`, so no byte is ever lost or mangled.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::io::{self, BufWriter, StdoutLock, Write};
+use std::ops::RangeInclusive;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -57,6 +58,31 @@ fn stdout_error(source: io::Error) -> Error {
     Error::Io {
         context: "cannot write to stdout".into(),
         source,
+    }
+}
+
+/// `N records`, `1 record`.
+struct Records(u64);
+
+impl fmt::Display for Records {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            1 => f.write_str("1 record"),
+            n => write!(f, "{n} records"),
+        }
+    }
+}
+
+/// What a truncate or trim deleted: `Deleted N records`, or `Nothing to
+/// delete` when the log already ended (or started) there.
+struct Deleted(u64);
+
+impl fmt::Display for Deleted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            0 => f.write_str("Nothing to delete"),
+            n => write!(f, "Deleted {}", Records(n)),
+        }
     }
 }
 
@@ -178,18 +204,42 @@ impl Output {
     }
 
     /// `Truncated WAL after offset N`
-    pub fn truncated(&mut self, after: u64) -> Result<(), Error> {
+    /// then `Deleted N records` (the seed's line stays as it was).
+    pub fn truncated(&mut self, after: u64, deleted: u64) -> Result<(), Error> {
         self.either(
-            format!("Truncated WAL after offset {after}"),
-            format!("\"truncated_after\":{after}"),
+            format!("Truncated WAL after offset {after}\n{}", Deleted(deleted)),
+            format!("\"truncated_after\":{after},\"deleted\":{deleted}"),
         )
     }
 
     /// `Trimmed WAL before offset N`
-    pub fn trimmed(&mut self, before: u64) -> Result<(), Error> {
+    /// then `Deleted N records` (the seed's line stays as it was).
+    pub fn trimmed(&mut self, before: u64, deleted: u64) -> Result<(), Error> {
         self.either(
-            format!("Trimmed WAL before offset {before}"),
-            format!("\"trimmed_before\":{before}"),
+            format!("Trimmed WAL before offset {before}\n{}", Deleted(deleted)),
+            format!("\"trimmed_before\":{before},\"deleted\":{deleted}"),
+        )
+    }
+
+    /// `Would delete N records: offsets F..L`, or `Nothing to delete`: a
+    /// truncate's or trim's dry run.
+    pub fn would_delete(&mut self, offsets: Option<RangeInclusive<u64>>) -> Result<(), Error> {
+        let Some(offsets) = offsets else {
+            return self.either(
+                "Nothing to delete".into(),
+                "\"dry_run\":true,\"would_delete\":0".into(),
+            );
+        };
+        let (first, last) = (*offsets.start(), *offsets.end());
+        self.either(
+            format!(
+                "Would delete {}: offsets {first}..{last}",
+                Records(last - first + 1)
+            ),
+            format!(
+                "\"dry_run\":true,\"would_delete\":{},\"first\":{first},\"last\":{last}",
+                last - first + 1
+            ),
         )
     }
 

@@ -71,11 +71,11 @@ fn truncate_trim_and_stat_print_json() {
     fill_on_disk(&log, 1..=5);
     assert_eq!(
         log.run(&["--json", "trim", "2"]).ok(),
-        "{\"trimmed_before\":2}\n"
+        "{\"trimmed_before\":2,\"deleted\":1}\n"
     );
     assert_eq!(
         log.run(&["--json", "truncate", "4"]).ok(),
-        "{\"truncated_after\":4}\n"
+        "{\"truncated_after\":4,\"deleted\":1}\n"
     );
     assert_eq!(
         log.run(&["--json", "stat"]).ok(),

@@ -1178,7 +1178,10 @@ fn a_truncate_that_keeps_deleting_renews_its_lease_and_keeps_its_fence(server: S
     }
     let append = scene.machine("appender").run(&["append", "during"]);
     let truncate = truncate.wait(Duration::from_secs(60));
-    assert_eq!(truncate.ok(), "Truncated WAL after offset 4\n");
+    assert!(
+        truncate.ok().starts_with("Truncated WAL after offset 4\n"),
+        "{truncate:?}"
+    );
     assert!(
         truncate.took() > LEASE + MARGIN + Duration::from_secs(1),
         "it must outlast its lease and the margin to show anything: {truncate:?}"

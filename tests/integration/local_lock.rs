@@ -70,7 +70,7 @@ fn truncate_waits_for_the_local_lock() {
     let log = TestLog::new(Server::s3s(), "lock-truncate");
     log.run(&["append", "first"]).ok();
     let run = run_behind_held_lock(&log, &["truncate", "0"]);
-    assert_eq!(run.ok(), "Truncated WAL after offset 0\n");
+    assert_eq!(run.ok(), "Truncated WAL after offset 0\nDeleted 1 record\n");
     assert_eq!(log.offsets(), Vec::<u64>::new());
 }
 

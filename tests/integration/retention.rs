@@ -10,7 +10,7 @@ fn trimmed_log(name: &str) -> TestLog {
     fill_on_disk(&log, 1..=30);
     assert_eq!(
         log.run(&["trim", "11"]).ok(),
-        "Trimmed WAL before offset 11\n"
+        "Trimmed WAL before offset 11\nDeleted 10 records\n"
     );
     log
 }
@@ -135,10 +135,51 @@ fn a_trimmed_log_is_never_truncated_below_its_first_record() {
     assert_eq!(log.offsets().len(), 20, "nothing was deleted");
     assert_eq!(
         log.run(&["truncate", "11"]).ok(),
-        "Truncated WAL after offset 11\n"
+        "Truncated WAL after offset 11\nDeleted 19 records\n"
     );
     assert_eq!(
         log.run(&["append", "next"]).ok(),
         "Appended record at offset: 12, data: next\n"
+    );
+}
+
+#[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
+fn a_dry_run_says_what_a_truncate_or_trim_would_delete_and_deletes_nothing() {
+    let log = trimmed_log("dry-run");
+    assert_eq!(
+        log.run(&["truncate", "27", "--dry-run"]).ok(),
+        "Would delete 3 records: offsets 28..30\n"
+    );
+    assert_eq!(
+        log.run(&["trim", "15", "--dry-run"]).ok(),
+        "Would delete 4 records: offsets 11..14\n"
+    );
+    assert_eq!(
+        log.run(&["--json", "trim", "12", "--dry-run"]).ok(),
+        "{\"dry_run\":true,\"would_delete\":1,\"first\":11,\"last\":11}\n"
+    );
+    assert_eq!(
+        log.run(&["truncate", "30", "--dry-run"]).ok(),
+        "Nothing to delete\n"
+    );
+    assert_eq!(
+        log.run(&["trim", "11", "--dry-run"]).ok(),
+        "Nothing to delete\n"
+    );
+    log.run(&["trim", "31", "--dry-run"])
+        .fails(2, "the last record is 30");
+    log.run(&["truncate", "5", "--dry-run"])
+        .fails(2, "a trim made the log start at 11");
+    assert_eq!(log.offsets().len(), 20, "nothing was deleted");
+}
+
+#[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
+fn a_trim_with_nothing_before_its_offset_says_so() {
+    let log = trimmed_log("trim-nothing");
+    assert_eq!(
+        log.run(&["trim", "11"]).ok(),
+        "Trimmed WAL before offset 11\nNothing to delete\n"
     );
 }

@@ -45,7 +45,7 @@ fn script_story_makes_truncated_records_unreadable() {
         );
         assert_eq!(
             log.run(&["truncate", "3"]).ok(),
-            "Truncated WAL after offset 3\n"
+            "Truncated WAL after offset 3\nDeleted 2 records\n"
         );
         assert_eq!(log.run(&["recover"]).ok(), "Last offset: 3\n");
         log.run(&["read", "4"]).fails(3, "no record at offset 4");
@@ -84,7 +84,7 @@ fn truncate_beyond_the_tail_changes_nothing_and_leaves_no_later_hole() {
         append_records(&log, 2);
         assert_eq!(
             log.run(&["truncate", "10"]).ok(),
-            "Truncated WAL after offset 10\n"
+            "Truncated WAL after offset 10\nNothing to delete\n"
         );
         assert_eq!(log.offsets(), [1, 2]);
         assert_eq!(
@@ -102,7 +102,7 @@ fn truncate_zero_empties_the_log() {
         append_records(&log, 3);
         assert_eq!(
             log.run(&["truncate", "0"]).ok(),
-            "Truncated WAL after offset 0\n"
+            "Truncated WAL after offset 0\nDeleted 3 records\n"
         );
         assert_eq!(log.run(&["recover"]).ok(), "Last offset: 0\n");
         log.run(&["last"]).fails(3, "WAL is empty");
@@ -116,7 +116,7 @@ fn truncate_of_more_than_one_batch_deletes_every_record() {
     common::fill_on_disk(&log, 1..=1205);
     assert_eq!(
         log.run(&["truncate", "3"]).ok(),
-        "Truncated WAL after offset 3\n"
+        "Truncated WAL after offset 3\nDeleted 1202 records\n"
     );
     assert_eq!(log.offsets(), [1, 2, 3]);
 }

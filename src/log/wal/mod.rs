@@ -10,6 +10,7 @@
 //!   search (`tail.rs`), usually from the hint this machine kept.
 
 use std::collections::VecDeque;
+use std::ops::RangeInclusive;
 use std::thread;
 use std::time::Duration;
 
@@ -979,20 +980,26 @@ impl<S: Store> Wal<S> {
     pub fn trim(&self, keep_from: u64) -> Result<u64> {
         let _held = self.local.lock.acquire(self.interrupted)?;
         self.finish_own_fence()?;
-        let taken = self.take_fence(|| {
-            let tail = self.recover()?;
-            if keep_from > tail {
-                return Err(Error::TrimPastTail { keep_from, tail });
-            }
-            let first = self.first()?;
-            Ok(first
-                .filter(|&f| f < keep_from)
-                .map(|_| Kind::Trim(keep_from)))
-        })?;
+        let taken =
+            self.take_fence(|| Ok(self.trim_plan(keep_from)?.map(|_| Kind::Trim(keep_from))))?;
         match taken {
             None => Ok(0),
             Some(mut held) => self.under_fence(&mut held, Kind::Trim(keep_from)),
         }
+    }
+
+    /// The offsets a trim keeping `keep_from` on would delete now, `None`
+    /// when there are none: what `trim --dry-run` shows, and what a trim
+    /// decides on before it takes its fence. Reads only.
+    pub fn trim_plan(&self, keep_from: u64) -> Result<Option<RangeInclusive<u64>>> {
+        let tail = self.recover()?;
+        if keep_from > tail {
+            return Err(Error::TrimPastTail { keep_from, tail });
+        }
+        let first = self.first()?;
+        Ok(first
+            .filter(|&first| first < keep_from)
+            .map(|first| first..=keep_from - 1))
     }
 
     /// The work of a trim, under its fence.
@@ -1028,15 +1035,21 @@ impl<S: Store> Wal<S> {
     pub fn truncate(&self, after: u64) -> Result<u64> {
         let _held = self.local.lock.acquire(self.interrupted)?;
         self.finish_own_fence()?;
-        let taken = self.take_fence(|| {
-            self.refuse_below_first(after)?;
-            let tail = self.search_tail(self.confirmed_hint()?)?;
-            Ok((tail > after).then_some(Kind::Truncate(after)))
-        })?;
+        let taken =
+            self.take_fence(|| Ok(self.truncate_plan(after)?.map(|_| Kind::Truncate(after))))?;
         match taken {
             None => Ok(0),
             Some(mut held) => self.under_fence(&mut held, Kind::Truncate(after)),
         }
+    }
+
+    /// The offsets a truncate after `after` would delete now, `None` when
+    /// there are none: what `truncate --dry-run` shows, and what a truncate
+    /// decides on before it takes its fence. Reads only.
+    pub fn truncate_plan(&self, after: u64) -> Result<Option<RangeInclusive<u64>>> {
+        self.refuse_below_first(after)?;
+        let tail = self.search_tail(self.confirmed_hint()?)?;
+        Ok((tail > after).then(|| after + 1..=tail))
     }
 
     /// Refuses to cut a trimmed log below its first record: it would hand

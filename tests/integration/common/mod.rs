@@ -399,7 +399,7 @@ pub fn assert_demo_story(log: &TestLog) {
     );
     assert_eq!(
         log.run(&["truncate", "2"]).ok(),
-        "Truncated WAL after offset 2\n"
+        "Truncated WAL after offset 2\nDeleted 3 records\n"
     );
     assert_eq!(log.run(&["recover"]).ok(), "Last offset: 2\n");
 }
