@@ -16,3 +16,5 @@ pub(crate) mod wal;
 mod faults;
 #[cfg(test)]
 mod schedules;
+#[cfg(test)]
+mod testing;
