@@ -208,38 +208,14 @@ impl Gate {
                 waiting.push(turns.machines);
             }
             if waiting.is_empty() {
-                match turns.stopped.pop_first() {
-                    Some(machine) => {
-                        let now = self.store.now_ms() - START_MS;
-                        turns
-                            .woke
-                            .get_or_insert_with(|| (now, self.store.object_keys()));
-                        if self.at_once != Some(machine) {
-                            self.store.advance(STOPPED_FOR_MS);
-                        }
-                        self.turn[machine].notify_one();
-                    }
-                    None => self.done.notify_all(),
-                }
-                return;
+                return self.wake_or_end(turns);
             }
             if turns.trace.len() >= MAX_STEPS {
                 turns.cut_off = true;
                 self.turn.iter().for_each(Condvar::notify_one);
                 return;
             }
-            let choice = Choice {
-                waiting,
-                yielded: turns.yielded.iter().copied().collect(),
-            };
-            let next = turns
-                .schedule
-                .get(turns.trace.len())
-                .copied()
-                .filter(|m| choice.waiting.contains(m))
-                .unwrap_or_else(|| choice.default());
-            turns.trace.push(next);
-            turns.choices.push(choice);
+            let next = self.choose(turns, waiting);
             if let Some(machine) = self.turn.get(next) {
                 let request = turns.about_to.remove(&next).unwrap_or_default();
                 turns.requests.push(request);
@@ -247,12 +223,54 @@ impl Gate {
                 machine.notify_one();
                 return;
             }
-            let held_up = turns.held_up.take().expect("a request held up");
-            turns.requests.push(format!("{}: it lands", held_up.0));
-            if let Some(marker) = (held_up.1)(&self.store) {
-                let step = turns.trace.len() - 1;
-                turns.markers.push((step, marker));
+            self.land_held_up(turns);
+        }
+    }
+
+    /// Wakes the lowest stopped machine, the store's clock first jumping
+    /// unless it is the one that wakes at once; with none stopped, ends
+    /// the run.
+    fn wake_or_end(&self, turns: &mut Turns) {
+        match turns.stopped.pop_first() {
+            Some(machine) => {
+                let now = self.store.now_ms() - START_MS;
+                turns
+                    .woke
+                    .get_or_insert_with(|| (now, self.store.object_keys()));
+                if self.at_once != Some(machine) {
+                    self.store.advance(STOPPED_FOR_MS);
+                }
+                self.turn[machine].notify_one();
             }
+            None => self.done.notify_all(),
+        }
+    }
+
+    /// The one of `waiting` that goes next, as the schedule says or by
+    /// default, noted in the trace with the choice it had.
+    fn choose(&self, turns: &mut Turns, waiting: Vec<usize>) -> usize {
+        let choice = Choice {
+            waiting,
+            yielded: turns.yielded.iter().copied().collect(),
+        };
+        let next = turns
+            .schedule
+            .get(turns.trace.len())
+            .copied()
+            .filter(|m| choice.waiting.contains(m))
+            .unwrap_or_else(|| choice.default());
+        turns.trace.push(next);
+        turns.choices.push(choice);
+        next
+    }
+
+    /// Lands the request held up, in this step.
+    fn land_held_up(&self, turns: &mut Turns) {
+        let held_up = turns.held_up.take().expect("a request held up");
+        turns.requests.push(format!("{}: it lands", held_up.0));
+        if let Some(marker) = (held_up.1)(&self.store) {
+            let step = turns.trace.len() - 1;
+            turns.markers.push((step, marker));
         }
     }
 
