@@ -13,9 +13,10 @@ demo: build
 
 # Installs s3s-fs, the Ceph RGW packages and SeaweedFS if missing, starts
 # the three servers, runs every test (unit, integration, doc) including
-# those a plain `cargo test` skips as needing the servers, stops the servers.
+# those a plain `cargo test` skips as needing the servers, stops the servers;
+# fails if the run left anything in its TMPDIR.
 test:
-	tests/servers/with-servers.sh $(CARGO) test --locked -- --include-ignored
+	tests/leaves-no-scratch.sh tests/servers/with-servers.sh $(CARGO) test --locked -- --include-ignored
 
 lint:
 	$(CARGO) fmt --check

@@ -12,6 +12,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 pub(crate) mod lock;
+#[cfg(test)]
+pub(crate) mod scratch;
 
 use lock::{AppendLock, file_stem, private_dir};
 
@@ -227,17 +229,19 @@ impl FenceMemory {
 mod tests {
     use super::*;
 
-    /// The files of a log in a fresh folder, removed by `cleanup`.
-    fn local(name: &str) -> (LocalState, PathBuf) {
-        let dir = std::env::temp_dir().join(format!("s3wal-local-{name}-{}", std::process::id()));
-        (LocalState::in_dir(&dir, "http://e", "b", "p"), dir)
+    use scratch::Scratch;
+
+    /// The files of a log in a fresh folder, removed when the guard drops.
+    fn local(name: &str) -> (LocalState, Scratch) {
+        let dir = Scratch::new(name);
+        (LocalState::in_dir(dir.path(), "http://e", "b", "p"), dir)
     }
 
     #[test]
     fn the_files_of_one_log_share_a_name() {
         let (local, dir) = local("names");
         let lock = local.lock_path();
-        assert_eq!(lock.parent(), Some(dir.as_path()));
+        assert_eq!(lock.parent(), Some(dir.path()));
         assert_eq!(local.hint.path, lock.with_extension("tail"));
         assert_eq!(local.probe.path, lock.with_extension("probe"));
         assert_eq!(local.fences.path, lock.with_extension("fence"));
@@ -268,16 +272,15 @@ mod tests {
 
     #[test]
     fn stored_tail_loads_back() {
-        let (local, dir) = local("tail");
+        let (local, _dir) = local("tail");
         local.hint.store(42);
         assert_eq!(local.hint.load(), Some(42));
         assert_eq!(local.hint.standing(), None, "seen, not appended here");
-        fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn a_standing_tail_loads_back_with_its_epoch() {
-        let (local, dir) = local("standing");
+        let (local, _dir) = local("standing");
         local.hint.store_standing(42, 7);
         assert_eq!(local.hint.load(), Some(42));
         assert_eq!(local.hint.standing(), Some((42, 7)));
@@ -285,7 +288,6 @@ mod tests {
             fs::write(&local.hint.path, garbled).unwrap();
             assert_eq!(local.hint.standing(), None, "{garbled}");
         }
-        fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
@@ -293,26 +295,35 @@ mod tests {
         let (local, dir) = local("garbled");
         assert_eq!(local.hint.load(), None);
         assert_eq!(local.probe.load(), None);
-        fs::create_dir_all(&dir).unwrap();
+        fs::create_dir_all(dir.path()).unwrap();
         fs::write(&local.hint.path, "not a number").unwrap();
         fs::write(&local.probe.path, "maybe").unwrap();
         assert_eq!(local.hint.load(), None);
         assert_eq!(local.probe.load(), None);
-        fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn stored_verdict_loads_back() {
-        let (local, dir) = local("probe");
+        let (local, _dir) = local("probe");
         local.probe.store(Conditional::Ignored);
         assert_eq!(local.probe.load(), Some(Conditional::Ignored));
         local.probe.store(Conditional::Enforced);
         assert_eq!(local.probe.load(), Some(Conditional::Enforced));
-        fs::remove_dir_all(dir).unwrap();
     }
 
+    /// A file that cannot be written (a folder stands at its name, or its
+    /// folder cannot be made) is left as it was, with no temporary file
+    /// beside it, and nothing is said.
     #[test]
     fn unwritable_files_are_silently_skipped() {
-        write_atomically(Path::new("/proc/s3wal-cannot-write/x.tail"), "1");
+        let (local, dir) = local("unwritable");
+        fs::create_dir_all(&local.hint.path).unwrap();
+        local.hint.store(42);
+        assert!(local.hint.path.is_dir());
+        let left: Vec<_> = fs::read_dir(dir.path()).unwrap().flatten().collect();
+        assert_eq!(left.len(), 1, "{left:?}");
+        let nowhere = Path::new("/proc/s3wal-cannot-write/x.tail");
+        write_atomically(nowhere, "1");
+        assert!(!nowhere.exists() && !nowhere.parent().unwrap().exists());
     }
 }

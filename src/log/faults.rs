@@ -3,160 +3,66 @@
 //! offsets, failed PUTs. Fast and exhaustive; the integration tests prove
 //! the same behaviours on the real servers.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::error::{Error, Result, TransportKind};
+use crate::error::Error;
+use crate::local::scratch::Scratch;
 use crate::local::{FenceNotes, LocalState};
 use crate::log::fence::{self, Kind, State};
 use crate::log::keys::Prefix;
-use crate::log::record;
+use crate::log::testing::audit::{Ack, Audit};
+use crate::log::testing::fault_store::{Fault, FaultStore, THEIRS};
 use crate::log::wal::Wal;
 use crate::store::Store;
 use crate::store::memory::MemoryStore;
-use crate::store::{Deadline, ListPage, ObjectHead, PageRequest, PutOutcome};
 
-/// What happens to one PUT of a record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fault {
-    /// Nothing: the store answers.
-    Pass,
-    /// The PUT lands but its answer is lost; the client sends it again and
-    /// gets 412 for the record it wrote.
-    LostAnswer,
-    /// 409: nothing was decided, nothing written.
-    Conflict,
-    /// 409 while our own earlier try was in flight, and that try landed.
-    ConflictWhileOursLanded,
-    /// Another machine writes the offset just before this PUT.
-    TakenByAnother,
-    /// The request fails for good; `landed` says whether its body got
-    /// through and was stored.
-    Failed { landed: bool },
+/// A machine's log, and its lock folder, removed when it drops.
+struct Machine<S: Store> {
+    wal: Wal<S>,
+    _folder: Scratch,
 }
 
-/// A [`MemoryStore`] that applies faults, in order, to record PUTs.
-struct Faulty {
-    store: MemoryStore,
-    prefix: Prefix,
-    faults: Mutex<VecDeque<Fault>>,
-    /// How long the next deletes of records take, one each: long work
-    /// under a fence, or a holder that stalls.
-    delete_delays: Mutex<VecDeque<std::time::Duration>>,
-}
+impl<S: Store> std::ops::Deref for Machine<S> {
+    type Target = Wal<S>;
 
-/// The error of a request that never got an answer.
-fn no_answer(key: &str, body_never_arrived: bool) -> Error {
-    Error::Transport {
-        request: format!("PutObject {key}"),
-        host: "memory".into(),
-        kind: TransportKind::Reset,
-        attempts: 1,
-        elapsed: std::time::Duration::ZERO,
-        body_never_arrived,
-        source: Box::new(std::io::Error::other("injected: no answer")),
+    fn deref(&self) -> &Wal<S> {
+        &self.wal
     }
 }
 
-impl Store for Faulty {
-    fn put_if_absent(&self, key: &str, body: &[u8], token: &str) -> Result<PutOutcome> {
-        let fault = match self.prefix.offset_of(key) {
-            Some(_) => self.faults.lock().unwrap().pop_front(),
-            None => None,
-        };
-        match fault.unwrap_or(Fault::Pass) {
-            Fault::Pass => self.store.put_if_absent(key, body, token),
-            Fault::LostAnswer => {
-                self.store.put_if_absent(key, body, token)?;
-                Ok(PutOutcome::Exists { retried: true })
-            }
-            Fault::Conflict => Ok(PutOutcome::Conflict),
-            Fault::ConflictWhileOursLanded => {
-                self.store.put_if_absent(key, body, token)?;
-                Ok(PutOutcome::Conflict)
-            }
-            Fault::TakenByAnother => {
-                let offset = self.prefix.offset_of(key).expect("a record key");
-                let theirs = record::encode(offset, b"another machine's");
-                self.store.put_if_absent(key, &theirs, "theirs")?;
-                self.store.put_if_absent(key, body, token)
-            }
-            Fault::Failed { landed } => {
-                if landed {
-                    self.store.put_if_absent(key, body, token)?;
-                }
-                Err(no_answer(key, !landed))
-            }
+impl<S: Store> Machine<S> {
+    /// The log of `store`, seen from a machine with a fresh lock folder
+    /// whose notes `local` sets.
+    fn new(store: S, prefix: &Prefix, local: impl FnOnce(&LocalState)) -> Machine<S> {
+        let folder = Scratch::new("memory");
+        let state = LocalState::in_dir(folder.path(), "memory", "b", "wal");
+        local(&state);
+        let wal = Wal::new(store, prefix.clone(), state).without_pauses();
+        Machine {
+            wal,
+            _folder: folder,
         }
     }
 
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.store.get(key)
-    }
-
-    fn head(&self, key: &str) -> Result<Option<ObjectHead>> {
-        self.store.head(key)
-    }
-
-    fn list_page(&self, page: &PageRequest<'_>) -> Result<ListPage> {
-        self.store.list_page(page)
-    }
-
-    fn delete(&self, keys: &[String]) -> Result<()> {
-        self.store.delete(keys)
-    }
-
-    fn overwrite(&self, key: &str, body: &[u8]) -> Result<()> {
-        self.store.overwrite(key, body)
-    }
-
-    fn delete_key(&self, key: &str, deadline: Option<Deadline>) -> Result<()> {
-        if self.prefix.offset_of(key).is_some() {
-            let delay = self.delete_delays.lock().unwrap().pop_front();
-            std::thread::sleep(delay.unwrap_or_default());
-        }
-        self.store.delete_key(key, deadline)
-    }
-
-    fn overwrite_until(&self, key: &str, body: &[u8], deadline: Deadline) -> Result<()> {
-        self.store.overwrite_until(key, body, deadline)
-    }
-
-    fn store_time(&self) -> Option<i64> {
-        self.store.store_time()
-    }
-
-    fn identity(&self) -> String {
-        self.store.identity()
+    /// The same machine, its log set up by `setting` (a builder of `Wal`).
+    fn with(self, setting: impl FnOnce(Wal<S>) -> Wal<S>) -> Machine<S> {
+        let Machine { wal, _folder } = self;
+        let wal = setting(wal);
+        Machine { wal, _folder }
     }
 }
 
 /// A log on an empty in-memory store whose record PUTs meet `faults`.
-fn log_with(faults: &[Fault]) -> Wal<Faulty> {
-    static LOGS: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "s3wal-memory-{}-{}",
-        std::process::id(),
-        LOGS.fetch_add(1, Ordering::Relaxed)
-    ));
+fn log_with(faults: &[Fault]) -> Machine<FaultStore> {
     let prefix = Prefix::new("wal").unwrap();
-    let store = Faulty {
-        store: MemoryStore::new(),
-        prefix: prefix.clone(),
-        faults: Mutex::new(faults.iter().copied().collect()),
-        delete_delays: Mutex::new(VecDeque::new()),
-    };
-    Wal::new(
-        store,
-        prefix,
-        LocalState::in_dir(&dir, "memory", "b", "wal"),
-    )
-    .without_pauses()
+    let store = FaultStore::new(Arc::new(MemoryStore::new()), &prefix, faults);
+    Machine::new(store, &prefix, |_| {})
 }
 
 /// Every record of the log, by offset: its data.
-fn records(wal: &Wal<Faulty>) -> BTreeMap<u64, Vec<u8>> {
+fn records(wal: &Wal<FaultStore>) -> BTreeMap<u64, Vec<u8>> {
     wal.store()
         .store
         .object_keys()
@@ -211,10 +117,7 @@ fn offset_taken_by_another_machine_moves_the_append_past_it() {
     let wal = log_with(&[Fault::Pass, Fault::TakenByAnother]);
     wal.append(b"a").unwrap();
     assert_eq!(wal.append(b"b").unwrap(), 3);
-    assert_eq!(
-        data(&records(&wal)),
-        [&b"a"[..], b"another machine's", b"b"]
-    );
+    assert_eq!(data(&records(&wal)), [&b"a"[..], THEIRS, b"b"]);
 }
 
 #[test]
@@ -306,24 +209,17 @@ fn a_dead_truncate_that_must_be_refused_is_voided_by_the_next_command() {
 }
 
 /// A second machine's view of `wal`'s store: a lock folder of its own.
-fn other_machine(wal: &Wal<Faulty>) -> Wal<&Faulty> {
-    static MACHINES: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "s3wal-memory-other-{}-{}",
-        std::process::id(),
-        MACHINES.fetch_add(1, Ordering::Relaxed)
-    ));
-    let local = LocalState::in_dir(&dir, "memory", "b", "wal");
-    local.probe.store(crate::local::Conditional::Enforced);
-    local.expiry.store(crate::local::Conditional::Enforced);
-    Wal::new(wal.store(), wal.prefix().clone(), local)
-        .lease(std::time::Duration::from_secs(1))
-        .without_pauses()
+fn other_machine(wal: &Wal<FaultStore>) -> Machine<&FaultStore> {
+    let other = Machine::new(wal.store(), wal.prefix(), |local| {
+        local.probe.store(crate::local::Conditional::Enforced);
+        local.expiry.store(crate::local::Conditional::Enforced);
+    });
+    other.with(|wal| wal.lease(Duration::from_secs(1)))
 }
 
 /// What a machine that dies right after claiming a fence leaves: a claim
 /// naming it as holder, with a 1 s lease, and nothing else.
-fn dead_claim(wal: &Wal<Faulty>, kind: Option<Kind>) {
+fn dead_claim(wal: &Wal<FaultStore>, kind: Option<Kind>) {
     let seq = wal.read_fences(u64::MAX).unwrap().next_seq();
     let claim = fence::claim_key(wal.prefix(), seq);
     let holder = fence::Holder {
@@ -353,7 +249,7 @@ fn an_undescribed_claim_of_a_dead_machine_is_voided_after_its_lease() {
     dead_claim(&wal, None);
     let started = std::time::Instant::now();
     assert_eq!(other_machine(&wal).append(b"next").unwrap(), 4);
-    assert!(started.elapsed() >= std::time::Duration::from_secs(2));
+    assert!(started.elapsed() >= Duration::from_secs(2));
     let fences = wal.read_fences(u64::MAX).unwrap();
     assert_eq!(fences.newest().map(|f| f.state), Some(State::Void));
 }
@@ -397,21 +293,24 @@ fn a_store_that_ignores_expiry_takes_no_fence_over_unless_told() {
         error.to_string().contains("--allow-unsafe-takeover"),
         "{error}"
     );
-    assert_eq!(other.allow_unsafe_takeover(true).append(b"b").unwrap(), 1);
+    assert_eq!(
+        other
+            .with(|wal| wal.allow_unsafe_takeover(true))
+            .append(b"b")
+            .unwrap(),
+        1
+    );
 }
 
 /// Long work keeps its fence: each third of a lease it creates the next
 /// lease key, so nobody takes a live truncate over.
 #[test]
 fn a_long_truncate_renews_its_lease_and_keeps_its_fence() {
-    let wal = log_with(&[])
-        .lease(std::time::Duration::from_secs(2))
-        .parallel(1);
+    let wal = log_with(&[]).with(|wal| wal.lease(Duration::from_secs(2)).parallel(1));
     for n in 1..=12u64 {
         wal.append(&n.to_be_bytes()).unwrap();
     }
-    *wal.store().delete_delays.lock().unwrap() =
-        vec![std::time::Duration::from_millis(300); 10].into();
+    wal.store().delay_deletes(&[Duration::from_millis(300); 10]);
     assert_eq!(wal.truncate(2).unwrap(), 10);
     let fences = wal.read_fences(u64::MAX).unwrap();
     let fence = fences.newest().unwrap();
@@ -423,14 +322,11 @@ fn a_long_truncate_renews_its_lease_and_keeps_its_fence() {
 /// finds its delete refused, takes a fresh lease, and finishes.
 #[test]
 fn a_holder_that_stalled_past_its_lease_unclaimed_takes_a_new_one_and_goes_on() {
-    let wal = log_with(&[])
-        .lease(std::time::Duration::from_secs(2))
-        .parallel(1);
+    let wal = log_with(&[]).with(|wal| wal.lease(Duration::from_secs(2)).parallel(1));
     for n in 1..=3u64 {
         wal.append(&n.to_be_bytes()).unwrap();
     }
-    *wal.store().delete_delays.lock().unwrap() =
-        vec![std::time::Duration::from_millis(2500)].into();
+    wal.store().delay_deletes(&[Duration::from_millis(2500)]);
     assert_eq!(wal.truncate(1).unwrap(), 2);
     assert_eq!(records(&wal).keys().copied().collect::<Vec<_>>(), [1]);
 }
@@ -457,6 +353,51 @@ impl Lcg {
     }
 }
 
+/// The appends of one seed's log: 100 in a row, each meeting whatever
+/// faults come, and the log they leave, audited. A record another machine
+/// wrote counts as one that may stand at its offset.
+fn append_through(seed: u64, faults: &[Fault]) -> Audit<u64> {
+    let wal = log_with(faults);
+    let mut audit = Audit {
+        stored: BTreeMap::new(),
+        acks: Vec::new(),
+        may_stand: Vec::new(),
+        cuts: Vec::new(),
+    };
+    for n in 0..100u64 {
+        let data = format!("s{seed}-r{n}");
+        match wal.append(data.as_bytes()) {
+            Ok(offset) => audit.acks.push(Ack {
+                offset,
+                data,
+                began: n,
+                ended: n,
+            }),
+            // Several failed appends may name the same offset as maybe theirs.
+            Err(Error::MaybeStored { offset, .. }) => audit.may_stand.push((Some(offset), data)),
+            // Its message says the record may be stored at that key.
+            Err(Error::Conflicted { key, .. }) => {
+                let offset = wal.prefix().offset_of(&key).unwrap();
+                audit.may_stand.push((Some(offset), data));
+            }
+            Err(Error::Transport { .. }) => {}
+            Err(other) => panic!("seed {seed}: {other}"),
+        }
+    }
+    for (offset, data) in records(&wal) {
+        let data = match data == THEIRS {
+            true => {
+                let theirs = format!("another machine's at {offset}");
+                audit.may_stand.push((Some(offset), theirs.clone()));
+                theirs
+            }
+            false => String::from_utf8(data).unwrap(),
+        };
+        audit.stored.insert(offset, data);
+    }
+    audit
+}
+
 #[test]
 fn random_faults_never_lose_duplicate_or_leave_a_hole() {
     const FAULTS: [Fault; 7] = [
@@ -473,42 +414,8 @@ fn random_faults_never_lose_duplicate_or_leave_a_hole() {
         let faults: Vec<Fault> = (0..400)
             .map(|_| FAULTS[random.below(FAULTS.len() as u64) as usize])
             .collect();
-        let wal = log_with(&faults);
-        // Several failed appends may name the same offset as maybe theirs.
-        let mut acknowledged = BTreeMap::new();
-        let mut maybe = std::collections::BTreeSet::new();
-        for n in 0..100u64 {
-            let data = format!("s{seed}-r{n}").into_bytes();
-            match wal.append(&data) {
-                Ok(offset) => assert!(acknowledged.insert(offset, data).is_none()),
-                Err(Error::MaybeStored { offset, .. }) => {
-                    maybe.insert((offset, data));
-                }
-                // Its message says the record may be stored at that key.
-                Err(Error::Conflicted { key, .. }) => {
-                    maybe.insert((wal.prefix().offset_of(&key).unwrap(), data));
-                }
-                Err(Error::Transport { .. }) => {}
-                Err(other) => panic!("seed {seed}: {other}"),
-            }
-        }
-        let log = records(&wal);
-        let offsets: Vec<u64> = log.keys().copied().collect();
-        let dense: Vec<u64> = (1..=offsets.len() as u64).collect();
-        assert_eq!(offsets, dense, "seed {seed}: a hole");
-        for (offset, data) in &acknowledged {
-            assert_eq!(log.get(offset), Some(data), "seed {seed}: lost {offset}");
-        }
-        let mut seen = std::collections::BTreeSet::new();
-        for (offset, data) in &log {
-            let known = acknowledged.get(offset) == Some(data)
-                || maybe.contains(&(*offset, data.clone()))
-                || data == b"another machine's";
-            assert!(known, "seed {seed}: unexpected record at {offset}");
-            assert!(
-                data == b"another machine's" || seen.insert(data.clone()),
-                "seed {seed}: {offset} duplicates a record"
-            );
-        }
+        let audit = append_through(seed, &faults);
+        let problems = audit.problems();
+        assert!(problems.is_empty(), "seed {seed}: {problems:#?}\n{audit:?}");
     }
 }

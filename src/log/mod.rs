@@ -17,3 +17,5 @@ pub(crate) mod wal;
 mod faults;
 #[cfg(test)]
 mod schedules;
+#[cfg(test)]
+mod testing;

@@ -24,16 +24,19 @@
 //! a live machine's work must succeed, whatever befell the others.
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::local::scratch::Scratch;
 use crate::local::{Conditional, LocalState};
 use crate::log::keys::Prefix;
+use crate::log::testing::audit::{Ack, Audit, Cut, Cutting};
+use crate::log::testing::fault_store::{Fault, FaultStore};
 use crate::log::wal::Wal;
 use crate::store::Store;
 use crate::store::memory::MemoryStore;
@@ -205,38 +208,14 @@ impl Gate {
                 waiting.push(turns.machines);
             }
             if waiting.is_empty() {
-                match turns.stopped.pop_first() {
-                    Some(machine) => {
-                        let now = self.store.now_ms() - START_MS;
-                        turns
-                            .woke
-                            .get_or_insert_with(|| (now, self.store.object_keys()));
-                        if self.at_once != Some(machine) {
-                            self.store.advance(STOPPED_FOR_MS);
-                        }
-                        self.turn[machine].notify_one();
-                    }
-                    None => self.done.notify_all(),
-                }
-                return;
+                return self.wake_or_end(turns);
             }
             if turns.trace.len() >= MAX_STEPS {
                 turns.cut_off = true;
                 self.turn.iter().for_each(Condvar::notify_one);
                 return;
             }
-            let choice = Choice {
-                waiting,
-                yielded: turns.yielded.iter().copied().collect(),
-            };
-            let next = turns
-                .schedule
-                .get(turns.trace.len())
-                .copied()
-                .filter(|m| choice.waiting.contains(m))
-                .unwrap_or_else(|| choice.default());
-            turns.trace.push(next);
-            turns.choices.push(choice);
+            let next = self.choose(turns, waiting);
             if let Some(machine) = self.turn.get(next) {
                 let request = turns.about_to.remove(&next).unwrap_or_default();
                 turns.requests.push(request);
@@ -244,12 +223,54 @@ impl Gate {
                 machine.notify_one();
                 return;
             }
-            let held_up = turns.held_up.take().expect("a request held up");
-            turns.requests.push(format!("{}: it lands", held_up.0));
-            if let Some(marker) = (held_up.1)(&self.store) {
-                let step = turns.trace.len() - 1;
-                turns.markers.push((step, marker));
+            self.land_held_up(turns);
+        }
+    }
+
+    /// Wakes the lowest stopped machine, the store's clock first jumping
+    /// unless it is the one that wakes at once; with none stopped, ends
+    /// the run.
+    fn wake_or_end(&self, turns: &mut Turns) {
+        match turns.stopped.pop_first() {
+            Some(machine) => {
+                let now = self.store.now_ms() - START_MS;
+                turns
+                    .woke
+                    .get_or_insert_with(|| (now, self.store.object_keys()));
+                if self.at_once != Some(machine) {
+                    self.store.advance(STOPPED_FOR_MS);
+                }
+                self.turn[machine].notify_one();
             }
+            None => self.done.notify_all(),
+        }
+    }
+
+    /// The one of `waiting` that goes next, as the schedule says or by
+    /// default, noted in the trace with the choice it had.
+    fn choose(&self, turns: &mut Turns, waiting: Vec<usize>) -> usize {
+        let choice = Choice {
+            waiting,
+            yielded: turns.yielded.iter().copied().collect(),
+        };
+        let next = turns
+            .schedule
+            .get(turns.trace.len())
+            .copied()
+            .filter(|m| choice.waiting.contains(m))
+            .unwrap_or_else(|| choice.default());
+        turns.trace.push(next);
+        turns.choices.push(choice);
+        next
+    }
+
+    /// Lands the request held up, in this step.
+    fn land_held_up(&self, turns: &mut Turns) {
+        let held_up = turns.held_up.take().expect("a request held up");
+        turns.requests.push(format!("{}: it lands", held_up.0));
+        if let Some(marker) = (held_up.1)(&self.store) {
+            let step = turns.trace.len() - 1;
+            turns.markers.push((step, marker));
         }
     }
 
@@ -322,18 +343,6 @@ impl Gate {
         }
         turns
     }
-}
-
-/// What the store does to a machine's next PUT of a record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Fault {
-    /// It stores the record and the answer is lost: the client sends it
-    /// again and gets 412.
-    LostAnswer,
-    /// It answers 409 and stores nothing.
-    Conflict,
-    /// It stores the record, the answer is lost, and the resend gets 409.
-    ConflictWhileOursLanded,
 }
 
 /// What befalls a fated machine at its request.
@@ -426,12 +435,11 @@ fn die() -> ! {
 
 /// One machine's view of the shared store: every request takes its turn.
 struct Gated<'g> {
-    store: Arc<MemoryStore>,
+    /// The shared store, and what happens to this machine's next PUTs of
+    /// records.
+    store: FaultStore,
     gate: &'g Gate,
     machine: usize,
-    prefix: Prefix,
-    /// What happens to this machine's next PUTs of records.
-    faults: Mutex<VecDeque<Fault>>,
     /// Where this machine dies or stops, if it does.
     fate: Option<Fate>,
     /// The requests it sent or tried so far.
@@ -472,9 +480,10 @@ impl Gated<'_> {
             die();
         }
         let paused = PAUSED.with(|p| p.replace(Duration::ZERO));
-        self.store.advance(paused.as_millis() as i64);
-        let answer = request(&self.store);
-        *self.date.lock().unwrap() = self.store.store_time();
+        let store = &self.store.store;
+        store.advance(paused.as_millis() as i64);
+        let answer = request(store);
+        *self.date.lock().unwrap() = store.store_time();
         self.gate.leave();
         // Met after it: its answer is lost, or comes back late.
         match fate.filter(|fate| fate.applied).map(|fate| fate.ending) {
@@ -502,21 +511,8 @@ fn marker(key: &str) -> Option<String> {
 
 impl Store for Gated<'_> {
     fn put_if_absent(&self, key: &str, body: &[u8], token: &str) -> Result<PutOutcome> {
-        let fault = match self.prefix.offset_of(key) {
-            Some(_) => self.faults.lock().unwrap().pop_front(),
-            None => None,
-        };
-        let put = |store: &MemoryStore| {
-            let outcome = match fault {
-                Some(Fault::Conflict) => return Ok(PutOutcome::Conflict),
-                _ => store.put_if_absent(key, body, token)?,
-            };
-            match fault {
-                Some(Fault::LostAnswer) => Ok(PutOutcome::Exists { retried: true }),
-                Some(Fault::ConflictWhileOursLanded) => Ok(PutOutcome::Conflict),
-                _ => Ok(outcome),
-            }
-        };
+        let (fault, offset) = self.store.next_fault(key);
+        let put = |store: &MemoryStore| fault.put(store, offset, (key, body, token));
         let what = format!("PutObject {key} if absent");
         let (key, body, token) = (key.to_owned(), body.to_vec(), token.to_owned());
         self.turn(what, put, move |what| {
@@ -667,21 +663,12 @@ impl Failure {
     }
 }
 
-/// One acknowledged append.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Ack {
-    pub offset: u64,
-    pub data: String,
-    /// The step before which it began: the run's length when it was
-    /// called.
-    pub began: usize,
-}
-
 /// What one machine's work returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Outcome {
-    /// Appends acknowledged.
-    Appended(Vec<Ack>),
+    /// Appends acknowledged, between the steps before which each was
+    /// called and returned.
+    Appended(Vec<Ack<i64>>),
     /// A truncate or trim that succeeded.
     Done,
     /// The work failed: why, and the error's message.
@@ -822,83 +809,185 @@ impl Run {
         }
     }
 
-    /// The truncates that may have cut the log: their cut, and the steps
-    /// over which they may have acted.
-    fn truncates(&self) -> Vec<(u64, (usize, usize))> {
+    /// The truncates and trims that may have acted, over the steps they
+    /// may have acted.
+    fn cuts(&self) -> Vec<Cutting<i64>> {
+        let cutting = |machine: usize| {
+            let cut = match self.work[machine] {
+                Work::Truncate(after) => Cut::Truncate(after),
+                Work::Trim(before) => Cut::Trim(before),
+                _ => return None,
+            };
+            let (began, settled) = self.acting(machine)?;
+            Some(Cutting {
+                cut,
+                began: began as i64,
+                settled: settled as i64,
+                done: self.outcomes[machine] == Outcome::Done,
+            })
+        };
         (0..self.work.len())
             .filter(|&m| self.may_have_acted(m))
-            .filter_map(|m| match self.work[m] {
-                Work::Truncate(after) => Some((after, self.acting(m)?)),
-                _ => None,
-            })
+            .filter_map(cutting)
             .collect()
     }
 
-    /// The highest start a trim may have given the log.
-    fn trimmed_below(&self) -> u64 {
-        (0..self.work.len())
-            .filter(|&m| self.may_have_acted(m))
-            .filter_map(|m| match self.work[m] {
-                Work::Trim(before) => Some(before),
-                _ => None,
-            })
-            .max()
-            .unwrap_or(0)
+    /// The appends acknowledged, the `initial` records first, before the
+    /// first step. An append began when it was called, or with its
+    /// machine's first request if that came later (a machine started late).
+    fn acks(&self, initial: u64) -> Vec<Ack<i64>> {
+        let initial = (1..=initial).map(|offset| Ack {
+            offset,
+            data: format!("initial {offset}"),
+            began: -1,
+            ended: -1,
+        });
+        let appended = self
+            .outcomes
+            .iter()
+            .enumerate()
+            .flat_map(|(machine, outcome)| {
+                let first = self.span(machine).map_or(0, |(first, _)| first as i64);
+                let acks = match outcome {
+                    Outcome::Appended(acks) => acks.as_slice(),
+                    _ => &[],
+                };
+                let began = move |ack: &Ack<i64>| Ack {
+                    began: ack.began.max(first),
+                    ..ack.clone()
+                };
+                acks.iter().map(began)
+            });
+        initial.chain(appended).collect()
     }
-}
 
-/// What the machines' folders are named with, before the process id.
-const FOLDER_NAME: &str = "s3wal-schedule-";
+    /// The records of the appends that were not acknowledged: any of them
+    /// may stand.
+    fn unacknowledged(&self, acks: &[Ack<i64>]) -> Vec<(Option<u64>, String)> {
+        let appends = |(machine, work): (usize, &Work)| {
+            let times = match work {
+                Work::AppendTwice => 2,
+                Work::Append | Work::AppendWith(_) => 1,
+                Work::Truncate(_) | Work::Trim(_) => 0,
+            };
+            (0..times).map(move |n| record_data(machine, n))
+        };
+        let machines = self.work.iter().enumerate();
+        let unacknowledged = |data: &String| !acks.iter().any(|a| &a.data == data);
+        machines
+            .flat_map(appends)
+            .filter(unacknowledged)
+            .map(|data| (None, data))
+            .collect()
+    }
 
-/// A fresh folder for one machine's lock, hint and probe files.
-fn machine_folder() -> PathBuf {
-    static FOLDERS: AtomicU32 = AtomicU32::new(0);
-    static SWEPT: std::sync::Once = std::sync::Once::new();
-    // Memory-backed where there is such a folder: each run writes a few
-    // small files per machine.
-    let shm = std::path::Path::new("/dev/shm");
-    let base = match shm.is_dir() {
-        true => shm.to_path_buf(),
-        false => std::env::temp_dir(),
-    };
-    SWEPT.call_once(|| sweep_folders_of_killed_runs(&base));
-    base.join(format!(
-        "{FOLDER_NAME}{}-{}",
-        std::process::id(),
-        FOLDERS.fetch_add(1, Ordering::Relaxed)
-    ))
-}
-
-/// Removes the machines' folders in `base` that a test process killed
-/// mid-run (a timeout, ^C) left behind: those of processes that are gone.
-fn sweep_folders_of_killed_runs(base: &std::path::Path) {
-    let proc = std::path::Path::new("/proc");
-    let (true, Ok(entries)) = (proc.join("self").exists(), std::fs::read_dir(base)) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let pid = name
-            .to_str()
-            .and_then(|name| name.strip_prefix(FOLDER_NAME))
-            .and_then(|rest| rest.split_once('-'))
-            .and_then(|(pid, _)| pid.parse::<u32>().ok());
-        if pid.is_some_and(|pid| !proc.join(pid.to_string()).exists()) {
-            let _ = std::fs::remove_dir_all(entry.path());
+    /// The log at the run's end and what its machines were told.
+    fn audit(&self, initial: u64) -> Audit<i64> {
+        let acks = self.acks(initial);
+        Audit {
+            stored: self.data.clone(),
+            may_stand: self.unacknowledged(&acks),
+            acks,
+            cuts: self.cuts(),
         }
     }
 }
 
-/// The machines' folders of one run, removed when it ends, however it
-/// ends (a machine or a check that panics included).
-struct Folders(Vec<PathBuf>);
+/// The data of `machine`'s append number `n`.
+fn record_data(machine: usize, n: usize) -> String {
+    format!("machine {machine}, record {n}")
+}
 
-impl Drop for Folders {
-    fn drop(&mut self) {
-        for folder in &self.0 {
-            let _ = std::fs::remove_dir_all(folder);
+/// The machines of one run: their work, and their lock folders, removed
+/// when the run ends, however it ends (a machine or a check that panics
+/// included).
+struct Machines {
+    work: Vec<Work>,
+    folders: Vec<Scratch>,
+    /// Which of `folders` each machine's is.
+    folder_of: Vec<usize>,
+    /// The machine that starts once all the others have finished.
+    late: Option<usize>,
+}
+
+impl Machines {
+    /// One machine for each of `work`, and, after a death or a timeout,
+    /// one more append that comes once the others have finished: a record
+    /// left doomed by an appender that died or timed out before its check
+    /// lasts until the next append reaches it (README "Many machines, one
+    /// log", property 1). It runs on the dead machine if `setup` restarts
+    /// it.
+    fn new(work: &[Work], setup: Setup) -> Machines {
+        let mut work = work.to_vec();
+        let mut folder_of: Vec<usize> = (0..work.len()).collect();
+        let late = match setup.fate {
+            Some(fate) if fate.ending != Ending::Stops => {
+                work.push(Work::Append);
+                folder_of.push(match setup.restart {
+                    true => fate.machine,
+                    false => work.len() - 1,
+                });
+                Some(work.len() - 1)
+            }
+            _ => None,
+        };
+        Machines {
+            folders: work.iter().map(|_| Scratch::new("schedule")).collect(),
+            work,
+            folder_of,
+            late,
         }
     }
+
+    fn folder(&self, machine: usize) -> &Path {
+        self.folders[self.folder_of[machine]].path()
+    }
+
+    /// The log as `machine` sees it: through the gate, with its fate, its
+    /// faults and its lock folder.
+    fn wal<'g>(
+        &self,
+        machine: usize,
+        gate: &'g Gate,
+        prefix: &Prefix,
+        setup: Setup,
+    ) -> Wal<Gated<'g>> {
+        let local = LocalState::in_dir(self.folder(machine), "memory", "b", "wal");
+        local.probe.store(Conditional::Enforced);
+        local.expiry.store(match setup.ignores_expiry {
+            true => Conditional::Ignored,
+            false => Conditional::Enforced,
+        });
+        let faults = match self.work[machine] {
+            Work::AppendWith(fault) => vec![fault],
+            _ => Vec::new(),
+        };
+        let store = Gated {
+            store: FaultStore::new(Arc::clone(&gate.store), prefix, &faults),
+            gate,
+            machine,
+            fate: setup.fate.filter(|fate| fate.machine == machine),
+            requests: AtomicU32::new(0),
+            date: Mutex::new(None),
+        };
+        Wal::new(store, prefix.clone(), local)
+            .pausing_with(yield_turn)
+            .lease(LEASE)
+            .allow_unsafe_takeover(setup.allow_unsafe_takeover)
+            // One request at a time per machine, as the gate expects.
+            .parallel(1)
+    }
+}
+
+/// A store at [`START_MS`] holding records `1..=initial` under `prefix`.
+fn store_of(prefix: &Prefix, initial: u64, setup: Setup) -> Arc<MemoryStore> {
+    let store = Arc::new(MemoryStore::with_clock(START_MS));
+    store.ignore_expiry(setup.ignores_expiry);
+    for offset in 1..=initial {
+        let body = crate::log::record::encode(offset, format!("initial {offset}").as_bytes());
+        store.put(&prefix.key(offset), &body);
+    }
+    store
 }
 
 /// Runs `work` (one entry per machine) on a log holding records
@@ -907,71 +996,21 @@ impl Drop for Folders {
 /// and, for each step, the machines that were waiting.
 fn run(initial: u64, work: &[Work], setup: Setup, schedule: &[usize]) -> (Run, Vec<Choice>) {
     let prefix = Prefix::new("wal").unwrap();
-    let store = Arc::new(MemoryStore::with_clock(START_MS));
-    store.ignore_expiry(setup.ignores_expiry);
-    for offset in 1..=initial {
-        let body = crate::log::record::encode(offset, format!("initial {offset}").as_bytes());
-        store.put(&prefix.key(offset), &body);
-    }
-    // After a death or a timeout, one more append comes once the others
-    // have finished: a record left doomed by an appender that died or
-    // timed out before its check lasts until the next append reaches it
-    // (README "Many machines, one log", property 1).
-    let mut work = work.to_vec();
-    let mut folders = Folders(work.iter().map(|_| machine_folder()).collect());
-    let late = match setup.fate {
-        Some(fate) if fate.ending != Ending::Stops => {
-            work.push(Work::Append);
-            folders.0.push(match setup.restart {
-                true => folders.0[fate.machine].clone(),
-                false => machine_folder(),
-            });
-            Some(work.len() - 1)
-        }
-        _ => None,
-    };
-    let at_once = late.filter(|_| setup.restart);
-    let gate = Gate::new(work.len(), schedule, Arc::clone(&store), at_once);
+    let store = store_of(&prefix, initial, setup);
+    let machines = Machines::new(work, setup);
+    let at_once = machines.late.filter(|_| setup.restart);
+    let gate = Gate::new(machines.work.len(), schedule, store, at_once);
     let outcomes = thread::scope(|scope| {
-        let handles: Vec<_> = work
-            .iter()
-            .enumerate()
-            .map(|(machine, &job)| {
-                let local = LocalState::in_dir(&folders.0[machine], "memory", "b", "wal");
-                local.probe.store(Conditional::Enforced);
-                local.expiry.store(match setup.ignores_expiry {
-                    true => Conditional::Ignored,
-                    false => Conditional::Enforced,
-                });
-                let faults = match job {
-                    Work::AppendWith(fault) => VecDeque::from([fault]),
-                    _ => VecDeque::new(),
-                };
-                let wal = Wal::new(
-                    Gated {
-                        store: Arc::clone(&store),
-                        gate: &gate,
-                        machine,
-                        prefix: prefix.clone(),
-                        faults: Mutex::new(faults),
-                        fate: setup.fate.filter(|fate| fate.machine == machine),
-                        requests: AtomicU32::new(0),
-                        date: Mutex::new(None),
-                    },
-                    prefix.clone(),
-                    local,
-                )
-                .pausing_with(yield_turn)
-                .lease(LEASE)
-                .allow_unsafe_takeover(setup.allow_unsafe_takeover)
-                // One request at a time per machine, as the gate expects.
-                .parallel(1);
-                let gate = &gate;
+        let handles: Vec<_> = (0..machines.work.len())
+            .map(|machine| {
+                let wal = machines.wal(machine, &gate, &prefix, setup);
+                let (gate, job) = (&gate, machines.work[machine]);
+                let late = machines.late == Some(machine);
                 scope.spawn(move || {
                     // Finished even if the work panics, so that the run
                     // never waits for a machine that is gone.
                     let _finished = Finished(gate, machine);
-                    if late == Some(machine) {
+                    if late {
                         gate.stop(machine);
                     }
                     perform(&wal, machine, job)
@@ -979,57 +1018,76 @@ fn run(initial: u64, work: &[Work], setup: Setup, schedule: &[usize]) -> (Run, V
             })
             .collect();
         drop(gate.wait_for_all());
-        let outcome = |handle: thread::ScopedJoinHandle<'_, Outcome>| match handle.join() {
-            Ok(outcome) => outcome,
-            Err(payload) if payload.is::<Died>() => Outcome::Died,
-            Err(payload) => std::panic::resume_unwind(payload),
-        };
-        handles.into_iter().map(outcome).collect::<Vec<_>>()
+        handles.into_iter().map(outcome).collect()
     });
-    drop(folders);
+    let Machines { work, .. } = machines;
     let mut turns = gate.turns();
-    let (trace, choices) = (
-        std::mem::take(&mut turns.trace),
-        std::mem::take(&mut turns.choices),
-    );
-    let data: BTreeMap<u64, String> = store
-        .object_keys()
-        .iter()
-        .filter_map(|key| prefix.offset_of(key))
-        .map(|offset| {
-            let body = store.get(&prefix.key(offset)).unwrap().unwrap();
-            let data = crate::log::record::decode(offset, &body).unwrap();
-            (offset, String::from_utf8(data.to_vec()).unwrap())
-        })
-        .collect();
-    let fences = prefix.fence_folder();
-    let run = Run {
-        offsets: data.keys().copied().collect(),
-        data,
-        work,
-        outcomes,
-        trace,
-        requests: std::mem::take(&mut turns.requests),
-        fated: setup.fate.filter(|_| turns.fate_met),
-        held_back_ms: turns
-            .woke
-            .as_ref()
-            .map_or_else(|| store.now_ms() - START_MS, |(ms, _)| *ms),
-        offsets_at_wake: turns.woke.as_ref().map(|(_, keys)| {
-            keys.iter()
-                .filter_map(|key| prefix.offset_of(key))
-                .collect()
-        }),
-        markers: std::mem::take(&mut turns.markers),
-        clock_ms: store.now_ms() - START_MS,
-        fence_keys: store
-            .object_keys()
-            .into_iter()
-            .filter(|key| key.starts_with(&fences))
-            .collect(),
-        endless: turns.cut_off,
-    };
+    let choices = std::mem::take(&mut turns.choices);
+    let run = Run::of(&mut turns, &gate.store, &prefix, work, outcomes, setup);
     (run, choices)
+}
+
+/// What a machine's thread returned: its outcome, or that it died.
+fn outcome(handle: thread::ScopedJoinHandle<'_, Outcome>) -> Outcome {
+    match handle.join() {
+        Ok(outcome) => outcome,
+        Err(payload) if payload.is::<Died>() => Outcome::Died,
+        Err(payload) => std::panic::resume_unwind(payload),
+    }
+}
+
+impl Run {
+    /// The run that `turns` recorded, on `store`, of `work`.
+    fn of(
+        turns: &mut Turns,
+        store: &MemoryStore,
+        prefix: &Prefix,
+        work: Vec<Work>,
+        outcomes: Vec<Outcome>,
+        setup: Setup,
+    ) -> Run {
+        let data = records(store, prefix);
+        let fences = prefix.fence_folder();
+        let since_start = store.now_ms() - START_MS;
+        let woke = turns.woke.take();
+        Run {
+            offsets: data.keys().copied().collect(),
+            data,
+            work,
+            outcomes,
+            trace: std::mem::take(&mut turns.trace),
+            requests: std::mem::take(&mut turns.requests),
+            fated: setup.fate.filter(|_| turns.fate_met),
+            held_back_ms: woke.as_ref().map_or(since_start, |(ms, _)| *ms),
+            offsets_at_wake: woke.map(|(_, keys)| {
+                keys.iter()
+                    .filter_map(|key| prefix.offset_of(key))
+                    .collect()
+            }),
+            markers: std::mem::take(&mut turns.markers),
+            clock_ms: since_start,
+            fence_keys: store
+                .object_keys()
+                .into_iter()
+                .filter(|key| key.starts_with(&fences))
+                .collect(),
+            endless: turns.cut_off,
+        }
+    }
+}
+
+/// The records in `store` under `prefix`: their data, by offset.
+fn records(store: &MemoryStore, prefix: &Prefix) -> BTreeMap<u64, String> {
+    let record = |offset| {
+        let body = store.get(&prefix.key(offset)).unwrap().unwrap();
+        let data = crate::log::record::decode(offset, &body).unwrap();
+        (offset, String::from_utf8(data.to_vec()).unwrap())
+    };
+    let keys = store.object_keys();
+    keys.iter()
+        .filter_map(|key| prefix.offset_of(key))
+        .map(record)
+        .collect()
 }
 
 fn perform(wal: &Wal<Gated<'_>>, machine: usize, work: Work) -> Outcome {
@@ -1038,13 +1096,15 @@ fn perform(wal: &Wal<Gated<'_>>, machine: usize, work: Work) -> Outcome {
             let times = if work == Work::AppendTwice { 2 } else { 1 };
             let mut acks = Vec::new();
             for n in 0..times {
-                let data = format!("machine {machine}, record {n}");
-                let began = wal.store().gate.turns().trace.len();
+                let data = record_data(machine, n);
+                let step = || wal.store().gate.turns().trace.len() as i64;
+                let began = step();
                 match wal.append(data.as_bytes()) {
                     Ok(offset) => acks.push(Ack {
                         offset,
                         data,
                         began,
+                        ended: step(),
                     }),
                     Err(error) => return Outcome::failed(&error),
                 }
@@ -1191,97 +1251,10 @@ mod tests {
         }
     }
 
-    /// The records left:
-    ///
-    /// 1. dense from the first to the last;
-    /// 2. no data stored twice;
-    /// 3. a truncate or trim that said it succeeded did its work, whoever
-    ///    finished it: none of the initial records it was to delete is
-    ///    left;
-    /// 4. a log is never emptied but by a truncate.
-    fn check_records(run: &Run, initial: u64) {
-        let dense: Vec<u64> = match (run.offsets.first(), run.offsets.last()) {
-            (Some(&first), Some(&last)) => (first..=last).collect(),
-            _ => Vec::new(),
-        };
-        assert_eq!(run.offsets, dense, "a hole: {run:?}");
-        let mut seen = BTreeSet::new();
-        for data in run.data.values() {
-            assert!(seen.insert(data), "stored twice: {run:?}");
-        }
-        for (machine, work) in run.work.iter().enumerate() {
-            if run.outcomes[machine] != Outcome::Done {
-                continue;
-            }
-            let deleted = |offset: u64| match *work {
-                Work::Truncate(after) => offset > after,
-                Work::Trim(before) => offset < before,
-                _ => false,
-            };
-            for offset in (1..=initial).filter(|&o| deleted(o)) {
-                let initial = format!("initial {offset}");
-                assert!(
-                    !run.data.values().any(|data| *data == initial),
-                    "machine {machine}'s {work:?} succeeded and left record {offset}: {run:?}"
-                );
-            }
-        }
-        if run.truncates().is_empty() && initial > 0 {
-            assert!(
-                !run.offsets.is_empty(),
-                "emptied without a truncate: {run:?}"
-            );
-        }
-    }
-
-    /// The acknowledged appends:
-    ///
-    /// 1. each is still there, unless a truncate that cut below it may
-    ///    have acted after the append began, or a trim started the log
-    ///    above it (a truncate that died or stopped may act until its
-    ///    fence settles, as another machine may finish it; never after:
-    ///    nothing a late holder sends may land);
-    /// 2. no offset is handed out twice, but after a truncate below it;
-    /// 3. offsets never start again: an acknowledged offset is past the
-    ///    initial tail unless a truncate cut below it.
-    fn check_acks(run: &Run, initial: u64) {
-        let truncates = run.truncates();
-        let trimmed_below = run.trimmed_below();
-        let mut handed_out = BTreeSet::new();
-        for (machine, outcome) in run.outcomes.iter().enumerate() {
-            let Outcome::Appended(acks) = outcome else {
-                continue;
-            };
-            // An append began when it was called, or with its machine's
-            // first request if that came later (a machine started late).
-            let first = run.span(machine).map_or(0, |(first, _)| first);
-            for Ack {
-                offset,
-                data,
-                began,
-            } in acks
-            {
-                let began = (*began).max(first);
-                let cut_below = truncates.iter().any(|&(after, _)| after < *offset);
-                assert!(
-                    handed_out.insert(*offset) || cut_below,
-                    "offset {offset} handed out twice: {run:?}"
-                );
-                let cut_after =
-                    |&(after, (_, end)): &(u64, (usize, usize))| after < *offset && end >= began;
-                assert!(
-                    truncates.iter().any(cut_after)
-                        || *offset < trimmed_below
-                        || run.data.get(offset) == Some(data),
-                    "acknowledged {offset} lost: {run:?}"
-                );
-                let lowest_cut = truncates.iter().map(|&(after, _)| after).min();
-                assert!(
-                    *offset > lowest_cut.unwrap_or(initial).min(initial),
-                    "offset {offset} handed out again: {run:?}"
-                );
-            }
-        }
+    /// The log keeps every invariant the audit checks.
+    fn check_log(run: &Run, initial: u64) {
+        let problems = run.audit(initial).problems();
+        assert!(problems.is_empty(), "{problems:#?}\n{run:?}");
     }
 
     /// The properties every run must keep, whatever the interleaving and
@@ -1291,8 +1264,7 @@ mod tests {
     fn check(run: &Run, initial: u64) {
         check_ended(run);
         check_outcomes(run, &[]);
-        check_records(run, initial);
-        check_acks(run, initial);
+        check_log(run, initial);
     }
 
     /// Explores `work` on a log of `initial` records and checks every run,
@@ -1725,7 +1697,7 @@ mod tests {
         let runs = explore_deaths_on_a_store_that_ignores_expiry(false, |run| {
             check_ended(run);
             check_outcomes(run, &[Failure::UnsafeTakeover]);
-            check_acks(run, 3);
+            check_log(run, 3);
             assert!(!taken_over(run), "taken over: {run:?}");
             let late = run.outcomes.last().unwrap();
             if running_fence(run).is_some() {

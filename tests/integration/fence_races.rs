@@ -6,12 +6,13 @@
 
 use crate::common;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::audit::{Ack, Audit, Cut, Cutting};
 use common::{Run, Server, TestLog};
 use s3wal::Store;
 
@@ -98,18 +99,10 @@ struct Append {
     stderr: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
-    Truncate,
-    Trim,
-}
-
 /// One truncate or trim process of the admin machine.
 #[derive(Debug, Clone)]
 struct Admin {
-    op: Op,
-    /// `truncate`'s cut (it keeps records up to it) or `trim`'s keep_from.
-    arg: u64,
+    cut: Cut,
     start: Instant,
     end: Instant,
     code: i32,
@@ -117,15 +110,8 @@ struct Admin {
 }
 
 impl Admin {
-    /// Whether this operation, done, may have removed the record at
-    /// `offset` acknowledged by an append that started at `since`.
-    fn may_remove(&self, offset: u64, since: Instant) -> bool {
-        self.code == 0
-            && self.end > since
-            && match self.op {
-                Op::Truncate => self.arg < offset,
-                Op::Trim => self.arg > offset,
-            }
+    fn is_truncate(&self) -> bool {
+        matches!(self.cut, Cut::Truncate(_))
     }
 }
 
@@ -150,11 +136,10 @@ fn timeline(zero: Instant, appends: &[Append], admins: &[Admin]) -> String {
     }
     for t in admins {
         let line = format!(
-            "{}..{} ms {:?} {}: exit {} {}",
+            "{}..{} ms {:?}: exit {} {}",
             ms(t.start),
             ms(t.end),
-            t.op,
-            t.arg,
+            t.cut,
             t.code,
             t.stderr.trim()
         );
@@ -172,82 +157,12 @@ fn race(log: &TestLog, shape: Shape) -> (Vec<Append>, Vec<Admin>) {
         .map(|m| {
             let log = machine(log, &format!("appender-{m}"));
             let admin_busy = admin_busy.clone();
-            thread::spawn(move || {
-                let mut appends = Vec::new();
-                for n in 0..shape.appends_each * 4 {
-                    if n >= shape.appends_each && !admin_busy.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let payload = format!("m{m} n{n}");
-                    let start = Instant::now();
-                    let run = log.run(&["-v", "--json", "append", &payload]);
-                    let end = Instant::now();
-                    let offset = (run.code == 0).then(|| {
-                        let line = json(&run);
-                        assert_eq!(line["data"], payload.as_str(), "{line}");
-                        line["offset"].as_u64().unwrap()
-                    });
-                    let (requests, errors): (Vec<&str>, Vec<&str>) =
-                        run.stderr.lines().partition(|l| l.starts_with("[s3wal] "));
-                    let repaired = requests
-                        .iter()
-                        .any(|l| l.contains(" PutObject ") && l.contains("-repair-"));
-                    appends.push(Append {
-                        payload,
-                        start,
-                        end,
-                        code: run.code,
-                        offset,
-                        repaired,
-                        stderr: errors.join("\n"),
-                    });
-                }
-                appends
-            })
+            thread::spawn(move || appender(&log, m, shape, &admin_busy))
         })
         .collect();
     let admin = {
         let log = machine(log, "admin");
-        thread::spawn(move || {
-            let mut rng = Rng::from_clock();
-            let mut admins = Vec::new();
-            // A look at a log with nothing to cut makes no operation.
-            for _ in 0..shape.admin_ops * 4 {
-                if admins.len() == shape.admin_ops {
-                    break;
-                }
-                thread::sleep(Duration::from_millis(rng.between(10, 100)));
-                let stat = json(&log.run(&["--json", "stat"]));
-                let (first, last) = (
-                    stat["first"].as_u64().unwrap(),
-                    stat["last"].as_u64().unwrap(),
-                );
-                if last <= first {
-                    println!("admin: stat {first}..{last}, nothing to cut");
-                    continue;
-                }
-                // Mostly truncates; every third a trim.
-                let (op, arg) = match admins.len() % 3 {
-                    2 => (Op::Trim, rng.between(first + 1, last)),
-                    _ => (Op::Truncate, rng.between(first, last - 1)),
-                };
-                let command = match op {
-                    Op::Truncate => "truncate",
-                    Op::Trim => "trim",
-                };
-                let start = Instant::now();
-                let run = log.run(&[command, &arg.to_string()]);
-                admins.push(Admin {
-                    op,
-                    arg,
-                    start,
-                    end: Instant::now(),
-                    code: run.code,
-                    stderr: run.stderr,
-                });
-            }
-            admins
-        })
+        thread::spawn(move || admin(&log, shape))
     };
     let admins = admin.join();
     admin_busy.store(false, Ordering::Relaxed);
@@ -258,93 +173,118 @@ fn race(log: &TestLog, shape: Shape) -> (Vec<Append>, Vec<Admin>) {
     (appends, admins.unwrap())
 }
 
-/// What the audit of a race found wrong, if anything.
+/// Appender `m`'s appends: as many as the shape says, and more while the
+/// admin machine is busy (up to four times as many).
+fn appender(log: &TestLog, m: usize, shape: Shape, admin_busy: &AtomicBool) -> Vec<Append> {
+    let mut appends = Vec::new();
+    for n in 0..shape.appends_each * 4 {
+        if n >= shape.appends_each && !admin_busy.load(Ordering::Relaxed) {
+            break;
+        }
+        appends.push(append(log, format!("m{m} n{n}")));
+    }
+    appends
+}
+
+/// One append of `payload`, and what it said.
+fn append(log: &TestLog, payload: String) -> Append {
+    let start = Instant::now();
+    let run = log.run(&["-v", "--json", "append", &payload]);
+    let end = Instant::now();
+    let offset = (run.code == 0).then(|| {
+        let line = json(&run);
+        assert_eq!(line["data"], payload.as_str(), "{line}");
+        line["offset"].as_u64().unwrap()
+    });
+    let (requests, errors): (Vec<&str>, Vec<&str>) =
+        run.stderr.lines().partition(|l| l.starts_with("[s3wal] "));
+    let repaired = requests
+        .iter()
+        .any(|l| l.contains(" PutObject ") && l.contains("-repair-"));
+    Append {
+        payload,
+        start,
+        end,
+        code: run.code,
+        offset,
+        repaired,
+        stderr: errors.join("\n"),
+    }
+}
+
+/// The admin machine's truncates and trims, mostly truncates and every
+/// third a trim, each after a look at the log (a look at a log with
+/// nothing to cut makes none).
+fn admin(log: &TestLog, shape: Shape) -> Vec<Admin> {
+    let mut rng = Rng::from_clock();
+    let mut admins = Vec::new();
+    for _ in 0..shape.admin_ops * 4 {
+        if admins.len() == shape.admin_ops {
+            break;
+        }
+        thread::sleep(Duration::from_millis(rng.between(10, 100)));
+        let stat = json(&log.run(&["--json", "stat"]));
+        let (first, last) = (
+            stat["first"].as_u64().unwrap(),
+            stat["last"].as_u64().unwrap(),
+        );
+        if last <= first {
+            println!("admin: stat {first}..{last}, nothing to cut");
+            continue;
+        }
+        let (command, cut) = match admins.len() % 3 {
+            2 => ("trim", Cut::Trim(rng.between(first + 1, last))),
+            _ => ("truncate", Cut::Truncate(rng.between(first, last - 1))),
+        };
+        let (Cut::Trim(arg) | Cut::Truncate(arg)) = cut;
+        let start = Instant::now();
+        let run = log.run(&[command, &arg.to_string()]);
+        admins.push(Admin {
+            cut,
+            start,
+            end: Instant::now(),
+            code: run.code,
+            stderr: run.stderr,
+        });
+    }
+    admins
+}
+
+/// What the audit of a race found wrong, if anything: exits other than
+/// success, refusal or "may be stored", the log as read back, and the
+/// log's invariants against the acknowledged appends and the truncates
+/// and trims that succeeded.
 fn audit(log: &TestLog, appends: &[Append], admins: &[Admin]) -> Vec<String> {
     let mut problems = Vec::new();
     for a in appends.iter().filter(|a| a.code != 0 && a.code != 5) {
         problems.push(format!("append {:?} exited {}", a.payload, a.code));
     }
     for t in admins.iter().filter(|t| ![0, 2, 5].contains(&t.code)) {
-        problems.push(format!("{:?} {} exited {}", t.op, t.arg, t.code));
+        problems.push(format!("{:?} exited {}", t.cut, t.code));
     }
-    let verify = log.run(&["verify"]);
-    if verify.code != 0 {
-        problems.push(format!("verify exited {}: {}", verify.code, verify.out()));
-    }
-    let mut offsets = log.offsets();
-    offsets.sort_unstable();
-    if offsets.windows(2).any(|w| w[1] != w[0] + 1) {
-        problems.push(format!("the record offsets are not dense: {offsets:?}"));
-    }
-    // The log as a reader sees it.
-    let dump = log.run(&["--json", "dump"]);
-    let mut stored: BTreeMap<u64, String> = BTreeMap::new();
-    let mut at: HashMap<String, u64> = HashMap::new();
-    for line in dump.out().lines() {
-        let record: serde_json::Value = serde_json::from_str(line).unwrap();
-        let offset = record["offset"].as_u64().unwrap();
-        let data = record["data"].as_str().unwrap().to_owned();
-        if let Some(other) = at.insert(data.clone(), offset) {
-            problems.push(format!("{data:?} stored twice, at {other} and {offset}"));
-        }
-        stored.insert(offset, data);
-    }
-    if dump.code != 0 || stored.keys().copied().collect::<Vec<_>>() != offsets {
-        problems.push(format!(
-            "dump (exit {}) read {:?}, the listing holds {offsets:?}",
-            dump.code,
-            stored.keys().collect::<Vec<_>>()
-        ));
-    }
-    // Every record stored was acknowledged, at that offset.
-    let acked: HashMap<&str, &Append> = appends
-        .iter()
-        .filter(|a| a.offset.is_some())
-        .map(|a| (a.payload.as_str(), a))
-        .collect();
-    for (&offset, data) in &stored {
-        match acked.get(data.as_str()) {
-            Some(a) if a.offset == Some(offset) => {}
-            Some(a) => problems.push(format!(
-                "{data:?} stored at {offset}, acknowledged at {:?}",
-                a.offset
-            )),
-            None => problems.push(format!("{data:?} stored at {offset}, never acknowledged")),
-        }
-    }
-    // Every acknowledged record is there, unless a truncate or trim that
-    // finished after its append started removed it.
-    for a in acked.values() {
-        let offset = a.offset.unwrap();
-        let kept = stored.get(&offset) == Some(&a.payload);
-        if !kept && !admins.iter().any(|t| t.may_remove(offset, a.start)) {
-            problems.push(format!(
-                "{:?} acknowledged at {offset} is lost (found {:?} there)",
-                a.payload,
-                stored.get(&offset)
-            ));
-        }
-    }
-    // Offsets handed out go up, but after a truncate that cut below them.
-    for a in acked.values() {
-        for b in acked.values() {
-            let (oa, ob) = (a.offset.unwrap(), b.offset.unwrap());
-            let before = a.end < b.start || (oa == ob && a.payload < b.payload);
-            let excused = admins.iter().any(|t| {
-                t.op == Op::Truncate
-                    && t.code == 0
-                    && t.arg < ob
-                    && t.end > a.start.min(b.start)
-                    && t.start < a.end.max(b.end)
-            });
-            if before && ob <= oa && !excused {
-                problems.push(format!(
-                    "{:?} acked at {oa}, then {:?} at {ob}, with no truncate below {ob} between",
-                    a.payload, b.payload
-                ));
-            }
-        }
-    }
+    let (stored, read) = common::read_back(log);
+    problems.extend(read);
+    let ack = |a: &Append| {
+        Some(Ack {
+            offset: a.offset?,
+            data: a.payload.clone(),
+            began: a.start,
+            ended: a.end,
+        })
+    };
+    let cutting = |t: &Admin| Cutting {
+        cut: t.cut,
+        began: t.start,
+        settled: t.end,
+        done: true,
+    };
+    let audit = Audit {
+        stored,
+        acks: appends.iter().filter_map(ack).collect(),
+        may_stand: Vec::new(),
+        cuts: admins.iter().filter(|t| t.code == 0).map(cutting).collect(),
+    };
+    problems.extend(audit.problems());
     problems
 }
 
@@ -384,13 +324,8 @@ fn appending_while_another_truncates_and_trims(server: Server, shape: Shape) {
          truncates by exit code {:?}; trims {:?}",
         count(&mut appends.iter().skip(5).map(|a| a.code)),
         appends.iter().filter(|a| a.repaired).count(),
-        count(
-            &mut admins
-                .iter()
-                .filter(|t| t.op == Op::Truncate)
-                .map(|t| t.code)
-        ),
-        count(&mut admins.iter().filter(|t| t.op == Op::Trim).map(|t| t.code)),
+        count(&mut admins.iter().filter(|t| t.is_truncate()).map(|t| t.code)),
+        count(&mut admins.iter().filter(|t| !t.is_truncate()).map(|t| t.code)),
     );
     let problems = audit(&log, &appends, &admins);
     assert!(
@@ -403,7 +338,7 @@ fn appending_while_another_truncates_and_trims(server: Server, shape: Shape) {
     // The race did happen: truncates cut the log while appends ran.
     let overlapping = admins
         .iter()
-        .filter(|t| t.op == Op::Truncate && t.code == 0)
+        .filter(|t| t.is_truncate() && t.code == 0)
         .filter(|t| appends.iter().any(|a| a.start < t.end && t.start < a.end))
         .count();
     assert!(

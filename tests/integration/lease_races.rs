@@ -27,6 +27,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::audit::{Ack, Audit, Cut, Cutting};
 use common::proxy::{Fault, FaultProxy, Seen};
 use common::{Run, Server, TestLog};
 use s3wal::s3::Client;
@@ -607,23 +608,24 @@ struct Watched {
 }
 
 impl Watched {
-    /// Whether it is a truncate or trim that settled done after `since`
-    /// and `removes` the record at `offset`.
-    fn removed_since(&self, since: Instant, offset: u64) -> bool {
-        let done_after = matches!(self.settled, Some((true, at)) if at > since);
-        done_after
-            && match &self.kind {
-                Some((kind, cut)) if kind == "truncate" => *cut < offset,
-                Some((kind, start)) if kind == "trim" => *start > offset,
-                _ => false,
-            }
-    }
-
-    /// Whether it is a truncate that cut below `offset` and settled done
-    /// after `since`: offsets may be handed out again after one.
-    fn cut_below_since(&self, since: Instant, offset: u64) -> bool {
-        self.removed_since(since, offset)
-            && self.kind.as_ref().is_some_and(|(k, _)| k == "truncate")
+    /// The truncate or trim it is, if it settled done: it may have acted
+    /// from the test's `zero` (when it began is not watched) until a look
+    /// first saw it settled.
+    fn cutting(&self, zero: Instant) -> Option<Cutting<Instant>> {
+        let Some((true, settled)) = self.settled else {
+            return None;
+        };
+        let cut = match self.kind.as_ref()? {
+            (kind, cut) if kind == "truncate" => Cut::Truncate(*cut),
+            (kind, start) if kind == "trim" => Cut::Trim(*start),
+            _ => return None,
+        };
+        Some(Cutting {
+            cut,
+            began: zero,
+            settled,
+            done: false,
+        })
     }
 }
 
@@ -698,21 +700,12 @@ fn look(log: &TestLog, wal: &Wal<Client>, fences: &Mutex<BTreeMap<String, Watche
 // ---------------------------------------------------------------------
 // A test's log, and its audit
 
-/// A record acknowledged: by the fill, or by an append that exited 0.
-#[derive(Debug, Clone)]
-struct Ack {
-    data: String,
-    offset: u64,
-    start: Instant,
-    end: Instant,
-}
-
 /// One test's log: filled with records, its fences watched, and every
 /// command of its machines journalled for the audit.
 struct Scene {
     log: TestLog,
     /// The records it was filled with, acknowledged before anything ran.
-    filled: Vec<Ack>,
+    filled: Vec<Ack<Instant>>,
     journal: Journal,
     watch: FenceWatch,
 }
@@ -730,8 +723,8 @@ impl Scene {
             .map(|n| Ack {
                 data: format!("r{n}"),
                 offset: n,
-                start,
-                end,
+                began: start,
+                ended: end,
             })
             .collect();
         Scene {
@@ -791,7 +784,7 @@ impl Scene {
             settle.line(Instant::now())
         );
         let problems = self.problems();
-        let zero = self.filled.first().map_or_else(Instant::now, |a| a.start);
+        let zero = self.filled.first().map_or_else(Instant::now, |a| a.began);
         let timeline = self.timeline(zero);
         println!("--- timeline\n{timeline}");
         assert!(
@@ -802,92 +795,44 @@ impl Scene {
         );
     }
 
-    /// What the audit of the log finds wrong: verify must pass; the
-    /// records must be dense, each one's data stored once, at the offset
-    /// it was acknowledged at (only the records of killed appends may
-    /// stand unacknowledged); every acknowledged record must still be
-    /// there, unless a truncate or trim that settled after its append began
-    /// removed it; and no offset may be handed out again, unless a
-    /// truncate below it settled in between.
+    /// What the audit of the log finds wrong: the log as read back, and
+    /// its invariants against the acknowledged records (the fill's among
+    /// them), the records of killed appends and of appends that say they
+    /// may have stored, which may stand, and the truncates and trims the
+    /// fence watch saw settle.
     fn problems(&self) -> Vec<String> {
         let events = self.journal.lock().unwrap().clone();
-        let fences = self.watch.now();
-        let mut problems = Vec::new();
-        let verify = self.log.run(&["verify"]);
-        if verify.code != 0 {
-            problems.push(format!("verify exited {}: {}", verify.code, verify.out()));
-        }
-        let mut offsets = self.log.offsets();
-        offsets.sort_unstable();
-        if offsets.windows(2).any(|w| w[1] != w[0] + 1) {
-            problems.push(format!("the record offsets are not dense: {offsets:?}"));
-        }
-        let stored = self.records();
-        if stored.iter().map(|(o, _)| *o).collect::<Vec<_>>() != offsets {
-            problems.push(format!(
-                "dump read {stored:?}, the listing holds {offsets:?}"
-            ));
-        }
-        let acks: Vec<Ack> = self
-            .filled
-            .iter()
-            .cloned()
-            .chain(events.iter().filter_map(|e| {
-                Some(Ack {
-                    data: e.appended()?.to_owned(),
-                    offset: e.acked()?,
-                    start: e.start,
-                    end: e.end,
-                })
-            }))
-            .collect();
-        // Killed appends, and appends that say they may have stored.
-        let may_stand: Vec<&str> = events
+        let zero = self.filled.first().map_or_else(Instant::now, |a| a.began);
+        let acked = |e: &Event| {
+            Some(Ack {
+                offset: e.acked()?,
+                data: e.appended()?.to_owned(),
+                began: e.start,
+                ended: e.end,
+            })
+        };
+        let may_stand = events
             .iter()
             .filter(|e| e.acked().is_none() && matches!(e.code, None | Some(6)))
-            .filter_map(Event::appended)
-            .collect();
-        let mut seen: BTreeMap<&str, u64> = BTreeMap::new();
-        for (offset, data) in &stored {
-            if let Some(other) = seen.insert(data, *offset) {
-                problems.push(format!("{data:?} stored twice, at {other} and {offset}"));
-            }
-            let acked = acks.iter().find(|a| &a.data == data);
-            match acked {
-                Some(a) if a.offset == *offset => {}
-                Some(a) => problems.push(format!(
-                    "{data:?} stored at {offset}, acknowledged at {}",
-                    a.offset
-                )),
-                None if may_stand.contains(&data.as_str()) => {}
-                None => problems.push(format!("{data:?} stored at {offset}, never acknowledged")),
-            }
-        }
-        for a in &acks {
-            let kept = stored.contains(&(a.offset, a.data.clone()));
-            if !kept && !fences.values().any(|f| f.removed_since(a.start, a.offset)) {
-                problems.push(format!(
-                    "{:?} acknowledged at {} is lost, and no truncate or trim removed it",
-                    a.data, a.offset
-                ));
-            }
-        }
-        for a in &acks {
-            for b in acks
+            .filter_map(|e| Some((None, e.appended()?.to_owned())));
+        let (stored, mut problems) = common::read_back(&self.log);
+        let audit = Audit {
+            stored,
+            acks: self
+                .filled
                 .iter()
-                .filter(|b| a.end < b.start && b.offset <= a.offset)
-            {
-                if !fences
-                    .values()
-                    .any(|f| f.cut_below_since(a.start, b.offset))
-                {
-                    problems.push(format!(
-                        "{:?} acked at {}, then {:?} at {}, with no truncate below {} between",
-                        a.data, a.offset, b.data, b.offset, b.offset
-                    ));
-                }
-            }
-        }
+                .cloned()
+                .chain(events.iter().filter_map(acked))
+                .collect(),
+            may_stand: may_stand.collect(),
+            cuts: self
+                .watch
+                .now()
+                .values()
+                .filter_map(|f| f.cutting(zero))
+                .collect(),
+        };
+        problems.extend(audit.problems());
         problems
     }
 

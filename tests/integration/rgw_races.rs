@@ -8,11 +8,11 @@
 
 use crate::common;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::thread;
 use std::time::Instant;
 
+use common::audit::{Ack, Audit};
 use common::{Server, TestLog};
 
 /// How many writers race, and how many appends each makes in a row.
@@ -50,6 +50,8 @@ struct PutCounts {
     taken: usize,
     /// (writer, start, end) of every append process.
     runs: Vec<(usize, Instant, Instant)>,
+    /// Every append, acknowledged.
+    acks: Vec<Ack<Instant>>,
 }
 
 impl PutCounts {
@@ -80,22 +82,12 @@ fn race(log: &TestLog, shape: Shape, lock_dir_of: impl Fn(usize) -> PathBuf) -> 
             thread::spawn(move || {
                 let mut counts = PutCounts::default();
                 for n in 0..shape.appends_each {
-                    let payload = format!("writer {writer} record {n}");
-                    let start = Instant::now();
-                    let run = log.run(&["-v", "append", &payload]);
-                    counts.runs.push((writer, start, Instant::now()));
-                    assert_eq!(run.code, 0, "{payload}: {}", run.stderr);
-                    let record_puts = run
-                        .stderr
-                        .lines()
-                        .filter(|l| l.contains(" PutObject ") && !l.contains(".s3wal"));
-                    for line in record_puts {
-                        match line.split(' ').nth(4) {
-                            Some("200") => counts.created += 1,
-                            Some("412") => counts.taken += 1,
-                            other => panic!("unexpected PUT answer {other:?}: {line}"),
-                        }
-                    }
+                    append(
+                        &log,
+                        writer,
+                        format!("writer {writer} record {n}"),
+                        &mut counts,
+                    );
                 }
                 counts
             })
@@ -107,29 +99,56 @@ fn race(log: &TestLog, shape: Shape, lock_dir_of: impl Fn(usize) -> PathBuf) -> 
         total.created += counts.created;
         total.taken += counts.taken;
         total.runs.extend(counts.runs);
+        total.acks.extend(counts.acks);
     }
     total
 }
 
-/// Asserts offsets 1..=total with no gap, and every payload exactly once.
-fn assert_dense_and_each_payload_once(log: &TestLog, shape: Shape) {
-    let total = shape.total() as u64;
-    let mut offsets = log.offsets();
-    offsets.sort_unstable();
-    assert_eq!(offsets, (1..=total).collect::<Vec<_>>());
-    let wal = log.wal();
-    let mut seen: HashMap<String, u64> = HashMap::new();
-    for offset in 1..=total {
-        let data = String::from_utf8(wal.read(offset).unwrap().data).unwrap();
-        if let Some(first) = seen.insert(data.clone(), offset) {
-            panic!("{data:?} stored twice, at {first} and {offset}");
+/// One append of `payload` by `writer`, which must succeed, counted.
+fn append(log: &TestLog, writer: usize, payload: String, counts: &mut PutCounts) {
+    let start = Instant::now();
+    let run = log.run(&["-v", "append", &payload]);
+    let end = Instant::now();
+    counts.runs.push((writer, start, end));
+    assert_eq!(run.code, 0, "{payload}: {}", run.stderr);
+    let record_puts = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains(" PutObject ") && !l.contains(".s3wal"));
+    for line in record_puts {
+        match line.split(' ').nth(4) {
+            Some("200") => counts.created += 1,
+            Some("412") => counts.taken += 1,
+            other => panic!("unexpected PUT answer {other:?}: {line}"),
         }
     }
-    for writer in 0..shape.writers {
-        for n in 0..shape.appends_each {
-            assert!(seen.contains_key(&format!("writer {writer} record {n}")));
-        }
-    }
+    let said = format!(", data: {payload}\n");
+    let offset = run
+        .out()
+        .strip_prefix("Appended record at offset: ")
+        .and_then(|rest| rest.strip_suffix(&said)?.parse().ok());
+    counts.acks.push(Ack {
+        offset: offset.unwrap_or_else(|| panic!("{payload}: {}", run.out())),
+        data: payload,
+        began: start,
+        ended: end,
+    });
+}
+
+/// Asserts that every append was acknowledged and the log keeps every
+/// invariant of the audit: offsets 1..=total with no gap, each payload
+/// stored once at the offset it was acknowledged at.
+fn assert_every_record_once(log: &TestLog, shape: Shape, acks: Vec<Ack<Instant>>) {
+    assert_eq!(acks.len(), shape.total());
+    let (stored, mut problems) = common::read_back(log);
+    let audit = Audit {
+        stored,
+        acks,
+        may_stand: Vec::new(),
+        cuts: Vec::new(),
+    };
+    problems.extend(audit.problems());
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
 /// Writers with a lock folder each, as on separate machines.
@@ -142,8 +161,8 @@ fn machines_racing_keep_the_log_dense_and_every_record_once(server: Server, shap
         "separate locks: {} PUTs created, {} found their offset taken",
         counts.created, counts.taken
     );
-    assert_dense_and_each_payload_once(&log, shape);
     assert_eq!(counts.created, shape.total());
+    assert_every_record_once(&log, shape, counts.acks);
     // Without a shared lock the writers really did collide, and the
     // conditional PUT turned every collision into a retry, not a loss.
     assert!(counts.taken > 0, "the writers never raced");
@@ -160,15 +179,12 @@ fn processes_sharing_a_lock_take_turns_without_collisions(server: Server, shape:
         counts.taken,
         counts.overlapping_pairs()
     );
-    assert_dense_and_each_payload_once(&log, shape);
+    let overlapping = counts.overlapping_pairs();
+    assert_every_record_once(&log, shape, counts.acks);
     // The processes ran at the same time (many pairs overlapped), yet not
     // one PUT found its offset taken: the lock, not the conditional PUT,
     // did the serialising, and each append was exactly one PUT.
-    assert!(
-        counts.overlapping_pairs() > shape.total() / 4,
-        "{}",
-        counts.overlapping_pairs()
-    );
+    assert!(overlapping > shape.total() / 4, "{overlapping}");
     assert_eq!(counts.taken, 0);
     assert_eq!(counts.created, shape.total());
 }

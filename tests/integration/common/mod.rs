@@ -1,6 +1,7 @@
 //! Shared test harness: real S3 servers started by `make test`, one fresh
 //! prefix per test, and helpers to run the real `s3wal` binary.
 
+pub mod audit;
 pub mod credential_server;
 pub mod proxy;
 
@@ -370,6 +371,34 @@ impl TestLog {
             .filter_map(|key| wal.prefix().offset_of(key))
             .collect()
     }
+}
+
+/// The log as a reader reads it back, by offset, and what is wrong with
+/// reading it: `verify` must pass, and `dump` read the records the
+/// listing holds.
+pub fn read_back(log: &TestLog) -> (std::collections::BTreeMap<u64, String>, Vec<String>) {
+    let mut problems = Vec::new();
+    let verify = log.run(&["verify"]);
+    if verify.code != 0 {
+        problems.push(format!("verify exited {}: {}", verify.code, verify.out()));
+    }
+    let mut offsets = log.offsets();
+    offsets.sort_unstable();
+    let dump = log.run(&["--json", "dump"]);
+    let record = |line: &str| {
+        let record: serde_json::Value = serde_json::from_str(line).unwrap();
+        let data = record["data"].as_str().unwrap().to_owned();
+        (record["offset"].as_u64().unwrap(), data)
+    };
+    let stored: std::collections::BTreeMap<u64, String> = dump.out().lines().map(record).collect();
+    if dump.code != 0 || !stored.keys().eq(offsets.iter()) {
+        problems.push(format!(
+            "dump (exit {}) read {:?}, the listing holds {offsets:?}",
+            dump.code,
+            stored.keys().collect::<Vec<_>>()
+        ));
+    }
+    (stored, problems)
 }
 
 /// The 20-digit key name of `offset`, written out independently of s3wal.
