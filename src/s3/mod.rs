@@ -1,12 +1,12 @@
 //! A small synchronous S3 client: rusty-s3 presigns, ureq sends (through
-//! [`crate::http`]).
+//! the crate's `http` layer, shared with the credential endpoints).
 //!
 //! Each S3 action has its own file with two pure halves, so both are
 //! testable without a server: a builder on `Signer` that turns arguments
 //! into a signed `Request`, and a function that maps a `Response` to a
 //! result. [`Client`] only joins them: it signs as of now, sends with
-//! retries ([`retry`] decides, `send` tries), and follows a bucket to its
-//! region ([`redirect`]).
+//! retries (`retry` decides, `send` tries), and follows a bucket to its
+//! region (`redirect`).
 
 mod client;
 mod config;

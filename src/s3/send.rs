@@ -95,13 +95,14 @@ impl Client {
         unsent: &mut &[u8],
     ) -> Result<HttpResponse<Body>, ureq::Error> {
         let url = request.url.as_str();
-        match request.method {
-            Method::Get => with_headers(self.agent.get(url), request).call(),
-            Method::Head => with_headers(self.agent.head(url), request).call(),
-            Method::Delete => with_headers(self.agent.delete(url), request).call(),
-            Method::Put => with_body(self.agent.put(url), request, unsent),
-            Method::Post => with_body(self.agent.post(url), request, unsent),
-        }
+        let bodyless = match request.method {
+            Method::Get => self.agent.get(url),
+            Method::Head => self.agent.head(url),
+            Method::Delete => self.agent.delete(url),
+            Method::Put => return with_body(self.agent.put(url), request, unsent),
+            Method::Post => return with_body(self.agent.post(url), request, unsent),
+        };
+        with_headers(bodyless, request).call()
     }
 }
 

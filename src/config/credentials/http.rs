@@ -24,7 +24,6 @@ const MAX_ANSWER: u64 = 1024 * 1024;
 
 /// How a provider reaches its endpoints: one agent for its life, so that
 /// a renewal can reuse the connection of the fetch before it.
-#[derive(Debug)]
 pub(super) struct Caller {
     /// Trusts no certificate: an HTTPS request brings its own roots.
     agent: Agent,
@@ -32,6 +31,16 @@ pub(super) struct Caller {
     /// The roots for HTTPS endpoints, read at the first one: a provider on
     /// plain HTTP (IMDS, the ECS agent) needs no CA bundle.
     tls: OnceLock<TlsConfig>,
+}
+
+/// Shown by its trust alone: the `Debug` of the agent and of the TLS
+/// settings would cost the static binary 4 KB, for no reader.
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caller")
+            .field("trust", &self.trust)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Caller {
@@ -65,13 +74,13 @@ impl Caller {
             Some(body) => self.run(request.body(body.to_vec()), timeout)?,
             None => self.run(request.body(()), timeout)?,
         };
+        let status = response.status().as_u16();
         let body = response
             .body_mut()
             .with_config()
             .limit(MAX_ANSWER)
             .read_to_vec()
             .map_err(|error| judge(error, timeout))?;
-        let status = response.status().as_u16();
         Ok(Answer { status, body })
     }
 
@@ -100,9 +109,11 @@ impl Caller {
         if let Some(tls) = self.tls.get() {
             return Ok(tls.clone());
         }
+        // The error's message alone: a boxed `crate::Error` would bring its
+        // whole `Debug` into the static binary, for no reader.
         let tls = self.trust.tls_config(true).map_err(|error| Failure {
             kind: TransportKind::Other,
-            source: Box::new(error),
+            source: error.to_string().into(),
         })?;
         Ok(self.tls.get_or_init(|| tls).clone())
     }
