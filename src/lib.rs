@@ -77,6 +77,7 @@
 pub mod config;
 mod doctor;
 pub mod error;
+mod http;
 mod local;
 mod log;
 mod random;

@@ -206,7 +206,7 @@ impl Trimmed {
 
 /// How often a follow that waits for the next record asks its caller
 /// whether to go on.
-pub const IDLE_CHECK: Duration = Duration::from_millis(100);
+const IDLE_CHECK: Duration = Duration::from_millis(100);
 
 /// Sleeps for `wait`, asking `idle` every [`IDLE_CHECK`] whether to stop.
 fn pause(wait: Duration, idle: &mut impl FnMut() -> Result<()>) -> Result<()> {
@@ -294,7 +294,7 @@ impl<S: Store + Sync> Wal<S> {
     /// like `tail -f`: one HEAD of the next offset per poll, pausing from
     /// 0.1 s up to 5 s while the log is idle. Returns only with an error,
     /// from `visit` or from `idle`, which is how a caller stops it: `idle`
-    /// is asked every [`IDLE_CHECK`] of a pause (whether whoever reads the
+    /// is asked every 0.1 s of a pause (whether whoever reads the
     /// records is still there, say), so a follow ends while the log is
     /// quiet, not only at its next record.
     pub fn follow(

@@ -71,6 +71,13 @@ mod tests {
         };
         assert_eq!(get("X-Amz-Date"), Some("20261124T012806Z"));
         assert_eq!(get("X-Amz-Expires"), Some("30"));
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:9000/bucket/wal/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&\
+             X-Amz-Credential=AKID%2F20261124%2Fus-east-1%2Fs3%2Faws4_request&\
+             X-Amz-Date=20261124T012806Z&X-Amz-Expires=30&X-Amz-SignedHeaders=host&\
+             X-Amz-Signature=2d51b3130fa1d67398149c84d17da212611398a60f245a05fecf1f7e139aca84"
+        );
     }
 
     #[test]

@@ -98,6 +98,18 @@ mod tests {
     }
 
     #[test]
+    fn a_multi_delete_is_signed_exactly() {
+        assert_eq!(
+            signer().delete_objects(&keys()).url.as_str(),
+            "http://127.0.0.1:9000/bucket/?X-Amz-Algorithm=AWS4-HMAC-SHA256&\
+             X-Amz-Credential=AKID%2F20260102%2Fus-east-1%2Fs3%2Faws4_request&\
+             X-Amz-Date=20260102T030405Z&X-Amz-Expires=3600&X-Amz-SignedHeaders=host&\
+             delete=&\
+             X-Amz-Signature=406847d03bb66cfd50c017f268f97a454f8a0881d4179228c4e67cfef95d99dc"
+        );
+    }
+
+    #[test]
     fn body_lists_escaped_keys_in_quiet_mode() {
         let request = signer().delete_objects(&keys());
         assert_eq!(

@@ -125,6 +125,18 @@ mod tests {
     }
 
     #[test]
+    fn a_listing_is_signed_exactly() {
+        assert_eq!(
+            request().url.as_str(),
+            "http://127.0.0.1:9000/bucket/?X-Amz-Algorithm=AWS4-HMAC-SHA256&\
+             X-Amz-Credential=AKID%2F20260102%2Fus-east-1%2Fs3%2Faws4_request&\
+             X-Amz-Date=20260102T030405Z&X-Amz-Expires=3600&X-Amz-SignedHeaders=host&\
+             list-type=2&max-keys=16&prefix=wal%2F&start-after=wal%2F00000000000000000002&\
+             X-Amz-Signature=544f4eeba4b587b15089eae744900b1dda5fa49c9d58042d74d6c23e482a2aac"
+        );
+    }
+
+    #[test]
     fn listing_is_signed_with_prefix_and_start_after() {
         let url = request().url;
         let query = url.query().unwrap();

@@ -127,6 +127,15 @@ mod tests {
         assert!(signed.contains("x-amz-meta-s3wal-token"), "{signed}");
         assert!(!signed.contains("if-none-match"), "{signed}");
         assert_eq!(request.url.path(), "/bucket/wal/00000000000000000001");
+        assert_eq!(
+            request.url.as_str(),
+            "http://127.0.0.1:9000/bucket/wal/00000000000000000001?\
+             X-Amz-Algorithm=AWS4-HMAC-SHA256&\
+             X-Amz-Credential=AKID%2F20260102%2Fus-east-1%2Fs3%2Faws4_request&\
+             X-Amz-Date=20260102T030405Z&X-Amz-Expires=3600&\
+             X-Amz-SignedHeaders=content-md5%3Bhost%3Bx-amz-meta-s3wal-token&\
+             X-Amz-Signature=1ad0e0604225a0ff54a5946b409679be7d49165925bb823caf5724c45d8dd248"
+        );
     }
 
     #[test]

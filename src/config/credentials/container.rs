@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::http::Http;
+use super::http::Caller;
 use super::{Fetched, from_json};
 
 /// The ECS agent's address for relative URIs.
@@ -115,7 +115,7 @@ impl Container {
         }
     }
 
-    pub(super) fn fetch(&self, http: &Http) -> Result<Fetched, String> {
+    pub(super) fn fetch(&self, http: &Caller) -> Result<Fetched, String> {
         let authorization = self.authorization()?;
         let headers: Vec<(&str, &str)> = authorization
             .iter()

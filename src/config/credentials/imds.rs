@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
-use super::http::{Answer, Failed, Http};
+use super::http::{Answer, Caller};
 use super::{Fetched, from_json};
+use crate::http::Failure;
 
 /// How long the session token lives (botocore's value).
 const TOKEN_TTL: &str = "21600";
@@ -53,18 +54,24 @@ const HOP_LIMIT: &str = "the metadata service did not answer the token request (
     modify-instance-metadata-options --http-put-response-hop-limit 2)";
 
 impl Imds {
-    fn call(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Result<Answer, Failed> {
+    fn call(
+        &self,
+        http: &Caller,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Answer, Failure> {
         let url = format!("{}{path}", self.endpoint);
         let body = (method == "PUT").then_some(&b""[..]);
-        Http::default().call(method, &url, headers, body, self.timeout)
+        http.call(method, &url, headers, body, self.timeout)
     }
 
     /// The session token, or how to go on without one (IMDSv1): an
     /// older metadata service refuses the PUT (403/404/405); one that
     /// does not answer it may be behind a hop limit of 1.
-    fn token(&self) -> Result<Session, String> {
+    fn token(&self, http: &Caller) -> Result<Session, String> {
         let headers = [("x-aws-ec2-metadata-token-ttl-seconds", TOKEN_TTL)];
-        match self.call("PUT", "/latest/api/token", &headers) {
+        match self.call(http, "PUT", "/latest/api/token", &headers) {
             Ok(answer) if answer.status == 200 => String::from_utf8(answer.body)
                 .map(Session::Token)
                 .map_err(|_| "the metadata token is not text".into()),
@@ -77,11 +84,11 @@ impl Imds {
                 "the metadata service refused the token request: HTTP {}",
                 answer.status
             )),
-            Err(Failed::Timeout) if self.v1_disabled => Err(HOP_LIMIT.into()),
-            Err(Failed::Timeout) => Ok(Session::V1 {
+            Err(failure) if failure.timed_out() && self.v1_disabled => Err(HOP_LIMIT.into()),
+            Err(failure) if failure.timed_out() => Ok(Session::V1 {
                 put_timed_out: true,
             }),
-            Err(Failed::Other(why)) => Err(format!(
+            Err(why) => Err(format!(
                 "the metadata service at {} cannot be reached: {why}",
                 self.endpoint
             )),
@@ -89,14 +96,14 @@ impl Imds {
     }
 
     /// A GET with the session's token, if it has one.
-    fn get(&self, path: &str, session: &Session) -> Result<Vec<u8>, String> {
+    fn get(&self, http: &Caller, path: &str, session: &Session) -> Result<Vec<u8>, String> {
         let headers: Vec<(&str, &str)> = match session {
             Session::Token(token) => vec![("x-aws-ec2-metadata-token", token)],
             Session::V1 { .. } => Vec::new(),
         };
-        let answer = match self.call("GET", path, &headers) {
+        let answer = match self.call(http, "GET", path, &headers) {
             Ok(answer) => answer,
-            Err(Failed::Timeout) => {
+            Err(failure) if failure.timed_out() => {
                 return Err(format!(
                     "no metadata service answered at {} (not on EC2?)",
                     self.endpoint
@@ -123,14 +130,14 @@ impl Imds {
         }
     }
 
-    pub(super) fn fetch(&self) -> Result<Fetched, String> {
-        let session = self.token()?;
-        let roles = self.get(ROLE_PATH, &session)?;
+    pub(super) fn fetch(&self, http: &Caller) -> Result<Fetched, String> {
+        let session = self.token(http)?;
+        let roles = self.get(http, ROLE_PATH, &session)?;
         let roles = String::from_utf8_lossy(&roles);
         let Some(role) = roles.lines().map(str::trim).find(|r| !r.is_empty()) else {
             return Err("this instance has no IAM role attached".into());
         };
-        let body = self.get(&format!("{ROLE_PATH}{role}"), &session)?;
+        let body = self.get(http, &format!("{ROLE_PATH}{role}"), &session)?;
         from_json(&body, "Token").map_err(|e| format!("role {role}: {e}"))
     }
 }

@@ -8,7 +8,8 @@
 //! silently run as its node's role).
 //!
 //! One file per provider, each a pure request builder and answer parser
-//! where it can be; [`http`] is the one way out to the network.
+//! where it can be; [`http`] is the one way out to the network, through
+//! the crate's HTTP layer.
 
 mod container;
 mod http;
@@ -31,7 +32,11 @@ use super::{Env, NamedProfile, Source};
 use crate::error::{Error, Result};
 use crate::s3::{CredentialSource, Signing};
 
-pub(crate) use http::Http;
+use http::Caller;
+
+/// The CA bundles the credential endpoints are checked against, under the
+/// name the configuration gives them.
+pub(crate) use crate::http::Trust as Http;
 
 /// Credentials a provider handed out, and their expiry.
 type Fetched = Signing;
@@ -101,7 +106,7 @@ impl Fetch {
         }
     }
 
-    fn fetch(&self, http: &Http, timeout: Duration) -> std::result::Result<Fetched, String> {
+    fn fetch(&self, http: &Caller, timeout: Duration) -> std::result::Result<Fetched, String> {
         match self {
             Fetch::Static(credentials) => credentials.current().map_err(|e| e.to_string()),
             Fetch::Process(command) => process::fetch(command, timeout),
@@ -114,7 +119,7 @@ impl Fetch {
             }
             Fetch::Sso(sso) => sso.fetch(http, timeout),
             Fetch::Container(container) => container.fetch(http),
-            Fetch::Imds(imds) => imds.fetch(),
+            Fetch::Imds(imds) => imds.fetch(http),
         }
     }
 }
@@ -152,7 +157,7 @@ fn due(fetched: Timestamp, expires: Option<Timestamp>, now: Timestamp) -> bool {
 #[derive(Debug)]
 pub struct Provider {
     fetch: Fetch,
-    http: Http,
+    http: Caller,
     /// `--timeout`: bounds STS, SSO and `credential_process`.
     timeout: Duration,
     cache: Mutex<Option<Cached>>,
@@ -263,7 +268,7 @@ pub(super) fn resolve(env: &Env, profile: &NamedProfile, settings: Settings<'_>)
     let chosen = |fetch: Fetch, shown: String, source: Source| Chosen {
         provider: Provider {
             fetch,
-            http: settings.http.clone(),
+            http: Caller::new(settings.http.clone()),
             timeout: settings.timeout,
             cache: Mutex::new(None),
         },

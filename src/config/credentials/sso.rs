@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rusty_s3::Credentials;
 
-use super::http::Http;
+use super::http::Caller;
 use super::json::{self, Json};
 use super::{Fetched, parse_time};
 
@@ -64,7 +64,7 @@ impl Sso {
         )
     }
 
-    pub(super) fn fetch(&self, http: &Http, timeout: Duration) -> Result<Fetched, String> {
+    pub(super) fn fetch(&self, http: &Caller, timeout: Duration) -> Result<Fetched, String> {
         let token = self.token(jiff::Timestamp::now())?;
         let answer = http
             .call(

@@ -1,6 +1,6 @@
 //! STS: `AssumeRoleWithWebIdentity` (unsigned; IRSA, GitHub Actions OIDC)
 //! and `AssumeRole` (SigV4-signed; profile `role_arn`). Pure request
-//! builders and one answer parser; [`super::Http`] sends.
+//! builders and one answer parser; [`super::http`] sends.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use rusty_s3::Credentials;
 use url::Url;
 
-use super::http::{Answer, Http};
+use super::http::{Answer, Caller};
 use super::{Fetched, sigv4};
 
 /// The STS API version both actions are called with.
@@ -94,7 +94,7 @@ impl WebIdentity {
 
     /// Reads the token and calls STS, trying again while the identity
     /// provider is unreachable for STS.
-    pub(super) fn fetch(&self, http: &Http, timeout: Duration) -> Result<Fetched, String> {
+    pub(super) fn fetch(&self, http: &Caller, timeout: Duration) -> Result<Fetched, String> {
         let token = std::fs::read_to_string(&self.token_file).map_err(|e| {
             format!(
                 "cannot read the token file {}: {e}",
@@ -179,7 +179,7 @@ impl AssumeRole {
     pub(super) fn fetch(
         &self,
         source: &Credentials,
-        http: &Http,
+        http: &Caller,
         timeout: Duration,
     ) -> Result<Fetched, String> {
         let mut call = self.clone();
@@ -229,7 +229,7 @@ fn ask_mfa_code(serial: &str) -> Result<String, String> {
 
 /// POSTs `body` to STS.
 fn post(
-    http: &Http,
+    http: &Caller,
     endpoint: &Endpoint,
     body: &str,
     headers: &[(&str, &str)],

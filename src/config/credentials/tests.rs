@@ -276,7 +276,7 @@ fn process_provider(name: &str, body: &str) -> (Provider, std::path::PathBuf) {
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     let provider = Provider {
         fetch: Fetch::Process(script.display().to_string()),
-        http: Http::default(),
+        http: Caller::new(Http::default()),
         timeout: Duration::from_secs(5),
         cache: Mutex::new(None),
     };

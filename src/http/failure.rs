@@ -1,11 +1,7 @@
-//! What an exchange that got no answer means, and what the user can do.
-//!
-//! Most such failures (a reset, a stall, a garbled answer) are worth
-//! another try. Some are not: a host name that does not resolve stays
-//! unresolved, and a certificate the client refuses stays refused, so
-//! retrying them only makes the user wait for the same error. A refused
-//! connection is between: a store restarting comes back within seconds,
-//! a wrong port never does, so it gets a few seconds of tries.
+//! What an exchange that got no answer means: a [`TransportKind`] the
+//! user can act on (a name that does not resolve, a refused certificate, a
+//! stall), and the error that says so, which never names a signed URL.
+//! Whether it is worth another try is the caller's decision.
 //!
 //! Failures are told apart by their types (ureq's error, the I/O error's
 //! kind, rustls' and webpki's errors), never by their text.
@@ -16,23 +12,9 @@ use std::io;
 use std::time::Duration;
 
 use rustls::CertificateError;
-use ureq::config::Config;
-use ureq::http::Uri;
-use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
-use ureq::unversioned::transport::NextTimeout;
 
+use super::resolver::Unresolved;
 use crate::error::{CertificateProblem, Stage, TransportKind};
-
-/// Whether to try again after a failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Retry {
-    /// Transient: retry within the policy.
-    Yes,
-    /// Retry, but for [`crate::error::REFUSED_RETRY_TIME`] at most.
-    Briefly,
-    /// Trying again cannot help.
-    No,
-}
 
 /// One failed exchange, judged.
 #[derive(Debug)]
@@ -44,22 +26,6 @@ pub(crate) struct Failure {
 }
 
 impl Failure {
-    /// Whether and how long to retry.
-    pub(crate) fn retry(&self) -> Retry {
-        match self.kind {
-            TransportKind::Refused => Retry::Briefly,
-            TransportKind::Dns
-            | TransportKind::Timeout {
-                during: Stage::Resolve,
-                ..
-            }
-            | TransportKind::Certificate(_)
-            | TransportKind::NotTls
-            | TransportKind::Handshake => Retry::No,
-            _ => Retry::Yes,
-        }
-    }
-
     /// It failed before the whole request was sent (resolving, connecting,
     /// the TLS handshake, or a stalled write), so it cannot have taken
     /// effect.
@@ -70,70 +36,25 @@ impl Failure {
             _ => true,
         }
     }
+
+    /// Nothing came within the time allowed, whatever the stage.
+    pub(crate) fn timed_out(&self) -> bool {
+        let io_timeout = self
+            .source
+            .downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::TimedOut);
+        matches!(self.kind, TransportKind::Timeout { .. }) || io_timeout
+    }
 }
 
-/// A host name that did not resolve: the resolver's own error, marked so
-/// that [`judge`] tells it from other I/O errors by its type. (std reports
-/// a failed lookup as an uncategorised I/O error, known only by its text.)
-#[derive(Debug)]
-struct Unresolved(io::Error);
-
-impl fmt::Display for Unresolved {
+/// The failure in a few words, for a message that names the host itself:
+/// a timeout as such, anything else as its source says.
+impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl StdError for Unresolved {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        Some(&self.0)
-    }
-}
-
-/// ureq's resolver, with its I/O errors marked [`Unresolved`], and an IP
-/// address taken as it is.
-///
-/// With a resolve timeout set, ureq resolves every request in a thread of
-/// its own, pooled connection or not: for an endpoint given as an address
-/// (a local MinIO, RGW behind a load balancer) that was half the CPU of a
-/// parallel dump (`make bench`), for nothing.
-#[derive(Debug, Default)]
-pub(crate) struct MarkingResolver(DefaultResolver);
-
-/// The socket address `uri` names, when its host is an IP address.
-fn literal_address(uri: &Uri) -> Option<std::net::SocketAddr> {
-    let host = uri.host()?;
-    let ip: std::net::IpAddr = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse()
-        .ok()?;
-    let port = uri.port_u16().or_else(|| match uri.scheme_str()? {
-        "https" => Some(443),
-        "http" => Some(80),
-        _ => None,
-    })?;
-    Some((ip, port).into())
-}
-
-impl Resolver for MarkingResolver {
-    fn resolve(
-        &self,
-        uri: &Uri,
-        config: &Config,
-        timeout: NextTimeout,
-    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        if let Some(address) = literal_address(uri) {
-            let mut resolved = self.0.empty();
-            resolved.push(address);
-            return Ok(resolved);
+        match self.timed_out() {
+            true => f.write_str("no answer in time"),
+            false => self.source.fmt(f),
         }
-        self.0
-            .resolve(uri, config, timeout)
-            .map_err(|error| match error {
-                ureq::Error::Io(io) => ureq::Error::Other(Box::new(Unresolved(io))),
-                other => other,
-            })
     }
 }
 
@@ -163,7 +84,7 @@ pub(crate) fn judge(error: ureq::Error, idle: Duration) -> Failure {
         error @ (ureq::Error::BadUri(_) | ureq::Error::RequireHttpsOnly(_)) => {
             return Failure {
                 kind: TransportKind::Other,
-                source: super::redact_urls(&error.to_string()).into(),
+                source: redact_urls(&error.to_string()).into(),
             };
         }
         other => other,
@@ -188,6 +109,19 @@ pub(crate) fn judge(error: ureq::Error, idle: Duration) -> Failure {
         kind,
         source: Box::new(error),
     }
+}
+
+/// Removes the query string of every URL in `message`, because a presigned
+/// URL's query string is a credential.
+fn redact_urls(message: &str) -> String {
+    message
+        .split(' ')
+        .map(|word| match word.find('?') {
+            Some(at) if word.contains("://") => format!("{}?…", &word[..at]),
+            _ => word.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// An I/O failure: a TLS error (whose source is rustls' own error), a
@@ -258,60 +192,24 @@ mod tests {
     }
 
     #[test]
-    fn a_name_that_does_not_resolve_is_final_and_keeps_the_resolvers_error() {
+    fn a_name_that_does_not_resolve_keeps_the_resolvers_error() {
         let lookup = io::Error::other("Name or service not known");
         let failure = judged(ureq::Error::Other(Box::new(Unresolved(lookup))));
         assert_eq!(failure.kind, TransportKind::Dns);
-        assert_eq!(failure.retry(), Retry::No);
         assert!(failure.while_sending());
         assert!(failure.source.is::<io::Error>());
-        assert_eq!(judged(ureq::Error::HostNotFound).retry(), Retry::No);
+        assert_eq!(judged(ureq::Error::HostNotFound).kind, TransportKind::Dns);
     }
 
     #[test]
-    fn the_resolver_marks_what_it_could_not_resolve() {
-        // A label longer than 63 bytes fails in the resolver itself, with
-        // no DNS packet sent.
-        let uri: Uri = format!("http://{}.invalid:9000/", "a".repeat(64))
-            .parse()
-            .unwrap();
-        let config = ureq::Agent::config_builder().build();
-        let error = MarkingResolver::default()
-            .resolve(&uri, &config, NextTimeout::default())
-            .unwrap_err();
-        assert_eq!(judged(error).kind, TransportKind::Dns);
-    }
-
-    #[test]
-    fn an_ip_address_is_taken_as_it_is() {
-        let config = ureq::Agent::config_builder().build();
-        for (uri, address) in [
-            ("http://127.0.0.1:9000/b/k", "127.0.0.1:9000"),
-            ("https://10.1.2.3/b", "10.1.2.3:443"),
-            ("http://[::1]:8080/", "[::1]:8080"),
-        ] {
-            let resolved = MarkingResolver::default()
-                .resolve(&uri.parse().unwrap(), &config, NextTimeout::default())
-                .unwrap();
-            let expected: std::net::SocketAddr = address.parse().unwrap();
-            assert_eq!(resolved.iter().collect::<Vec<_>>(), [&expected], "{uri}");
-        }
-        assert_eq!(
-            literal_address(&"http://localhost:9000/".parse().unwrap()),
-            None
-        );
-    }
-
-    #[test]
-    fn a_refused_connection_is_retried_briefly() {
+    fn a_refused_connection_was_refused_before_sending() {
         let failure = judged(ureq::Error::Io(io::ErrorKind::ConnectionRefused.into()));
         assert_eq!(failure.kind, TransportKind::Refused);
-        assert_eq!(failure.retry(), Retry::Briefly);
         assert!(failure.while_sending());
     }
 
     #[test]
-    fn a_certificate_from_an_unknown_issuer_is_final_and_its_source_is_rustls_error() {
+    fn a_certificate_from_an_unknown_issuer_keeps_rustls_error() {
         let failure = judged(tls(rustls::Error::InvalidCertificate(
             CertificateError::UnknownIssuer,
         )));
@@ -319,7 +217,6 @@ mod tests {
             failure.kind,
             TransportKind::Certificate(CertificateProblem::UnknownIssuer)
         );
-        assert_eq!(failure.retry(), Retry::No);
         assert!(failure.source.is::<rustls::Error>());
     }
 
@@ -336,19 +233,17 @@ mod tests {
     }
 
     #[test]
-    fn plain_http_behind_an_https_endpoint_is_final() {
+    fn plain_http_behind_an_https_endpoint_is_not_tls() {
         let failure = judged(tls(rustls::Error::InvalidMessage(
             rustls::InvalidMessage::InvalidContentType,
         )));
         assert_eq!(failure.kind, TransportKind::NotTls);
-        assert_eq!(failure.retry(), Retry::No);
     }
 
     #[test]
-    fn a_record_that_fails_its_mac_is_retried() {
+    fn a_record_that_fails_its_mac_is_a_broken_connection() {
         let failure = judged(tls(rustls::Error::DecryptError));
         assert_eq!(failure.kind, TransportKind::Reset);
-        assert_eq!(failure.retry(), Retry::Yes);
     }
 
     #[test]
@@ -359,14 +254,12 @@ mod tests {
             after: IDLE,
         };
         assert_eq!(failure.kind, cut_off);
-        assert_eq!(failure.retry(), Retry::Yes);
         assert!(failure.while_sending());
     }
 
     #[test]
     fn a_missing_answer_may_follow_a_whole_request() {
         let failure = judged(ureq::Error::Timeout(ureq::Timeout::PerRead));
-        assert_eq!(failure.retry(), Retry::Yes);
         assert!(!failure.while_sending());
         let reset = judged(ureq::Error::Io(io::ErrorKind::ConnectionReset.into()));
         assert_eq!(reset.kind, TransportKind::Reset);
@@ -383,5 +276,21 @@ mod tests {
             "{}",
             failure.source
         );
+    }
+
+    #[test]
+    fn redaction_drops_query_strings_of_urls() {
+        let message = "bad uri: http://h/b/k?X-Amz-Signature=abc failed";
+        assert_eq!(redact_urls(message), "bad uri: http://h/b/k?… failed");
+    }
+
+    #[test]
+    fn a_timeout_at_any_stage_reads_as_no_answer_in_time() {
+        let waited = judged(ureq::Error::Timeout(ureq::Timeout::Global));
+        let timed_out = judged(ureq::Error::Io(io::ErrorKind::TimedOut.into()));
+        let refused = judged(ureq::Error::Io(io::ErrorKind::ConnectionRefused.into()));
+        assert_eq!(waited.to_string(), "no answer in time");
+        assert_eq!(timed_out.to_string(), "no answer in time");
+        assert!(!refused.timed_out(), "{refused}");
     }
 }

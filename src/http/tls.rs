@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ureq::tls::{Certificate, PemItem, RootCerts};
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
 use crate::error::{Error, Result};
 
@@ -23,8 +23,38 @@ const SYSTEM_BUNDLES: [&str; 6] = [
     "/etc/ssl/cert.pem",
 ];
 
+/// Which certificate authorities a client trusts, as configured.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Trust {
+    /// A PEM bundle to trust alone (`--ca-bundle`, `AWS_CA_BUNDLE`).
+    pub(crate) ca_bundle: Option<PathBuf>,
+    /// The system bundle's path if the environment names it
+    /// (`SSL_CERT_FILE`); otherwise the usual places are searched.
+    pub(crate) ssl_cert_file: Option<PathBuf>,
+}
+
+impl Trust {
+    /// The TLS settings for a host reached over HTTPS or not. The roots
+    /// are read only for HTTPS: a plain HTTP host trusts nothing, so a
+    /// machine without any CA bundle can still reach a local store or the
+    /// instance metadata.
+    pub(crate) fn tls_config(&self, https: bool) -> Result<TlsConfig> {
+        if !https {
+            return Ok(trusting_nothing());
+        }
+        let roots = root_certs(self.ca_bundle.as_deref(), self.ssl_cert_file.as_deref())?;
+        Ok(TlsConfig::builder().root_certs(roots).build())
+    }
+}
+
+/// TLS settings that trust no certificate at all, for plain HTTP.
+pub(crate) fn trusting_nothing() -> TlsConfig {
+    let roots = RootCerts::Specific(Arc::new(Vec::new()));
+    TlsConfig::builder().root_certs(roots).build()
+}
+
 /// The certificates of a PEM bundle; an error if it holds none.
-pub(crate) fn parse_bundle(pem: &[u8], path: &Path) -> Result<Vec<Certificate<'static>>> {
+fn parse_bundle(pem: &[u8], path: &Path) -> Result<Vec<Certificate<'static>>> {
     let certificates: Vec<Certificate<'static>> = ureq::tls::parse_pem(pem)
         .filter_map(|item| match item {
             Ok(PemItem::Certificate(certificate)) => Some(certificate),
@@ -52,10 +82,7 @@ fn system_bundle(ssl_cert_file: Option<&Path>) -> Option<PathBuf> {
 }
 
 /// The roots to trust: the user's bundle alone, or the system's.
-pub(crate) fn root_certs(
-    ca_bundle: Option<&Path>,
-    ssl_cert_file: Option<&Path>,
-) -> Result<RootCerts> {
+fn root_certs(ca_bundle: Option<&Path>, ssl_cert_file: Option<&Path>) -> Result<RootCerts> {
     let path = match ca_bundle {
         Some(path) => path.to_owned(),
         None => system_bundle(ssl_cert_file).ok_or_else(|| {
