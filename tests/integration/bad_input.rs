@@ -130,6 +130,9 @@ catalogue! {
     };
     endpoint_not_http: 1, "http:// or https://", |log| log.run(&["--endpoint", "ftp://h", "recover"]);
     endpoint_not_a_url: 1, "is not a URL", |log| log.run(&["--endpoint", "not a url", "recover"]);
+    endpoint_with_an_international_host_name: 1, "invalid international domain name", |log| {
+        log.run(&["--endpoint", "http://bücher.example", "recover"])
+    };
     endpoint_with_password: 1, "user name or password", |log| {
         log.run(&["--endpoint", "http://u:p@127.0.0.1:1", "recover"])
     };
