@@ -47,15 +47,22 @@ struct Args {
     version: bool,
     /// Print JSON lines, and errors as JSON.
     json: bool,
+    /// Print no line for what was stored or deleted: errors only.
+    quiet: bool,
     command: Option<Command>,
 }
 
 /// The command line's own switches, beside the settings' flags: their
 /// spellings and help lines.
-const SWITCHES: [(&str, &str); 3] = [
+const SWITCHES: [(&str, &str); 4] = [
     (
         "-v, --verbose",
         "print one line per S3 request to stderr, and a summary at exit",
+    ),
+    (
+        "-q, --quiet",
+        "print no line for each record appended or the records a truncate or trim \
+         deleted (for cron); errors still go to stderr",
     ),
     ("--version", "print the version and exit"),
     (
@@ -104,9 +111,10 @@ const EXIT_CODES: [(u8, &str); 8] = [
 /// What `help` and `--help` ask argh for.
 const HELP: [&str; 2] = ["--help", "help"];
 
-/// Reads the command line as argh read it when it held every option:
-/// global options (the settings' flags and `SWITCHES`) up to the command,
-/// whose arguments argh reads; `help` or `--help` anywhere before it.
+/// Reads the command line: global options (the settings' flags and
+/// `SWITCHES`) anywhere before a `--`, before the command or after it, as
+/// aws CLI takes them; the command and its own arguments, which argh reads;
+/// `help` or `--help` anywhere before the command.
 fn parse(args: &[&str]) -> Result<Args, EarlyExit> {
     let mut parsed = Args::default();
     let (mut help, mut options_ended) = (false, false);
@@ -122,14 +130,22 @@ fn parse(args: &[&str]) -> Result<Args, EarlyExit> {
                     String::from("Trailing arguments are not allowed after `help`.").into(),
                 );
             }
-            global(arg, &mut rest, &mut parsed)?;
+            if !global(arg, &mut rest, &mut parsed)? {
+                return Err(format!("Unrecognized argument: {arg}").into());
+            }
         } else {
-            let words: Vec<&str> = help
-                .then_some("help")
-                .into_iter()
-                .chain([arg])
-                .chain(rest)
-                .collect();
+            if !help {
+                known_command(arg)?;
+            }
+            let mut words: Vec<&str> = help.then_some("help").into_iter().chain([arg]).collect();
+            while let Some(word) = rest.next() {
+                if word == "--" {
+                    words.push(word);
+                    words.extend(rest.by_ref());
+                } else if !(word.starts_with('-') && global(word, &mut rest, &mut parsed)?) {
+                    words.push(word);
+                }
+            }
             let command = CommandLine::from_args(&["s3wal"], &words)?.command;
             parsed.command = Some(command);
             return Ok(parsed);
@@ -144,20 +160,56 @@ fn parse(args: &[&str]) -> Result<Args, EarlyExit> {
     }
 }
 
-/// Reads one global option, and its value from `rest`.
+/// Reads `arg` if it is a global option, and its value from `rest`:
+/// `Ok(false)` if it is none.
 fn global<'a>(
     arg: &str,
     rest: &mut impl Iterator<Item = &'a str>,
     parsed: &mut Args,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     match arg {
         "-v" | "--verbose" => parsed.verbose = true,
+        "-q" | "--quiet" => parsed.quiet = true,
         "--version" => parsed.version = true,
         "--json" => parsed.json = true,
-        _ if parsed.flags.take(arg, rest)? => {}
-        _ => return Err(format!("Unrecognized argument: {arg}")),
+        _ => return parsed.flags.take(arg, rest),
     }
-    Ok(())
+    Ok(true)
+}
+
+/// Refuses a word that names no command, with the command it is closest
+/// to when a typo or two away (`apend`: did you mean `append`?).
+fn known_command(word: &str) -> Result<(), String> {
+    let names = <Command as argh::SubCommands>::COMMANDS
+        .iter()
+        .map(|c| c.name);
+    if names.clone().any(|name| name == word) {
+        return Ok(());
+    }
+    let closest = names
+        .map(|name| (edit_distance(word, name), name))
+        .filter(|&(distance, _)| distance <= 2)
+        .min();
+    Err(match closest {
+        Some((_, name)) => format!("Unrecognized command: {word}; did you mean `{name}`?"),
+        None => format!("Unrecognized command: {word}"),
+    })
+}
+
+/// Levenshtein's distance between `a` and `b`, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substituted = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substituted.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
 }
 
 /// `s3wal --help`: the options from the settings' table, the commands
@@ -441,7 +493,7 @@ pub fn main(args: Vec<OsString>) -> u8 {
     // outcome is printed; a signal that came meanwhile then ends it.
     let _deferral =
         matches!(parsed.command, Some(Command::Append(_))).then(signals::Deferral::start);
-    let mut out = Output::new(json);
+    let mut out = Output::new(json, parsed.quiet);
     let mut stored = Stored::default();
     let result = match parsed.version {
         true => out.version(env!("CARGO_PKG_VERSION")),

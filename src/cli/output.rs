@@ -22,6 +22,8 @@ use super::failure::CliError;
 /// Where the results go, and in which form.
 pub struct Output {
     json: bool,
+    /// `--quiet`: no line for what a command stored or deleted.
+    quiet: bool,
     out: BufWriter<StdoutLock<'static>>,
 }
 
@@ -87,11 +89,21 @@ impl fmt::Display for Deleted {
 }
 
 impl Output {
-    /// Text, or JSON lines with `json`.
-    pub fn new(json: bool) -> Output {
+    /// Text, or JSON lines with `json`; with `quiet`, nothing for what a
+    /// command stored or deleted (what was asked for is still printed).
+    pub fn new(json: bool, quiet: bool) -> Output {
         Output {
             json,
+            quiet,
             out: BufWriter::new(io::stdout().lock()),
+        }
+    }
+
+    /// A line that says what a command did, which `--quiet` leaves out.
+    fn done(&mut self, text: String, fields: String) -> Result<(), Error> {
+        match self.quiet {
+            true => Ok(()),
+            false => self.either(text, fields),
         }
     }
 
@@ -173,13 +185,16 @@ impl Output {
 
     /// `Appended record at offset: N, data: <data>`
     pub fn appended(&mut self, offset: u64, data: &[u8]) -> Result<(), Error> {
-        self.record("Appended record at offset: ", offset, ", data: ", data)
+        match self.quiet {
+            true => Ok(()),
+            false => self.record("Appended record at offset: ", offset, ", data: ", data),
+        }
     }
 
     /// `Appended record at offset: N, bytes: <size>`, for data read from
     /// stdin, which may be anything up to 5 GiB and is not echoed back.
     pub fn appended_bytes(&mut self, offset: u64, bytes: u64) -> Result<(), Error> {
-        self.either(
+        self.done(
             format!("Appended record at offset: {offset}, bytes: {bytes}"),
             format!("\"offset\":{offset},\"bytes\":{bytes}"),
         )
@@ -206,7 +221,7 @@ impl Output {
     /// `Truncated WAL after offset N`
     /// then `Deleted N records` (the seed's line stays as it was).
     pub fn truncated(&mut self, after: u64, deleted: u64) -> Result<(), Error> {
-        self.either(
+        self.done(
             format!("Truncated WAL after offset {after}\n{}", Deleted(deleted)),
             format!("\"truncated_after\":{after},\"deleted\":{deleted}"),
         )
@@ -215,7 +230,7 @@ impl Output {
     /// `Trimmed WAL before offset N`
     /// then `Deleted N records` (the seed's line stays as it was).
     pub fn trimmed(&mut self, before: u64, deleted: u64) -> Result<(), Error> {
-        self.either(
+        self.done(
             format!("Trimmed WAL before offset {before}\n{}", Deleted(deleted)),
             format!("\"trimmed_before\":{before},\"deleted\":{deleted}"),
         )

@@ -41,6 +41,16 @@ pub struct Flag {
     /// The Go seed took it with one dash too (`-bucket`), and scripts
     /// written for the seed still do.
     pub seed: bool,
+    /// Other spellings it answers to: `--endpoint-url`, as aws CLI and
+    /// s5cmd spell `--endpoint`.
+    pub also: &'static [&'static str],
+}
+
+impl Flag {
+    /// Whether `arg` spells this flag.
+    pub fn answers_to(&self, arg: &str) -> bool {
+        self.name == arg || self.also.contains(&arg)
+    }
 }
 
 /// What follows a flag.
@@ -99,6 +109,7 @@ table! {
             form: Form::Text,
             help: "bucket holding the log",
             seed: true,
+            also: &[],
         }),
         env: &["AWS_BUCKET_NAME"],
         profile: None,
@@ -112,6 +123,7 @@ table! {
             form: Form::Text,
             help: "folder of the log in the bucket",
             seed: true,
+            also: &[],
         }),
         env: &["AWS_PREFIX"],
         profile: None,
@@ -126,6 +138,7 @@ table! {
             form: Form::Text,
             help: "signing region",
             seed: true,
+            also: &[],
         }),
         env: &["AWS_REGION", "AWS_DEFAULT_REGION"],
         profile: Some("region"),
@@ -139,6 +152,7 @@ table! {
             form: Form::Text,
             help: "S3 endpoint URL for MinIO, Ceph and the like",
             seed: false,
+            also: &["--endpoint-url"],
         }),
         env: &["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"],
         profile: Some("endpoint_url"),
@@ -168,6 +182,7 @@ table! {
             form: Form::Switch,
             help: "address buckets as endpoint/bucket (the default for non-AWS endpoints)",
             seed: false,
+            also: &[],
         }),
         env: &[],
         profile: None,
@@ -190,6 +205,7 @@ table! {
             form: Form::Text,
             help: "profile of ~/.aws/credentials and ~/.aws/config to use",
             seed: false,
+            also: &[],
         }),
         env: &["AWS_PROFILE"],
         profile: None,
@@ -203,6 +219,7 @@ table! {
             form: Form::Path,
             help: "PEM bundle of the CAs to trust for an HTTPS endpoint, instead of the system's",
             seed: false,
+            also: &[],
         }),
         env: &["AWS_CA_BUNDLE"],
         profile: Some("ca_bundle"),
@@ -225,6 +242,7 @@ table! {
             form: Form::Path,
             help: "folder of the local append locks",
             seed: false,
+            also: &[],
         }),
         env: &["S3WAL_LOCK_DIR"],
         profile: None,
@@ -238,6 +256,7 @@ table! {
             form: Form::Whole(u32::MAX as u64),
             help: "retries of a request that failed for a transient reason",
             seed: false,
+            also: &[],
         }),
         env: &[],
         profile: None,
@@ -252,6 +271,7 @@ table! {
             help: "longest a connection may make no progress, in seconds, and how long a \
                    failing request is retried; a slow transfer that keeps moving is never cut off",
             seed: false,
+            also: &[],
         }),
         env: &[],
         profile: None,
@@ -265,6 +285,7 @@ table! {
             form: Form::Whole(usize::MAX as u64),
             help: "GETs in flight at most while dump and verify read records, 1 to 256",
             seed: false,
+            also: &[],
         }),
         env: &[],
         profile: None,
@@ -280,6 +301,7 @@ table! {
             help: "append even if the store ignores If-None-Match (see doctor): concurrent \
                    appenders can then overwrite each other",
             seed: false,
+            also: &[],
         }),
         env: &[],
         profile: None,
@@ -294,6 +316,7 @@ table! {
             help: "seconds a truncate or trim holds its fence between renewals, and after which \
                    a dead machine's fence is taken over, 2 to 3600",
             seed: false,
+            also: &[],
         }),
         env: &["S3WAL_LEASE"],
         profile: None,
@@ -309,6 +332,7 @@ table! {
             help: "take over a dead machine's fence even on a store that does not refuse expired \
                    requests (see doctor): unsafe if it is only paused",
             seed: false,
+            also: &[],
         }),
         env: &["S3WAL_ALLOW_UNSAFE_TAKEOVER"],
         profile: None,
@@ -340,7 +364,7 @@ impl Flags {
     ) -> Result<bool, String> {
         let Some((setting, flag)) = SETTINGS
             .iter()
-            .find_map(|s| Some((s, s.flag.as_ref().filter(|f| f.name == arg)?)))
+            .find_map(|s| Some((s, s.flag.as_ref().filter(|f| f.answers_to(arg))?)))
         else {
             return Ok(false);
         };
@@ -382,7 +406,7 @@ pub fn help_lines() -> impl Iterator<Item = (&'static Flag, String)> {
             _ => (*name).to_owned(),
         });
         let env: Vec<String> = env.collect();
-        let mut notes = Vec::new();
+        let mut notes: Vec<String> = flag.also.iter().map(|name| format!("or {name}")).collect();
         if !env.is_empty() {
             notes.push(format!("env {}", env.join(", ")));
         }

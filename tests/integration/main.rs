@@ -29,6 +29,7 @@ mod regions;
 mod request_counts;
 mod retention;
 mod rgw_races;
+mod scripting;
 mod secrets;
 mod seed_stories;
 mod store_hint;

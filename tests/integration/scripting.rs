@@ -1,0 +1,77 @@
+//! What a script or cron job relies on: global options wherever they are
+//! written, aws CLI's spelling of the endpoint, a quiet mode, and a
+//! suggestion for a mistyped command.
+
+use crate::common;
+
+use common::{Server, TestLog, fill_on_disk, request_counts};
+
+#[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
+fn global_options_work_after_the_command_too() {
+    let log = TestLog::new(Server::s3s(), "options-anywhere");
+    fill_on_disk(&log, 1..=3);
+    assert_eq!(
+        log.run(&["recover", "--json"]).ok(),
+        "{\"last_offset\":3}\n"
+    );
+    let read = log.run(&["read", "1", "-v"]);
+    assert_eq!(read.ok(), "Offset: 1, Data: r1\n");
+    assert_eq!(request_counts(&read)["GetObject"], 1);
+    assert_eq!(
+        log.run(&["dump", "--from", "2", "--json", "--to", "2"])
+            .ok(),
+        "{\"offset\":2,\"data\":\"r2\"}\n"
+    );
+}
+
+#[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
+fn data_after_a_double_dash_is_data_even_when_it_looks_like_an_option() {
+    let log = TestLog::new(Server::s3s(), "options-after-dashes");
+    assert_eq!(
+        log.run(&["append", "--", "--json"]).ok(),
+        "Appended record at offset: 1, data: --json\n"
+    );
+}
+
+#[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
+fn endpoint_url_is_the_aws_cli_spelling_of_endpoint() {
+    let log = TestLog::new(Server::s3s(), "endpoint-url");
+    fill_on_disk(&log, 1..=2);
+    let run = log
+        .command()
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .args(["--endpoint-url", &log.server.endpoint, "recover"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&run.stdout), "Last offset: 2\n");
+}
+
+#[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
+fn quiet_prints_nothing_for_what_was_stored_or_deleted_and_still_every_error() {
+    let log = TestLog::new(Server::s3s(), "quiet");
+    assert_eq!(log.run(&["-q", "append", "a"]).ok(), "");
+    assert_eq!(log.run(&["append", "b", "--quiet"]).ok(), "");
+    assert_eq!(log.run(&["-q", "truncate", "1"]).ok(), "");
+    assert_eq!(log.offsets(), [1]);
+    assert_eq!(
+        log.run(&["-q", "read", "1"]).ok(),
+        "Offset: 1, Data: a\n",
+        "what was asked for is printed"
+    );
+    log.run(&["-q", "read", "9"])
+        .fails(3, "no record at offset 9");
+}
+
+#[test]
+fn a_mistyped_command_gets_the_command_it_is_closest_to() {
+    let log = TestLog::without_server("typo");
+    log.run(&["apend", "x"])
+        .fails(2, "Unrecognized command: apend; did you mean `append`?");
+    log.run(&["stats"]).fails(2, "did you mean `stat`?");
+    log.run(&["frobnicate"])
+        .fails(2, "Unrecognized command: frobnicate (see s3wal --help)");
+}
