@@ -337,6 +337,9 @@ struct ReadArgs {
     /// offset of the record, from 1
     #[argh(positional, from_str_fn(offset_from_1))]
     offset: u64,
+    /// print only the record's data, byte for byte, with nothing added
+    #[argh(switch)]
+    raw: bool,
 }
 
 #[derive(FromArgs, Debug)]
@@ -587,7 +590,7 @@ fn run(args: Args, out: &mut Output, stored: &mut Stored) -> Result<(), Error> {
     let Some(command) = args.command else {
         return Err(Error::Usage("no command given (see s3wal --help)".into()));
     };
-    check_arguments(&command)?;
+    check_arguments(&command, args.json)?;
     let config = config::resolve(&args.flags, &Env::load(Path::new(".env"))?)?;
     let counts = Arc::new(Mutex::new(BTreeMap::new()));
     let wal = match args.verbose {
@@ -648,8 +651,17 @@ fn offset_from_0(raw: &str) -> Result<u64, String> {
 
 /// The rules between a command's arguments that argh cannot express,
 /// checked before any configuration is read or request made.
-fn check_arguments(command: &Command) -> Result<(), Error> {
+fn check_arguments(command: &Command, json: bool) -> Result<(), Error> {
     match command {
+        Command::Read(ReadArgs { raw: true, .. }) | Command::Dump(DumpArgs { raw: true, .. })
+            if json =>
+        {
+            Err(Error::Usage(
+                "--raw and --json do not go together: --json carries any bytes \
+                 (as data_base64 when they are not UTF-8)"
+                    .into(),
+            ))
+        }
         Command::Dump(DumpArgs {
             follow: true,
             to: Some(_),
@@ -679,9 +691,12 @@ fn execute(
         Command::Recover(_) => out.last_offset(wal.recover()?),
         // `run` has taken every append.
         Command::Append(_) => Ok(()),
-        Command::Read(ReadArgs { offset }) => {
+        Command::Read(ReadArgs { offset, raw }) => {
             let Record { offset, data } = wal.read(offset)?;
-            out.read(offset, &data)
+            match raw {
+                true => out.bytes(&data),
+                false => out.read(offset, &data),
+            }
         }
         Command::Last(_) => {
             let Record { offset, data } = wal.last()?;
@@ -938,7 +953,10 @@ mod tests {
     fn each_command_gets_its_offsets_typed() {
         assert!(matches!(
             parsed(&["read", "3"]),
-            Ok(Command::Read(ReadArgs { offset: 3 }))
+            Ok(Command::Read(ReadArgs {
+                offset: 3,
+                raw: false
+            }))
         ));
         assert!(matches!(
             parsed(&["truncate", "0"]),

@@ -213,6 +213,11 @@ impl Output {
         }
     }
 
+    /// The data alone, byte for byte, for `read --raw`.
+    pub fn bytes(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.out.write_all(data).map_err(stdout_error)
+    }
+
     /// `Last record: offset=N, data=<data>`
     pub fn last(&mut self, offset: u64, data: &[u8]) -> Result<(), Error> {
         self.record("Last record: offset=", offset, ", data=", data)

@@ -75,3 +75,39 @@ fn a_mistyped_command_gets_the_command_it_is_closest_to() {
     log.run(&["frobnicate"])
         .fails(2, "Unrecognized command: frobnicate (see s3wal --help)");
 }
+
+#[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
+fn a_binary_record_reads_back_byte_for_byte_with_raw_and_dumps_safely_as_json() {
+    let log = TestLog::new(Server::s3s(), "binary");
+    let data: Vec<u8> = (0..=255).chain([b'\n', 0, b'\n']).collect();
+    log.run_with_stdin(&["append", "-"], &data).ok();
+    let read = log.command().args(["read", "1", "--raw"]).output().unwrap();
+    assert_eq!(read.status.code(), Some(0));
+    assert_eq!(read.stdout, data, "nothing added, nothing lost");
+    let dump = log.run(&["dump", "--json"]).ok();
+    let line: serde_json::Value = serde_json::from_str(dump.trim_end()).unwrap();
+    let encoded = line["data_base64"].as_str().unwrap();
+    use base64::Engine as _;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .unwrap();
+    assert_eq!(decoded, data);
+}
+
+#[test]
+fn raw_with_json_is_a_usage_error() {
+    let log = TestLog::without_server("raw-json");
+    for args in [
+        &["--json", "dump", "--raw"][..],
+        &["read", "1", "--raw", "--json"],
+    ] {
+        let run = log.run(args);
+        assert_eq!(run.code, 2, "{args:?}");
+        assert!(
+            run.stderr.contains("--raw and --json do not go together"),
+            "{}",
+            run.stderr
+        );
+    }
+}
