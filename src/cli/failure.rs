@@ -42,7 +42,7 @@ pub struct CliError {
     /// The process exit code.
     pub exit: u8,
     /// What an append stored before the error, as `the record at offset 7`.
-    pub stored: Option<String>,
+    pub stored: Option<Stored>,
 }
 
 impl CliError {
@@ -56,7 +56,7 @@ impl CliError {
             false => exit::STORED_THEN_FAILED,
         };
         CliError {
-            stored: (!stored.is_empty()).then(|| stored.to_string()),
+            stored: (!stored.is_empty()).then(|| stored.clone()),
             error,
             exit,
         }
@@ -300,7 +300,7 @@ mod tests {
             let described = format!("{error:?}");
             let failure = CliError::from(error);
             assert_eq!((failure.exit, failure.code()), (exit, code), "{described}");
-            assert_eq!(failure.stored, None);
+            assert!(failure.stored.is_none());
         }
     }
 
@@ -312,7 +312,10 @@ mod tests {
             let failure = CliError::after(error, &stored);
             assert_eq!(failure.exit, exit::STORED_THEN_FAILED);
             assert_eq!(failure.code(), code);
-            assert_eq!(failure.stored.as_deref(), Some("the record at offset 7"));
+            assert_eq!(
+                failure.stored.map(|s| s.to_string()).as_deref(),
+                Some("the record at offset 7")
+            );
         }
     }
 }

@@ -179,7 +179,7 @@ impl Output {
     pub fn last_offset(&mut self, offset: u64) -> Result<(), Error> {
         self.either(
             format!("Last offset: {offset}"),
-            format!("\"last_offset\":{offset}"),
+            format!("\"last\":{offset}"),
         )
     }
 
@@ -344,9 +344,13 @@ impl Output {
                 summary.valid, summary.corrupt, summary.missing, summary.foreign
             ),
             format!(
-                "\"verified\":true,\"first\":{first},\"last\":{last},\"valid\":{},\"corrupt\":{},\
+                "\"ok\":{},\"first\":{first},\"last\":{last},\"valid\":{},\"corrupt\":{},\
                  \"missing\":{},\"foreign\":{}",
-                summary.valid, summary.corrupt, summary.missing, summary.foreign
+                summary.is_clean(),
+                summary.valid,
+                summary.corrupt,
+                summary.missing,
+                summary.foreign
             ),
         )
     }
@@ -354,7 +358,8 @@ impl Output {
 
 /// The one line an error prints on stderr: `s3wal: <message>`, or with
 /// `json` the object `{"code":…,"exit":…,"message":…}`; what an append
-/// stored before the error is named, and adds `"stored":"…"`.
+/// stored before the error is named, and adds `"stored":{"count":N,
+/// "offsets":[[first,last],…]}`.
 pub fn error_line(failure: &CliError, json: bool) -> String {
     let CliError {
         error,
@@ -374,9 +379,15 @@ pub fn error_line(failure: &CliError, json: bool) -> String {
             "{{\"code\":{},\"exit\":{exit},\"message\":{}{}}}",
             json_string(failure.code()),
             json_string(&message),
-            stored
-                .as_deref()
-                .map_or_else(String::new, |s| format!(",\"stored\":{}", json_string(s)))
+            stored.as_ref().map_or_else(String::new, |stored| format!(
+                ",\"stored\":{{\"count\":{},\"offsets\":[{}]}}",
+                stored.count(),
+                stored
+                    .runs()
+                    .map(|(first, last)| format!("[{first},{last}]"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ))
         ),
         false => format!("s3wal: {message}"),
     }

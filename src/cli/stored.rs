@@ -4,7 +4,7 @@ use std::fmt;
 
 /// The offsets one command stored, kept as runs so that a `--lines` run of
 /// millions of records stays small.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Stored {
     runs: Vec<(u64, u64)>,
     count: u64,
@@ -22,6 +22,16 @@ impl Stored {
     /// Whether nothing was stored.
     pub fn is_empty(&self) -> bool {
         self.count == 0
+    }
+
+    /// How many records were stored.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The offsets stored, as runs `(first, last)`, in the order stored.
+    pub fn runs(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.runs.iter().copied()
     }
 }
 

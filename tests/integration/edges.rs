@@ -121,9 +121,9 @@ fn lines_to_a_full_stdout_name_every_record_stored_and_store_no_more() {
     let (status, _, stderr) = stderr_of(child);
     assert_eq!(status.code(), Some(STORED_THEN_FAILED), "{stderr}");
     let named = [
-        r#""stored":"the record at offset 1""#,
-        r#""stored":"2 records, at offsets 1..2""#,
-        r#""stored":"3 records, at offsets 1..3""#,
+        r#""stored":{"count":1,"offsets":[[1,1]]}"#,
+        r#""stored":{"count":2,"offsets":[[1,2]]}"#,
+        r#""stored":{"count":3,"offsets":[[1,3]]}"#,
     ];
     let (stored, offsets) = match named.iter().position(|n| stderr.contains(n)) {
         Some(i) => (i + 1, (1..=i as u64 + 1).collect::<Vec<u64>>()),

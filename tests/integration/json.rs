@@ -25,10 +25,7 @@ fn append_read_last_recover_print_json_objects() {
         log.run(&["--json", "last"]).ok(),
         "{\"offset\":1,\"data\":\"Record #1\"}\n"
     );
-    assert_eq!(
-        log.run(&["--json", "recover"]).ok(),
-        "{\"last_offset\":1}\n"
-    );
+    assert_eq!(log.run(&["--json", "recover"]).ok(), "{\"last\":1}\n");
 }
 
 #[test]
@@ -93,7 +90,7 @@ fn verify_and_doctor_print_json() {
     assert_eq!(
         run.out(),
         "{\"problem\":\"hole\",\"first\":2,\"last\":2}\n\
-         {\"verified\":true,\"first\":1,\"last\":3,\"valid\":2,\"corrupt\":0,\"missing\":1,\"foreign\":0}\n"
+         {\"ok\":false,\"first\":1,\"last\":3,\"valid\":2,\"corrupt\":0,\"missing\":1,\"foreign\":0}\n"
     );
     let doctor = log.run(&["--json", "doctor"]).ok();
     assert_eq!(doctor.lines().count(), 10, "{doctor}");
@@ -134,4 +131,63 @@ fn version_prints_json() {
         run.ok(),
         format!("{{\"version\":\"{}\"}}\n", env!("CARGO_PKG_VERSION"))
     );
+}
+
+/// The rows of docs/json.md: a command line (`N` an offset, `DATA` a
+/// record) and the keys each of its lines carries.
+fn documented_shapes() -> Vec<(Vec<String>, Vec<String>)> {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/json.md")).unwrap();
+    let ticked = |cell: &str| -> Vec<String> {
+        cell.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
+    };
+    doc.lines()
+        .filter(|line| line.starts_with("| `"))
+        .map(|line| {
+            let cells: Vec<&str> = line.split(" | ").collect();
+            let command = ticked(cells[0])[0]
+                .split(' ')
+                .map(|word| match word {
+                    "N" => "2".to_owned(),
+                    "DATA" => "x".to_owned(),
+                    word => word.to_owned(),
+                })
+                .collect();
+            (command, ticked(cells[1]))
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
+fn every_command_prints_the_shape_docs_json_md_documents() {
+    let shapes = documented_shapes();
+    assert!(shapes.len() >= 13, "{shapes:?}");
+    for (i, (command, keys)) in shapes.iter().enumerate() {
+        let log = log(&format!("json-shape-{i}"));
+        fill_on_disk(&log, 1..=5);
+        let mut args = vec!["--json"];
+        args.extend(command.iter().map(String::as_str));
+        let run = match command[..] {
+            [ref append, ref dash] if append == "append" && dash == "-" => {
+                log.run_with_stdin(&args, b"bytes")
+            }
+            _ => log.run(&args),
+        };
+        let out = run.ok();
+        assert!(!out.is_empty(), "{command:?} printed nothing");
+        for line in out.lines() {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            let found: Vec<&String> = value.as_object().unwrap().keys().collect();
+            let mut found: Vec<&str> = found.into_iter().map(String::as_str).collect();
+            let mut documented: Vec<&str> = keys.iter().map(String::as_str).collect();
+            found.sort_unstable();
+            documented.sort_unstable();
+            assert_eq!(found, documented, "{command:?}: {line}");
+        }
+    }
 }

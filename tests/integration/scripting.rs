@@ -11,10 +11,7 @@ use common::{Server, TestLog, fill_on_disk, request_counts};
 fn global_options_work_after_the_command_too() {
     let log = TestLog::new(Server::s3s(), "options-anywhere");
     fill_on_disk(&log, 1..=3);
-    assert_eq!(
-        log.run(&["recover", "--json"]).ok(),
-        "{\"last_offset\":3}\n"
-    );
+    assert_eq!(log.run(&["recover", "--json"]).ok(), "{\"last\":3}\n");
     let read = log.run(&["read", "1", "-v"]);
     assert_eq!(read.ok(), "Offset: 1, Data: r1\n");
     assert_eq!(request_counts(&read)["GetObject"], 1);
