@@ -90,6 +90,11 @@ pub(super) fn parse_endpoint(raw: &str) -> Result<Url> {
         raw
     };
     let bad = |why: &str| Error::Config(format!("endpoint {shown:?} {why}"));
+    if !raw.contains("://") && Url::parse(&format!("http://{raw}")).is_ok() {
+        return Err(bad(&format!(
+            "has no scheme: write http://{shown} or https://{shown}"
+        )));
+    }
     let url = Url::parse(raw).map_err(|e| bad(&format!("is not a URL: {e}")))?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err(bad("must not carry a user name or password"));

@@ -336,16 +336,48 @@ fn unsafe_takeover(inputs: Inputs<'_>, shown: &mut Shown) -> Result<bool> {
 
 /// The bucket and the log's folder in it.
 fn location(inputs: Inputs<'_>, shown: &mut Shown) -> Result<(String, Prefix)> {
-    let (bucket, source) = inputs.pick(BUCKET).ok_or_else(|| {
-        let variable = BUCKET.env.join(", ");
-        let flag = flag_name(BUCKET);
-        Error::Config(format!("no bucket: pass {flag} or set {variable}"))
-    })?;
+    let (prefix, prefix_source) = inputs.value(PREFIX);
+    let (bucket, prefix) = match (inputs.pick(BUCKET), s3_location(&prefix)) {
+        (Some((bucket, _)), _) if bucket.starts_with("s3://") => {
+            let (name, path) = s3_location(&bucket).unwrap_or_default();
+            return Err(Error::Config(format!(
+                "the bucket {bucket:?} is a location, not a name: write --bucket {name}, \
+                 or the whole location as --prefix s3://{name}/{}",
+                if path.is_empty() { "PREFIX" } else { path }
+            )));
+        }
+        (Some((bucket, source)), None) => ((bucket, source), prefix),
+        (None, Some((name, path))) => ((name.to_owned(), prefix_source.clone()), path.to_owned()),
+        (Some((bucket, source)), Some((name, path))) if bucket == name => {
+            ((bucket, source), path.to_owned())
+        }
+        (Some((bucket, _)), Some((name, _))) => {
+            return Err(Error::Config(format!(
+                "the prefix {prefix:?} names bucket {name:?}, but the bucket is {bucket:?}"
+            )));
+        }
+        (None, None) => {
+            let variable = BUCKET.env.join(", ");
+            let flag = flag_name(BUCKET);
+            return Err(Error::Config(format!(
+                "no bucket: pass {flag}, set {variable}, or give the location as \
+                 --prefix s3://BUCKET/PREFIX"
+            )));
+        }
+    };
+    let (bucket, source) = bucket;
     shown.push(BUCKET, &bucket, source);
-    let (prefix, source) = inputs.value(PREFIX);
+    let source = prefix_source;
     let prefix = Prefix::new(&prefix).map_err(Error::Config)?;
     shown.push(PREFIX, prefix.as_str(), source);
     Ok((bucket, prefix))
+}
+
+/// `s3://bucket/prefix` as its bucket and prefix (either may be empty),
+/// as aws CLI and rclone users write a location; `None` for a plain prefix.
+fn s3_location(text: &str) -> Option<(&str, &str)> {
+    let location = text.strip_prefix("s3://")?;
+    Some(location.split_once('/').unwrap_or((location, "")))
 }
 
 /// Where the bucket is served, and what this machine keeps of it.

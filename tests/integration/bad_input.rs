@@ -130,6 +130,15 @@ catalogue! {
     };
     endpoint_not_http: 1, "http:// or https://", |log| log.run(&["--endpoint", "ftp://h", "recover"]);
     endpoint_not_a_url: 1, "is not a URL", |log| log.run(&["--endpoint", "not a url", "recover"]);
+    endpoint_without_a_scheme: 1, "has no scheme: write http://minio.local:9000 or https://minio.local:9000", |log| {
+        log.run(&["--endpoint", "minio.local:9000", "recover"])
+    };
+    bucket_given_as_a_location: 1, "write --bucket logs, or the whole location as --prefix s3://logs/wal", |log| {
+        log.run(&["--bucket", "s3://logs/wal", "recover"])
+    };
+    prefix_naming_another_bucket: 1, "names bucket \"other\", but the bucket is", |log| {
+        log.run(&["--prefix", "s3://other/wal", "recover"])
+    };
     endpoint_with_an_international_host_name: 1, "invalid international domain name", |log| {
         log.run(&["--endpoint", "http://bücher.example", "recover"])
     };

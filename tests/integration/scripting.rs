@@ -108,3 +108,35 @@ fn raw_with_json_is_a_usage_error() {
         );
     }
 }
+
+#[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
+fn an_s3_url_names_the_bucket_and_the_prefix() {
+    let log = TestLog::new(Server::s3s(), "s3-url");
+    fill_on_disk(&log, 1..=4);
+    let location = format!("s3://{}/{}", log.server.bucket, log.prefix);
+    let run = |extra: &[&str]| {
+        let mut command = log.command();
+        command
+            .env_remove("AWS_BUCKET_NAME")
+            .env_remove("AWS_PREFIX");
+        common::Run::of(command.args(extra))
+    };
+    assert_eq!(
+        run(&["--prefix", &location, "recover"]).ok(),
+        "Last offset: 4\n"
+    );
+    assert_eq!(
+        run(&[
+            "--bucket",
+            &log.server.bucket,
+            "--prefix",
+            &location,
+            "read",
+            "2"
+        ])
+        .ok(),
+        "Offset: 2, Data: r2\n",
+        "the same bucket twice is no conflict"
+    );
+}
