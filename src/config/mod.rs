@@ -387,7 +387,9 @@ struct Place {
     /// AWS's endpoints of the kind asked for; `None` for a custom one.
     aws: Option<AwsEndpoint>,
     local: LocalState,
-    lock_dir: PathBuf,
+    /// The lock folder; `None` without a home, where only commands that
+    /// take the lock (append, truncate, trim) fail, with this reason.
+    lock_dir: std::result::Result<PathBuf, String>,
     lock_source: Source,
 }
 
@@ -411,15 +413,16 @@ fn place(inputs: Inputs<'_>, bucket: &str, prefix: &Prefix, shown: &mut Shown) -
     // The local files are named after the configured endpoint, so that a
     // redirect does not move them.
     let (lock_dir, lock_source) = match inputs.pick(LOCK_DIR) {
-        Some((dir, source)) => (PathBuf::from(dir), source),
-        None => (default_lock_dir(inputs.env)?, Source::Default),
+        Some((dir, source)) => (Ok(PathBuf::from(dir)), source),
+        None => (
+            default_lock_dir(inputs.env).map_err(|error| error.to_string()),
+            Source::Default,
+        ),
     };
-    let local = LocalState::in_dir(
-        &lock_dir,
-        configured_endpoint.as_str(),
-        bucket,
-        prefix.as_str(),
-    );
+    let local = match &lock_dir {
+        Ok(dir) => LocalState::in_dir(dir, configured_endpoint.as_str(), bucket, prefix.as_str()),
+        Err(why) => LocalState::without_folder(why),
+    };
     let aws = custom.is_none().then_some(aws);
     let remembered = aws.and_then(|aws| Some((aws, RegionMemory::at(local.region_path()).load()?)));
     let (region, endpoint, source) = match remembered {
@@ -498,7 +501,10 @@ pub fn resolve(flags: &Flags, env: &Env) -> Result<Config> {
         Some((proxy, source)) => shown.push(PROXY, proxy::shown(proxy), source.clone()),
         None => shown.push(PROXY, "none", Source::Default),
     }
-    shown.push(LOCK_DIR, place.lock_dir.display(), place.lock_source);
+    match &place.lock_dir {
+        Ok(dir) => shown.push(LOCK_DIR, dir.display(), place.lock_source),
+        Err(_) => shown.push(LOCK_DIR, "none: HOME is not set", place.lock_source),
+    }
     Ok(Config {
         s3: S3Config {
             endpoint: place.endpoint,

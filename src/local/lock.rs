@@ -98,6 +98,8 @@ pub(crate) fn file_stem(endpoint: &str, bucket: &str, prefix: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppendLock {
     path: PathBuf,
+    /// Why there is no lock file to take: no per-user folder for it.
+    missing: Option<String>,
 }
 
 /// A held lock; dropping it releases the lock.
@@ -109,7 +111,18 @@ pub struct LockGuard {
 impl AppendLock {
     /// The lock file at `path`.
     pub(crate) fn at(path: PathBuf) -> AppendLock {
-        AppendLock { path }
+        AppendLock {
+            path,
+            missing: None,
+        }
+    }
+
+    /// No lock file, for `why`: taking it fails, saying so.
+    pub(crate) fn missing(why: &str) -> AppendLock {
+        AppendLock {
+            path: PathBuf::new(),
+            missing: Some(why.to_owned()),
+        }
     }
 
     /// The lock file's path.
@@ -119,6 +132,9 @@ impl AppendLock {
 
     /// Blocks until this process holds the lock.
     pub fn acquire(&self, interrupted: Interruption) -> Result<LockGuard> {
+        if let Some(why) = &self.missing {
+            return Err(Error::Config(why.clone()));
+        }
         let context = |what: &str| format!("{what} lock file {}", self.path.display());
         if let Some(dir) = self.path.parent() {
             private_dir(dir)?;

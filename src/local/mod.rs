@@ -58,6 +58,28 @@ impl LocalState {
         }
     }
 
+    /// No files at all, where there is no per-user folder for them (no
+    /// `HOME`): reading commands work without shortcuts, and taking the
+    /// lock fails with `why`.
+    pub fn without_folder(why: &str) -> LocalState {
+        LocalState {
+            lock: AppendLock::missing(why),
+            hint: TailHint {
+                path: PathBuf::new(),
+            },
+            probe: ProbeCache {
+                path: PathBuf::new(),
+            },
+            expiry: ProbeCache {
+                path: PathBuf::new(),
+            },
+            fences: FenceMemory {
+                path: PathBuf::new(),
+            },
+            region: PathBuf::new(),
+        }
+    }
+
     /// The file where the bucket's region is remembered.
     pub fn region_path(&self) -> &Path {
         &self.region
@@ -74,8 +96,9 @@ impl LocalState {
 /// effort: failing costs the next command a search or a probe.
 pub(crate) fn write_atomically(path: &Path, contents: &str) {
     // Never written into a folder others can write: they could plant a
-    // symlink where the temporary file goes.
-    if path.parent().is_some_and(|dir| private_dir(dir).is_err()) {
+    // symlink where the temporary file goes. No path at all means no
+    // folder for local files (no `HOME`).
+    if path.as_os_str().is_empty() || path.parent().is_some_and(|dir| private_dir(dir).is_err()) {
         return;
     }
     let temporary = path.with_extension(format!("tmp{}", std::process::id()));

@@ -140,3 +140,23 @@ fn an_s3_url_names_the_bucket_and_the_prefix() {
         "the same bucket twice is no conflict"
     );
 }
+
+#[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
+fn reading_needs_no_home_and_no_lock_folder() {
+    let log = TestLog::new(Server::s3s(), "no-home");
+    fill_on_disk(&log, 1..=3);
+    let homeless = |args: &[&str]| {
+        let mut command = log.command();
+        for name in ["HOME", "S3WAL_LOCK_DIR", "XDG_STATE_HOME"] {
+            command.env_remove(name);
+        }
+        common::Run::of(command.args(args))
+    };
+    assert_eq!(homeless(&["recover"]).ok(), "Last offset: 3\n");
+    assert_eq!(homeless(&["last"]).ok(), "Last record: offset=3, data=r3\n");
+    assert_eq!(homeless(&["dump"]).ok().lines().count(), 3);
+    assert!(homeless(&["verify"]).ok().contains("3 valid"));
+    homeless(&["append", "x"]).fails(1, "no lock folder: HOME is not set");
+    assert!(!log.workdir.join(".tmp").exists());
+}
