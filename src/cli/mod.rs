@@ -12,12 +12,14 @@ use argh::{EarlyExit, FromArgs};
 
 mod append;
 mod failure;
+mod manual;
 mod output;
 mod signals;
 mod stored;
 
 use append::Source;
 use failure::{CliError, exit};
+use manual::{Manual, Opt};
 use output::Output;
 use s3wal::Error;
 use s3wal::config::settings::{self, Form};
@@ -47,6 +49,9 @@ struct Args {
     version: bool,
     /// Print JSON lines, and errors as JSON.
     json: bool,
+    /// Print the man page or a shell's completions (`--generate man`),
+    /// which `make dist` ships; not in `--help`, which they repeat.
+    generate: Option<String>,
     command: Option<Command>,
 }
 
@@ -57,7 +62,10 @@ const SWITCHES: [(&str, &str); 3] = [
         "-v, --verbose",
         "print one line per S3 request to stderr, and a summary at exit",
     ),
-    ("--version", "print the version and exit"),
+    (
+        "-V, --version",
+        "print the version, commit and target, and exit",
+    ),
     (
         "--json",
         "print one JSON object per line on stdout, and errors as JSON on stderr",
@@ -100,6 +108,9 @@ const EXIT_CODES: [(u8, &str); 8] = [
          where the log starts now",
     ),
 ];
+
+/// The help option's spellings and help line.
+const HELP_LINE: (&str, &str) = ("-h, --help, help", "display usage information");
 
 /// What `help` and `--help` ask argh for.
 const HELP: [&str; 2] = ["--help", "help"];
@@ -152,8 +163,14 @@ fn global<'a>(
 ) -> Result<(), String> {
     match arg {
         "-v" | "--verbose" => parsed.verbose = true,
-        "--version" => parsed.version = true,
+        "-V" | "--version" => parsed.version = true,
         "--json" => parsed.json = true,
+        "--generate" => {
+            let what = rest
+                .next()
+                .ok_or("No value provided for option '--generate'.")?;
+            parsed.generate = Some(what.to_owned());
+        }
         _ if parsed.flags.take(arg, rest)? => {}
         _ => return Err(format!("Unrecognized argument: {arg}")),
     }
@@ -165,19 +182,15 @@ fn global<'a>(
 fn help_text() -> String {
     let mut usage = String::from("Usage: s3wal");
     let mut options = String::new();
-    for (flag, line) in settings::help_lines() {
-        match flag.form {
-            Form::Switch => usage.push_str(&format!(" [{}]", flag.name)),
-            _ => usage.push_str(&format!(" [{0} <{1}>]", flag.name, &flag.name[2..])),
+    for Opt { names, value, help } in global_options() {
+        let first = names.split(", ").next().unwrap_or(&names);
+        match value {
+            Some(value) => usage.push_str(&format!(" [{first} <{value}>]")),
+            None => usage.push_str(&format!(" [{first}]")),
         }
-        describe(&mut options, flag.name, &line);
+        describe(&mut options, &names, &help);
     }
-    for (names, line) in SWITCHES {
-        let first = names.split(", ").next().unwrap_or(names);
-        usage.push_str(&format!(" [{first}]"));
-        describe(&mut options, names, line);
-    }
-    describe(&mut options, "--help, help", "display usage information");
+    describe(&mut options, HELP_LINE.0, HELP_LINE.1);
     let mut commands = String::new();
     for command in <Command as argh::SubCommands>::COMMANDS {
         describe(&mut commands, command.name, command.description);
@@ -198,6 +211,42 @@ fn help_text() -> String {
         variables.join(", "),
         codes.join("\n")
     )
+}
+
+/// The global options but help, in `--help`'s order: the settings'
+/// flags, then `SWITCHES`.
+fn global_options() -> Vec<Opt> {
+    let flags = settings::help_lines().map(|(flag, help)| Opt {
+        names: flag.name.to_owned(),
+        value: (flag.form != Form::Switch).then(|| &flag.name[2..]),
+        help,
+    });
+    let switches = SWITCHES.iter().map(|(names, help)| Opt {
+        names: (*names).to_owned(),
+        value: None,
+        help: (*help).to_owned(),
+    });
+    flags.chain(switches).collect()
+}
+
+/// What `--help` and each command's `help` say, for `--generate`.
+fn manual() -> Manual {
+    let (names, help) = HELP_LINE;
+    let mut options = global_options();
+    options.push(Opt {
+        names: names.to_owned(),
+        value: None,
+        help: help.to_owned(),
+    });
+    let commands = <Command as argh::SubCommands>::COMMANDS.iter().map(|info| {
+        let help = parse(&["help", info.name]).err().map(|early| early.output);
+        (info.name, info.description, help.unwrap_or_default())
+    });
+    Manual {
+        options,
+        commands: commands.collect(),
+        exit_codes: &EXIT_CODES,
+    }
 }
 
 /// One entry of a help list as argh lays it out: the name indented by
@@ -431,6 +480,13 @@ pub fn main(args: Vec<OsString>) -> u8 {
         }
     };
     json = parsed.json;
+    if let Some(what) = &parsed.generate {
+        let Some(text) = manual::generate(what, &manual()) else {
+            let error = format!("--generate takes man, bash, zsh or fish, not {what:?}");
+            return fail(Error::Usage(error).into(), json);
+        };
+        return print_help(&text);
+    }
     // An append defers SIGINT, SIGTERM and SIGHUP from here until its
     // outcome is printed; a signal that came meanwhile then ends it.
     let _deferral =
@@ -438,7 +494,7 @@ pub fn main(args: Vec<OsString>) -> u8 {
     let mut out = Output::new(json);
     let mut stored = Stored::default();
     let result = match parsed.version {
-        true => out.version(env!("CARGO_PKG_VERSION")),
+        true => out.version(),
         false => run(parsed, &mut out, &mut stored),
     };
     // A signal that came after the append's last look still gets its
@@ -471,7 +527,8 @@ fn is_closed_stdout(error: &Error) -> bool {
 /// `--name=value` (for every option) becomes `--name value`; the seed's
 /// `-bucket`, `-prefix` and `-region` (Go's `flag` package reads one dash
 /// or two, so scripts written for the seed use every form; the table marks
-/// them `seed`) become `--bucket`, `--prefix` and `--region`; and a lone `-` (stdin, as in `append -`), which argh would
+/// them `seed`) become `--bucket`, `--prefix` and `--region`; `-h`, which
+/// argh does not know, becomes `--help` (before or after the command); and a lone `-` (stdin, as in `append -`), which argh would
 /// take for an option, goes after a `--`. Nothing after a `--` is touched,
 /// so data such as `--x=y` can always be given there.
 fn normalise_args(args: &[String]) -> Vec<String> {
@@ -488,6 +545,7 @@ fn normalise_args(args: &[String]) -> Vec<String> {
             Some((name, value)) if is_option_name(name) => (name, Some(value)),
             _ => (arg.as_str(), None),
         };
+        let name = if name == "-h" { "--help" } else { name };
         out.push(settings::seed_flag(name).unwrap_or(name).to_owned());
         out.extend(value.map(str::to_owned));
     }
@@ -502,7 +560,7 @@ fn is_option_name(name: &str) -> bool {
     long || settings::seed_flag(name).is_some()
 }
 
-/// `--help`: to stdout, exit 0.
+/// `--help` (or what `--generate` made): to stdout, exit 0.
 fn print_help(help: &str) -> u8 {
     let mut stdout = io::stdout().lock();
     match stdout
@@ -786,6 +844,16 @@ mod tests {
     }
 
     #[test]
+    fn short_h_is_help_anywhere_and_short_v_capital_the_version() {
+        assert_eq!(
+            normalised(&["-h", "dump", "-h"]),
+            ["--help", "dump", "--help"]
+        );
+        assert_eq!(normalised(&["append", "--", "-h"]), ["append", "--", "-h"]);
+        assert!(parse(&["-V"]).unwrap().version);
+    }
+
+    #[test]
     fn lone_dash_is_stdin_and_ends_the_options() {
         assert_eq!(normalised(&["append", "-"]), ["append", "--", "-"]);
     }
@@ -859,6 +927,36 @@ mod tests {
         }
         let recover = parse(&["help", "recover"]).unwrap_err().output;
         assert!(recover.starts_with("Usage: s3wal recover"), "{recover}");
+    }
+
+    #[test]
+    fn man_page_and_completions_list_every_option_command_and_exit_code_of_help() {
+        let help = help_text();
+        let generated = |what| manual::generate(what, &manual()).unwrap();
+        let man = generated("man").replace("\\-", "-").replace("\\e", "\\");
+        let options = manual::section(&help, "Options:");
+        let commands = manual::section(&help, "Commands:");
+        let codes = manual::section(&help, "Error codes:");
+        let counts = (manual().options.len(), EXIT_CODES.len());
+        assert_eq!((options.len(), codes.len()), counts);
+        for (names, text) in options {
+            assert!(man.contains(&format!(".TP\n\\fB{names}\\fR")), "{names}");
+            assert!(man.contains(&text), "{text}");
+            for shell in ["bash", "zsh", "fish"] {
+                let script = generated(shell);
+                for long in names.split(", ").filter_map(|n| n.strip_prefix("--")) {
+                    assert!(script.contains(long), "{long} missing from {shell}");
+                }
+            }
+        }
+        for (name, text) in commands {
+            assert!(man.contains(&format!(".SS {name}\n{text}\n")), "{name}");
+        }
+        for (line, _) in codes {
+            let (code, meaning) = line.split_once(' ').unwrap();
+            let entry = format!(".TP\n\\fB{code}\\fR\n{meaning}\n");
+            assert!(man.contains(&entry), "{entry}");
+        }
     }
 
     fn parsed(args: &[&str]) -> Result<Command, String> {
