@@ -12,6 +12,7 @@ use argh::{EarlyExit, FromArgs};
 
 mod append;
 mod failure;
+#[cfg(test)]
 mod manual;
 mod output;
 mod signals;
@@ -19,7 +20,6 @@ mod stored;
 
 use append::Source;
 use failure::{CliError, exit};
-use manual::{Manual, Opt};
 use output::Output;
 use s3wal::Error;
 use s3wal::config::settings::{self, Form};
@@ -49,9 +49,6 @@ struct Args {
     version: bool,
     /// Print JSON lines, and errors as JSON.
     json: bool,
-    /// Print the man page or a shell's completions (`--generate man`),
-    /// which `make dist` ships; not in `--help`, which they repeat.
-    generate: Option<String>,
     command: Option<Command>,
 }
 
@@ -109,9 +106,6 @@ const EXIT_CODES: [(u8, &str); 8] = [
     ),
 ];
 
-/// The help option's spellings and help line.
-const HELP_LINE: (&str, &str) = ("-h, --help, help", "display usage information");
-
 /// What `help` and `--help` ask argh for.
 const HELP: [&str; 2] = ["--help", "help"];
 
@@ -165,12 +159,6 @@ fn global<'a>(
         "-v" | "--verbose" => parsed.verbose = true,
         "-V" | "--version" => parsed.version = true,
         "--json" => parsed.json = true,
-        "--generate" => {
-            let what = rest
-                .next()
-                .ok_or("No value provided for option '--generate'.")?;
-            parsed.generate = Some(what.to_owned());
-        }
         _ if parsed.flags.take(arg, rest)? => {}
         _ => return Err(format!("Unrecognized argument: {arg}")),
     }
@@ -182,15 +170,23 @@ fn global<'a>(
 fn help_text() -> String {
     let mut usage = String::from("Usage: s3wal");
     let mut options = String::new();
-    for Opt { names, value, help } in global_options() {
-        let first = names.split(", ").next().unwrap_or(&names);
-        match value {
-            Some(value) => usage.push_str(&format!(" [{first} <{value}>]")),
-            None => usage.push_str(&format!(" [{first}]")),
+    for (flag, line) in settings::help_lines() {
+        match flag.form {
+            Form::Switch => usage.push_str(&format!(" [{}]", flag.name)),
+            _ => usage.push_str(&format!(" [{0} <{1}>]", flag.name, &flag.name[2..])),
         }
-        describe(&mut options, &names, &help);
+        describe(&mut options, flag.name, &line);
     }
-    describe(&mut options, HELP_LINE.0, HELP_LINE.1);
+    for (names, line) in SWITCHES {
+        let first = names.split(", ").next().unwrap_or(names);
+        usage.push_str(&format!(" [{first}]"));
+        describe(&mut options, names, line);
+    }
+    describe(
+        &mut options,
+        "-h, --help, help",
+        "display usage information",
+    );
     let mut commands = String::new();
     for command in <Command as argh::SubCommands>::COMMANDS {
         describe(&mut commands, command.name, command.description);
@@ -211,42 +207,6 @@ fn help_text() -> String {
         variables.join(", "),
         codes.join("\n")
     )
-}
-
-/// The global options but help, in `--help`'s order: the settings'
-/// flags, then `SWITCHES`.
-fn global_options() -> Vec<Opt> {
-    let flags = settings::help_lines().map(|(flag, help)| Opt {
-        names: flag.name.to_owned(),
-        value: (flag.form != Form::Switch).then(|| &flag.name[2..]),
-        help,
-    });
-    let switches = SWITCHES.iter().map(|(names, help)| Opt {
-        names: (*names).to_owned(),
-        value: None,
-        help: (*help).to_owned(),
-    });
-    flags.chain(switches).collect()
-}
-
-/// What `--help` and each command's `help` say, for `--generate`.
-fn manual() -> Manual {
-    let (names, help) = HELP_LINE;
-    let mut options = global_options();
-    options.push(Opt {
-        names: names.to_owned(),
-        value: None,
-        help: help.to_owned(),
-    });
-    let commands = <Command as argh::SubCommands>::COMMANDS.iter().map(|info| {
-        let help = parse(&["help", info.name]).err().map(|early| early.output);
-        (info.name, info.description, help.unwrap_or_default())
-    });
-    Manual {
-        options,
-        commands: commands.collect(),
-        exit_codes: &EXIT_CODES,
-    }
 }
 
 /// One entry of a help list as argh lays it out: the name indented by
@@ -480,13 +440,6 @@ pub fn main(args: Vec<OsString>) -> u8 {
         }
     };
     json = parsed.json;
-    if let Some(what) = &parsed.generate {
-        let Some(text) = manual::generate(what, &manual()) else {
-            let error = format!("--generate takes man, bash, zsh or fish, not {what:?}");
-            return fail(Error::Usage(error).into(), json);
-        };
-        return print_help(&text);
-    }
     // An append defers SIGINT, SIGTERM and SIGHUP from here until its
     // outcome is printed; a signal that came meanwhile then ends it.
     let _deferral =
@@ -560,7 +513,7 @@ fn is_option_name(name: &str) -> bool {
     long || settings::seed_flag(name).is_some()
 }
 
-/// `--help` (or what `--generate` made): to stdout, exit 0.
+/// `--help`: to stdout, exit 0.
 fn print_help(help: &str) -> u8 {
     let mut stdout = io::stdout().lock();
     match stdout
@@ -929,36 +882,46 @@ mod tests {
         assert!(recover.starts_with("Usage: s3wal recover"), "{recover}");
     }
 
+    /// The man page and completions of `make dist` are what `--help` and
+    /// each command's help say; `S3WAL_BLESS=1 cargo test --bin s3wal
+    /// manual` writes them again after a change.
     #[test]
-    fn man_page_and_completions_list_every_option_command_and_exit_code_of_help() {
+    fn manual_and_completions_say_what_help_says() {
         let help = help_text();
-        let generated = |what| manual::generate(what, &manual()).unwrap();
-        let man = generated("man").replace("\\-", "-").replace("\\e", "\\");
-        let options = manual::section(&help, "Options:");
-        let commands = manual::section(&help, "Commands:");
-        let codes = manual::section(&help, "Error codes:");
-        let counts = (manual().options.len(), EXIT_CODES.len());
-        assert_eq!((options.len(), codes.len()), counts);
-        for (names, text) in options {
-            assert!(man.contains(&format!(".TP\n\\fB{names}\\fR")), "{names}");
-            assert!(man.contains(&text), "{text}");
-            for shell in ["bash", "zsh", "fish"] {
-                let script = generated(shell);
-                for long in names.split(", ").filter_map(|n| n.strip_prefix("--")) {
-                    assert!(script.contains(long), "{long} missing from {shell}");
-                }
+        let command_help = |name: &str| parse(&["help", name]).unwrap_err().output;
+        let manual = manual::Manual::new(help, command_help);
+        for (path, make) in manual::FILES {
+            let made = make(&manual);
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+            if std::env::var_os("S3WAL_BLESS").is_some() {
+                std::fs::write(&path, &made).unwrap();
             }
+            let file = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(
+                file == made,
+                "{path:?} is not what --help says: S3WAL_BLESS=1"
+            );
         }
-        for (name, text) in commands {
-            assert!(man.contains(&format!(".SS {name}\n{text}\n")), "{name}");
+        // Every option, command and exit code --help names is in the man
+        // page, whatever the layout read back.
+        let man = (manual::FILES[0].1)(&manual)
+            .replace("\\-", "-")
+            .replace("\\e", "\\");
+        let flags = settings::SETTINGS.iter().filter_map(|s| s.flag.as_ref());
+        let options = flags.map(|flag| (flag.name, flag.help));
+        for (name, text) in options.chain(SWITCHES).chain([("-h, --help", "")]) {
+            assert!(man.contains(&format!(".TP\n\\fB{name}")), "{name}");
+            assert!(man.contains(text), "{text}");
         }
-        for (line, _) in codes {
-            let (code, meaning) = line.split_once(' ').unwrap();
+        for command in <Command as argh::SubCommands>::COMMANDS {
+            let entry = format!(".SS {}\n{}\n", command.name, command.description);
+            assert!(man.contains(&entry), "{entry}");
+        }
+        for (code, meaning) in EXIT_CODES {
             let entry = format!(".TP\n\\fB{code}\\fR\n{meaning}\n");
             assert!(man.contains(&entry), "{entry}");
         }
     }
-
     fn parsed(args: &[&str]) -> Result<Command, String> {
         match parse(args) {
             Ok(args) => Ok(args.command.unwrap()),
