@@ -23,8 +23,11 @@ struct Opt {
     help: String,
 }
 
+/// What makes one file from what the help says.
+type Make = fn(&Manual) -> String;
+
 /// Each file, and what makes it.
-pub const FILES: [(&str, fn(&Manual) -> String); 4] = [
+pub const FILES: [(&str, Make); 4] = [
     ("docs/s3wal.1", man),
     ("docs/completions/s3wal.bash", bash),
     ("docs/completions/_s3wal", zsh),
