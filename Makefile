@@ -9,7 +9,7 @@ build:
 
 # The seed's demo story against a throwaway local s3s-fs.
 demo: build
-	tests/servers/demo.sh target/release/s3wal
+	tests/servers/demo.sh $${CARGO_TARGET_DIR:-target}/release/s3wal
 
 # Installs s3s-fs, the Ceph RGW packages and SeaweedFS if missing, starts
 # the three servers, runs every test (unit, integration, doc) including
