@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the real S3 servers used by the tests (see README.md, "Two commands").
+# Install the real S3 servers used by the tests (see README.md, "Development").
 # Idempotent: each step is skipped when its tool is already there.
 # Usage: tests/servers/install.sh      (apt steps need root, as in CI)
 #        S3WAL_SKIP_RGW=1 tests/servers/install.sh   (no Ceph)
