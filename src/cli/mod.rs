@@ -12,6 +12,8 @@ use argh::{EarlyExit, FromArgs};
 
 mod append;
 mod failure;
+#[cfg(test)]
+mod manual;
 mod output;
 mod signals;
 mod stored;
@@ -64,7 +66,10 @@ const SWITCHES: [(&str, &str); 4] = [
         "print no line for each record appended or the records a truncate or trim \
          deleted (for cron); errors still go to stderr",
     ),
-    ("--version", "print the version and exit"),
+    (
+        "-V, --version",
+        "print the version, commit and target, and exit",
+    ),
     (
         "--json",
         "print one JSON object per line on stdout, and errors as JSON on stderr",
@@ -170,7 +175,7 @@ fn global<'a>(
     match arg {
         "-v" | "--verbose" => parsed.verbose = true,
         "-q" | "--quiet" => parsed.quiet = true,
-        "--version" => parsed.version = true,
+        "-V" | "--version" => parsed.version = true,
         "--json" => parsed.json = true,
         _ => return parsed.flags.take(arg, rest),
     }
@@ -229,7 +234,11 @@ fn help_text() -> String {
         usage.push_str(&format!(" [{first}]"));
         describe(&mut options, names, line);
     }
-    describe(&mut options, "--help, help", "display usage information");
+    describe(
+        &mut options,
+        "-h, --help, help",
+        "display usage information",
+    );
     let mut commands = String::new();
     for command in <Command as argh::SubCommands>::COMMANDS {
         describe(&mut commands, command.name, command.description);
@@ -499,7 +508,7 @@ pub fn main(args: Vec<OsString>) -> u8 {
     let mut out = Output::new(json, parsed.quiet);
     let mut stored = Stored::default();
     let result = match parsed.version {
-        true => out.version(env!("CARGO_PKG_VERSION")),
+        true => out.version(),
         false => run(parsed, &mut out, &mut stored),
     };
     // A signal that came after the append's last look still gets its
@@ -532,7 +541,8 @@ fn is_closed_stdout(error: &Error) -> bool {
 /// `--name=value` (for every option) becomes `--name value`; the seed's
 /// `-bucket`, `-prefix` and `-region` (Go's `flag` package reads one dash
 /// or two, so scripts written for the seed use every form; the table marks
-/// them `seed`) become `--bucket`, `--prefix` and `--region`; and a lone `-` (stdin, as in `append -`), which argh would
+/// them `seed`) become `--bucket`, `--prefix` and `--region`; `-h`, which
+/// argh does not know, becomes `--help` (before or after the command); and a lone `-` (stdin, as in `append -`), which argh would
 /// take for an option, goes after a `--`. Nothing after a `--` is touched,
 /// so data such as `--x=y` can always be given there.
 fn normalise_args(args: &[String]) -> Vec<String> {
@@ -549,6 +559,7 @@ fn normalise_args(args: &[String]) -> Vec<String> {
             Some((name, value)) if is_option_name(name) => (name, Some(value)),
             _ => (arg.as_str(), None),
         };
+        let name = if name == "-h" { "--help" } else { name };
         out.push(settings::seed_flag(name).unwrap_or(name).to_owned());
         out.extend(value.map(str::to_owned));
     }
@@ -867,6 +878,16 @@ mod tests {
     }
 
     #[test]
+    fn short_h_is_help_anywhere_and_short_v_capital_the_version() {
+        assert_eq!(
+            normalised(&["-h", "dump", "-h"]),
+            ["--help", "dump", "--help"]
+        );
+        assert_eq!(normalised(&["append", "--", "-h"]), ["append", "--", "-h"]);
+        assert!(parse(&["-V"]).unwrap().version);
+    }
+
+    #[test]
     fn lone_dash_is_stdin_and_ends_the_options() {
         assert_eq!(normalised(&["append", "-"]), ["append", "--", "-"]);
     }
@@ -942,6 +963,46 @@ mod tests {
         assert!(recover.starts_with("Usage: s3wal recover"), "{recover}");
     }
 
+    /// The man page and completions of `make dist` are what `--help` and
+    /// each command's help say; `S3WAL_BLESS=1 cargo test --bin s3wal
+    /// manual` writes them again after a change.
+    #[test]
+    fn manual_and_completions_say_what_help_says() {
+        let help = help_text();
+        let command_help = |name: &str| parse(&["help", name]).unwrap_err().output;
+        let manual = manual::Manual::new(help, command_help);
+        for (path, make) in manual::FILES {
+            let made = make(&manual);
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+            if std::env::var_os("S3WAL_BLESS").is_some() {
+                std::fs::write(&path, &made).unwrap();
+            }
+            let file = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(
+                file == made,
+                "{path:?} is not what --help says: S3WAL_BLESS=1"
+            );
+        }
+        // Every option, command and exit code --help names is in the man
+        // page, whatever the layout read back.
+        let man = (manual::FILES[0].1)(&manual)
+            .replace("\\-", "-")
+            .replace("\\e", "\\");
+        let flags = settings::SETTINGS.iter().filter_map(|s| s.flag.as_ref());
+        let options = flags.map(|flag| (flag.name, flag.help));
+        for (name, text) in options.chain(SWITCHES).chain([("-h, --help", "")]) {
+            assert!(man.contains(&format!(".TP\n\\fB{name}")), "{name}");
+            assert!(man.contains(text), "{text}");
+        }
+        for command in <Command as argh::SubCommands>::COMMANDS {
+            let entry = format!(".SS {}\n{}\n", command.name, command.description);
+            assert!(man.contains(&entry), "{entry}");
+        }
+        for (code, meaning) in EXIT_CODES {
+            let entry = format!(".TP\n\\fB{code}\\fR\n{meaning}\n");
+            assert!(man.contains(&entry), "{entry}");
+        }
+    }
     fn parsed(args: &[&str]) -> Result<Command, String> {
         match parse(args) {
             Ok(args) => Ok(args.command.unwrap()),

@@ -167,11 +167,22 @@ impl Output {
         self.out.flush().map_err(stdout_error)
     }
 
-    /// `s3wal <version>`
-    pub fn version(&mut self, version: &str) -> Result<(), Error> {
+    /// `s3wal <version> (commit <commit>, <target>)`: what `build.rs`
+    /// found when it built this binary.
+    pub fn version(&mut self) -> Result<(), Error> {
+        let (version, commit, target) = (
+            env!("CARGO_PKG_VERSION"),
+            env!("S3WAL_COMMIT"),
+            env!("S3WAL_TARGET"),
+        );
         self.either(
-            format!("s3wal {version}"),
-            format!("\"version\":{}", json_string(version)),
+            format!("s3wal {version} (commit {commit}, {target})"),
+            format!(
+                "\"version\":{},\"commit\":{},\"target\":{}",
+                json_string(version),
+                json_string(commit),
+                json_string(target)
+            ),
         )
     }
 

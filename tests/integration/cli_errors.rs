@@ -9,9 +9,17 @@ fn log(name: &str) -> TestLog {
 }
 
 #[test]
-fn version_prints_the_crate_version() {
-    let run = TestLog::without_server("version").run(&["--version"]);
-    assert_eq!(run.ok(), format!("s3wal {}\n", env!("CARGO_PKG_VERSION")));
+fn version_prints_the_crate_version_commit_and_target() {
+    let expected = format!(
+        "s3wal {} (commit {}, {})\n",
+        env!("CARGO_PKG_VERSION"),
+        env!("S3WAL_COMMIT"),
+        env!("S3WAL_TARGET")
+    );
+    for flag in ["--version", "-V"] {
+        let run = TestLog::without_server("version").run(&[flag]);
+        assert_eq!(run.ok(), expected);
+    }
 }
 
 #[test]

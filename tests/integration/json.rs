@@ -124,12 +124,24 @@ fn errors_are_one_json_object_on_stderr_with_the_same_exit_code() {
     );
 }
 
+/// The version, and the commit and target `build.rs` named (a 7-digit
+/// hash from git or the source tarball's `COMMIT`, else `unknown`).
 #[test]
 fn version_prints_json() {
     let run = TestLog::without_server("json-version").run(&["--json", "--version"]);
+    let version: serde_json::Value = serde_json::from_str(&run.ok()).unwrap();
+    let commit = env!("S3WAL_COMMIT");
+    assert!(
+        commit == "unknown" || commit.len() == 7 && commit.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{commit}"
+    );
     assert_eq!(
-        run.ok(),
-        format!("{{\"version\":\"{}\"}}\n", env!("CARGO_PKG_VERSION"))
+        version,
+        serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "commit": commit,
+            "target": env!("S3WAL_TARGET"),
+        })
     );
 }
 

