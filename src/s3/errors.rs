@@ -27,12 +27,18 @@ impl Response {
         }
         let denied =
             self.status == 403 && parsed.code.as_deref().is_none_or(|c| c == "AccessDenied");
+        let message = with_hint(
+            with_region(parsed.message, self.elsewhere),
+            parsed.code.as_deref(),
+            parsed.bucket.as_deref(),
+            request,
+        );
         Error::S3 {
             request: request.describe(),
             status: self.status,
             permission: denied.then(|| permission_for(request.action)).flatten(),
             code: parsed.code,
-            message: with_region(parsed.message, self.elsewhere),
+            message,
             request_id: parsed.request_id.or(self.request_id),
             may_have_acted: self.may_have_acted,
         }
@@ -51,6 +57,35 @@ fn with_region(message: Option<String>, elsewhere: Option<String>) -> Option<Str
             .map(|m| format!("{}; ", m.trim_end_matches('.')))
             .unwrap_or_default()
     ))
+}
+
+/// The store's message and what to do about the errors of a wrong key or
+/// a wrong bucket, which a user fixes in the configuration.
+fn with_hint(
+    message: Option<String>,
+    code: Option<&str>,
+    bucket: Option<&str>,
+    request: &Request<'_>,
+) -> Option<String> {
+    let hint = match code? {
+        "SignatureDoesNotMatch" => "the secret access key is wrong for this access key ID: \
+             check AWS_SECRET_ACCESS_KEY (or the profile's aws_secret_access_key)"
+            .to_owned(),
+        "InvalidAccessKeyId" => "the store knows no such access key ID: check \
+             AWS_ACCESS_KEY_ID (or the profile's aws_access_key_id) and the endpoint"
+            .to_owned(),
+        "NoSuchBucket" => format!(
+            "there is no bucket {} at {}: check the bucket (--bucket, AWS_BUCKET_NAME) \
+             and the endpoint (--endpoint)",
+            bucket.map_or_else(|| request.path_bucket(), str::to_owned),
+            request.origin()
+        ),
+        _ => return message,
+    };
+    Some(match message {
+        Some(message) => format!("{}; {hint}", message.trim_end_matches('.')),
+        None => hint,
+    })
 }
 
 /// Whether `body` is an S3 `<Error>` document, whatever fields it fills.
@@ -211,6 +246,37 @@ mod tests {
         let body = b"<Error><Code>SignatureDoesNotMatch</Code></Error>";
         let error = error_for("GetObject", 403, body).to_string();
         assert!(!error.contains("permission"), "{error}");
+    }
+
+    #[test]
+    fn a_bad_signature_says_the_secret_key_is_wrong() {
+        let body = b"<Error><Code>SignatureDoesNotMatch</Code><Message>The request \
+            signature we calculated does not match.</Message></Error>";
+        let error = error_for("GetObject", 403, body).to_string();
+        assert!(
+            error.contains("does not match; the secret access key is wrong for this access key ID"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_access_key_says_so() {
+        let body = b"<Error><Code>InvalidAccessKeyId</Code></Error>";
+        let error = error_for("ListObjectsV2", 403, body).to_string();
+        assert!(
+            error.contains("the store knows no such access key ID"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_missing_bucket_is_named_with_the_endpoint() {
+        let body = b"<Error><Code>NoSuchBucket</Code><BucketName>logz</BucketName></Error>";
+        let error = error_for("ListObjectsV2", 404, body).to_string();
+        assert!(
+            error.contains("there is no bucket logz at http://"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -54,6 +54,19 @@ impl Request<'_> {
         format!("{} {}", self.action, self.target)
     }
 
+    /// The endpoint the request went to, `http://host:port`.
+    pub(crate) fn origin(&self) -> String {
+        self.url.origin().ascii_serialization()
+    }
+
+    /// The bucket a path-style URL names first (`/logs/wal/…`): where a
+    /// store's `NoSuchBucket` does not name it (AWS, which addresses buckets
+    /// by host name, does).
+    pub(crate) fn path_bucket(&self) -> String {
+        let mut segments = self.url.path_segments().into_iter().flatten();
+        segments.next().unwrap_or_default().to_owned()
+    }
+
     /// The store's `host:port`, the way errors name the store.
     pub(crate) fn host(&self) -> String {
         format!(

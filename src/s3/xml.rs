@@ -106,6 +106,8 @@ pub struct ErrorBody {
     /// signed for the wrong one (`AuthorizationHeaderMalformed`,
     /// `AuthorizationQueryParametersError`, `PermanentRedirect`).
     pub region: Option<String>,
+    /// The bucket a `NoSuchBucket` answer names.
+    pub bucket: Option<String>,
 }
 
 /// Reads an S3 error body. Anything unreadable (HTML from a proxy, an
@@ -118,6 +120,7 @@ pub fn parse_error(body: &[u8]) -> ErrorBody {
             ["Error", "Message"] => &mut error.message,
             ["Error", "RequestId"] => &mut error.request_id,
             ["Error", "Region"] => &mut error.region,
+            ["Error", "BucketName"] => &mut error.bucket,
             _ => return,
         };
         // Ceph RGW sends an empty <Message/>: no message, not an empty one.
@@ -146,6 +149,7 @@ mod tests {
                 message: Some("Access & denied".into()),
                 request_id: Some("R1".into()),
                 region: None,
+                bucket: None,
             }
         );
     }

@@ -160,3 +160,26 @@ fn reading_needs_no_home_and_no_lock_folder() {
     homeless(&["append", "x"]).fails(1, "no lock folder: HOME is not set");
     assert!(!log.workdir.join(".tmp").exists());
 }
+
+#[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
+fn a_wrong_secret_key_and_a_missing_bucket_say_what_to_fix() {
+    for server in [Server::s3s(), Server::rgw()] {
+        let log = TestLog::new(server, "wrong-keys");
+        let endpoint = log.server.endpoint.clone();
+        let run = |env: (&str, &str)| {
+            let mut command = log.command();
+            common::Run::of(
+                command
+                    .env(env.0, env.1)
+                    .args(["--retries", "0", "recover"]),
+            )
+        };
+        run(("AWS_SECRET_ACCESS_KEY", "not-the-secret"))
+            .fails(1, "the secret access key is wrong for this access key ID");
+        run(("AWS_BUCKET_NAME", "no-such-bucket-here")).fails(
+            1,
+            &format!("there is no bucket no-such-bucket-here at {endpoint}"),
+        );
+    }
+}
