@@ -60,7 +60,9 @@ mod tests {
         assert!(matches!(error, Error::S3 { status: 404, .. }));
         assert_eq!(
             error.to_string(),
-            "GetObject k: HTTP 404 NoSuchBucket: gone"
+            "GetObject k: HTTP 404 NoSuchBucket: gone; there is no bucket bucket at \
+             http://127.0.0.1:9000: check the bucket (--bucket, AWS_BUCKET_NAME) and the \
+             endpoint (--endpoint)"
         );
     }
 
