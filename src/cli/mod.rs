@@ -5,8 +5,10 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::{self, IsTerminal, Write};
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use argh::{EarlyExit, FromArgs};
 
@@ -403,6 +405,16 @@ struct DumpArgs {
     /// of failing with exit 8
     #[argh(switch)]
     skip_trimmed: bool,
+    /// start N records before the end instead of at --from (0 with
+    /// --follow: only new records, like Kafka's default)
+    #[argh(option)]
+    last: Option<u64>,
+    /// stop after printing N records
+    #[argh(option)]
+    max_records: Option<u64>,
+    /// with --follow, stop once no record came for this many seconds
+    #[argh(option)]
+    idle_timeout: Option<u64>,
 }
 
 impl DumpArgs {
@@ -685,6 +697,16 @@ fn check_arguments(command: &Command, json: bool) -> Result<(), Error> {
         }) if from > to => Err(Error::Usage(format!(
             "dump --from {from} --to {to}: --from is past --to"
         ))),
+        Command::Dump(DumpArgs {
+            from: Some(_),
+            last: Some(_),
+            ..
+        }) => Err(Error::Usage("dump takes --from or --last, not both".into())),
+        Command::Dump(DumpArgs {
+            follow: false,
+            idle_timeout: Some(_),
+            ..
+        }) => Err(Error::Usage("--idle-timeout is for dump --follow".into())),
         Command::Append(AppendArgs { lines, data }) if *lines == data.is_some() => Err(
             Error::Usage("append takes either data (or - for stdin) or --lines".into()),
         ),
@@ -744,28 +766,20 @@ fn execute(
             }
         }
         Command::Verify(VerifyArgs { from, to }) => verify(wal, from, to, out),
-        Command::Dump(dump) if dump.follow => {
-            // Like plain dump, start no earlier than the first record: a
-            // trimmed log never gets its low offsets back.
-            let from = match wal.first()? {
-                Some(first) => dump.trimmed().start(dump.from, first)?,
-                None => dump.from.unwrap_or(1),
-            };
-            wal.follow(
-                from,
-                |Record { offset, data }| {
-                    match dump.raw {
-                        true => out.raw(offset, &data)?,
-                        false => out.read(offset, &data)?,
-                    }
-                    out.flush()
-                },
-                Output::reader_gone,
-            )
-        }
+        Command::Dump(dump) if dump.follow => follow(wal, &dump, out),
         Command::Dump(dump) => {
-            let Some((from, to)) = wal.clamp_range(dump.from, dump.to, dump.trimmed())? else {
+            let (from, trimmed) = match dump.last {
+                // The last N of a log shorter than N: all of it.
+                Some(n) => (Some(last_n_from(wal.recover()?, n)), Trimmed::Skip),
+                None => (dump.from, dump.trimmed()),
+            };
+            let Some((from, to)) = wal.clamp_range(from, dump.to, trimmed)? else {
                 return Ok(());
+            };
+            let to = match dump.max_records {
+                Some(0) => return Ok(()),
+                Some(most) => to.min(from.saturating_add(most - 1)),
+                None => to,
             };
             wal.read_range(from, to, |Record { offset, data }| match dump.raw {
                 true => out.raw(offset, &data),
@@ -773,6 +787,52 @@ fn execute(
             })
         }
     }
+}
+
+/// Where the last `n` records of a log whose tail is `tail` start: past
+/// the tail for 0, never below 1.
+fn last_n_from(tail: u64, n: u64) -> u64 {
+    tail.saturating_add(1).saturating_sub(n).max(1)
+}
+
+/// `dump --follow`: from `--from`, or `--last N` records before the end
+/// (no earlier than the first record: a trimmed log never gets its low
+/// offsets back), until `--max-records`, `--idle-timeout`, the reader of
+/// stdout going away, or a signal.
+fn follow(wal: &Wal<Client>, dump: &DumpArgs, out: &mut Output) -> Result<(), Error> {
+    let from = match (wal.first()?, dump.last) {
+        (Some(first), Some(n)) => last_n_from(wal.recover()?, n).max(first),
+        (None, Some(_)) => 1,
+        (Some(first), None) => dump.trimmed().start(dump.from, first)?,
+        (None, None) => dump.from.unwrap_or(1),
+    };
+    let mut left = dump.max_records;
+    if left == Some(0) {
+        return Ok(());
+    }
+    let idle_timeout = dump.idle_timeout.map(Duration::from_secs);
+    wal.follow(
+        from,
+        |Record { offset, data }| {
+            match dump.raw {
+                true => out.raw(offset, &data)?,
+                false => out.read(offset, &data)?,
+            }
+            out.flush()?;
+            left = left.map(|n| n - 1);
+            Ok(match left {
+                Some(0) => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            })
+        },
+        |idle_for| {
+            Output::reader_gone()?;
+            Ok(match idle_timeout {
+                Some(timeout) if idle_for >= timeout => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            })
+        },
+    )
 }
 
 /// `verify`: one line per problem and a summary on stdout; progress on

@@ -7,9 +7,10 @@
 //! stays flat however long the range is and however big its records are.
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::log::wal::{Record, Wal};
@@ -208,16 +209,23 @@ impl Trimmed {
 /// whether to go on.
 const IDLE_CHECK: Duration = Duration::from_millis(100);
 
-/// Sleeps for `wait`, asking `idle` every [`IDLE_CHECK`] whether to stop.
-fn pause(wait: Duration, idle: &mut impl FnMut() -> Result<()>) -> Result<()> {
+/// Sleeps for `wait`, asking `idle` every [`IDLE_CHECK`], with the time
+/// since `last_record`, whether to stop.
+fn pause(
+    wait: Duration,
+    last_record: Instant,
+    idle: &mut impl FnMut(Duration) -> Result<ControlFlow<()>>,
+) -> Result<ControlFlow<()>> {
     let mut left = wait;
     while !left.is_zero() {
-        idle()?;
+        if idle(last_record.elapsed())?.is_break() {
+            return Ok(ControlFlow::Break(()));
+        }
         let slice = left.min(IDLE_CHECK);
         thread::sleep(slice);
         left -= slice;
     }
-    Ok(())
+    Ok(ControlFlow::Continue(()))
 }
 
 impl<S: Store + Sync> Wal<S> {
@@ -249,17 +257,21 @@ impl<S: Store + Sync> Wal<S> {
         to: u64,
         mut visit: impl FnMut(Record) -> Result<()>,
     ) -> Result<()> {
-        self.read_each(from..=to, |_, record| visit(record?))
+        let flow = self.read_each(from..=to, |_, record| {
+            visit(record?).map(|()| ControlFlow::Continue(()))
+        });
+        flow.map(|_| ())
     }
 
     /// Reads the record at each of `offsets` and calls `visit` with the
     /// offset and what reading it gave, in the order of `offsets`. Stops at
-    /// the first error `visit` returns.
+    /// the first error `visit` returns, or when it says to break: then
+    /// returns [`ControlFlow::Break`].
     pub fn read_each(
         &self,
         offsets: impl Iterator<Item = u64> + Send,
-        mut visit: impl FnMut(u64, Result<Record>) -> Result<()>,
-    ) -> Result<()> {
+        mut visit: impl FnMut(u64, Result<Record>) -> Result<ControlFlow<()>>,
+    ) -> Result<ControlFlow<()>> {
         // No more workers than records: `follow` reads a few at a time.
         // At least one, which finds out that the offsets have run out.
         let workers = match offsets.size_hint() {
@@ -275,13 +287,13 @@ impl<S: Store + Sync> Wal<S> {
                     }
                 });
             }
-            let mut outcome = Ok(());
+            let mut outcome = Ok(ControlFlow::Continue(()));
             for index in 0.. {
                 let Some((offset, record)) = pipeline.handed_out(index) else {
                     break;
                 };
                 outcome = visit(offset, record);
-                if outcome.is_err() {
+                if !matches!(outcome, Ok(ControlFlow::Continue(()))) {
                     break;
                 }
             }
@@ -292,17 +304,18 @@ impl<S: Store + Sync> Wal<S> {
 
     /// Reads the records from `from` on, in order, then waits for new ones
     /// like `tail -f`: one HEAD of the next offset per poll, pausing from
-    /// 0.1 s up to 5 s while the log is idle. Returns only with an error,
-    /// from `visit` or from `idle`, which is how a caller stops it: `idle`
-    /// is asked every 0.1 s of a pause (whether whoever reads the
-    /// records is still there, say), so a follow ends while the log is
-    /// quiet, not only at its next record.
+    /// 0.1 s up to 5 s while the log is idle. Goes on until `visit` or
+    /// `idle` says to break (or fails): `visit` with each record, `idle`
+    /// every 0.1 s of a pause with how long no record came (whether
+    /// whoever reads the records is still there, or an idle timeout), so a
+    /// follow can end while the log is quiet, not only at its next record.
     pub fn follow(
         &self,
         from: u64,
-        mut visit: impl FnMut(Record) -> Result<()>,
-        mut idle: impl FnMut() -> Result<()>,
+        mut visit: impl FnMut(Record) -> Result<ControlFlow<()>>,
+        mut idle: impl FnMut(Duration) -> Result<ControlFlow<()>>,
     ) -> Result<()> {
+        let mut last_record = Instant::now();
         let mut next = from;
         let mut wait = FOLLOW_FIRST_WAIT;
         // A later record seen while `next` is missing: a hole, once seen
@@ -311,7 +324,13 @@ impl<S: Store + Sync> Wal<S> {
         loop {
             if self.store().head(&self.prefix().key(next))?.is_some() {
                 let tail = self.recover()?;
-                self.read_range(next, tail, &mut visit)?;
+                if self
+                    .read_each(next..=tail, |_, record| visit(record?))?
+                    .is_break()
+                {
+                    return Ok(());
+                }
+                last_record = Instant::now();
                 next = tail.checked_add(1).ok_or(Error::LogFull)?;
                 wait = FOLLOW_FIRST_WAIT;
                 suspect = None;
@@ -328,7 +347,9 @@ impl<S: Store + Sync> Wal<S> {
                     later => suspect = later,
                 }
             }
-            pause(wait, &mut idle)?;
+            if pause(wait, last_record, &mut idle)?.is_break() {
+                return Ok(());
+            }
             wait = (wait * 2).min(FOLLOW_MAX_WAIT);
         }
     }

@@ -5,6 +5,8 @@
 //! and every listed record in the range is then read and checked, as many
 //! at a time as the log's `parallel` setting allows.
 
+use std::ops::ControlFlow;
+
 use crate::error::{Error, Result};
 use crate::log::record::Corruption;
 use crate::log::wal::Wal;
@@ -108,7 +110,7 @@ impl<S: Store + Sync> Wal<S> {
         let mut missing: Vec<(u64, u64)> = holes(&offsets);
         let total = offsets.len() as u64;
         let mut done = 0;
-        self.read_each(offsets.into_iter(), |offset, record| {
+        let _all = self.read_each(offsets.into_iter(), |offset, record| {
             done += 1;
             progress(done, total);
             match record {
@@ -120,7 +122,7 @@ impl<S: Store + Sync> Wal<S> {
                 Err(Error::NotFound { .. }) => missing.push((offset, offset)),
                 Err(other) => return Err(other),
             }
-            Ok(())
+            Ok(ControlFlow::Continue(()))
         })?;
         missing.sort_unstable();
         if let Some(&(lowest, _)) = missing.first() {

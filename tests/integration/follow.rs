@@ -105,3 +105,61 @@ fn follow_reports_a_hole_instead_of_waiting_at_it() {
         started.elapsed()
     );
 }
+
+#[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
+fn follow_from_the_end_prints_only_new_records_and_stops_when_asked() {
+    let log = TestLog::new(Server::s3s(), "follow-end");
+    fill_on_disk(&log, 1..=3);
+    let child = log
+        .command()
+        .args(["dump", "--follow", "--last", "1", "--max-records", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    thread::sleep(Duration::from_millis(300));
+    log.run(&["append", "fourth"]).ok();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "Offset: 3, Data: r3\nOffset: 4, Data: fourth\n",
+        "the last record, then the new one, then done"
+    );
+}
+
+#[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
+fn follow_with_an_idle_timeout_ends_quietly_when_nothing_comes() {
+    let log = TestLog::new(Server::s3s(), "follow-idle");
+    fill_on_disk(&log, 1..=2);
+    let started = std::time::Instant::now();
+    let run = log.run(&["dump", "--follow", "--last", "0", "--idle-timeout", "1"]);
+    assert_eq!(run.ok(), "", "nothing new came");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
+fn the_last_records_and_a_count_bound_a_plain_dump() {
+    let log = TestLog::new(Server::s3s(), "dump-last");
+    fill_on_disk(&log, 1..=5);
+    assert_eq!(
+        log.run(&["dump", "--last", "2"]).ok(),
+        "Offset: 4, Data: r4\nOffset: 5, Data: r5\n"
+    );
+    assert_eq!(log.run(&["dump", "--last", "9"]).ok().lines().count(), 5);
+    assert_eq!(
+        log.run(&["dump", "--from", "2", "--max-records", "2"]).ok(),
+        "Offset: 2, Data: r2\nOffset: 3, Data: r3\n"
+    );
+    log.run(&["dump", "--from", "2", "--last", "2"])
+        .fails(2, "--from or --last, not both");
+    log.run(&["dump", "--idle-timeout", "2"])
+        .fails(2, "--idle-timeout is for dump --follow");
+}
