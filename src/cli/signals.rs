@@ -112,6 +112,12 @@ mod tests {
 
     #[test]
     fn a_deferred_signal_waits_until_the_deferral_ends() {
+        // Under `nohup` SIGHUP comes ignored, and an ignored signal is
+        // discarded, never pending: take its default action back first.
+        // SAFETY: setting SIGHUP's disposition in this test process.
+        unsafe {
+            libc::signal(libc::SIGHUP, libc::SIG_DFL);
+        }
         let deferral = Deferral::start();
         assert_eq!(pending(), None);
         // SAFETY: raising a signal this thread blocks only marks it pending.
