@@ -17,12 +17,14 @@ mod failure;
 #[cfg(test)]
 mod manual;
 mod output;
+mod progress;
 mod signals;
 mod stored;
 
 use append::Source;
 use failure::{CliError, exit};
 use output::Output;
+use progress::Progress;
 use s3wal::Error;
 use s3wal::config::settings::{self, Form};
 use s3wal::config::{self, Env, Flags, Origin};
@@ -627,6 +629,10 @@ fn run(args: Args, out: &mut Output, stored: &mut Stored) -> Result<(), Error> {
         true => |notice: &str| eprintln!("{{\"notice\":{}}}", output::json_string(notice)),
         false => |notice: &str| eprintln!("s3wal: {notice}"),
     })
+    .on_deleting(match args.json {
+        true => |_, _| {},
+        false => progress::deleting,
+    })
     .interrupted_by(signals::pending);
     let result = match command {
         Command::Append(AppendArgs { lines: true, .. }) => {
@@ -781,9 +787,14 @@ fn execute(
                 Some(most) => to.min(from.saturating_add(most - 1)),
                 None => to,
             };
-            wal.read_range(from, to, |Record { offset, data }| match dump.raw {
-                true => out.raw(offset, &data),
-                false => out.read(offset, &data),
+            let progress = Progress::new("dumped", out.json(), io::stdout().is_terminal());
+            let total = to - from + 1;
+            wal.read_range(from, to, |Record { offset, data }| {
+                progress.show(offset - from + 1, total);
+                match dump.raw {
+                    true => out.raw(offset, &data),
+                    false => out.read(offset, &data),
+                }
             })
         }
     }
@@ -843,19 +854,12 @@ fn verify(
     to: Option<u64>,
     out: &mut Output,
 ) -> Result<(), Error> {
-    let show_progress = io::stderr().is_terminal();
+    let progress = Progress::new("verified", out.json(), false);
     let summary = wal.verify(
         from,
         to,
         |problem| out.problem(problem),
-        |done, total| {
-            if show_progress && (done % 1000 == 0 || done == total) {
-                let _ = write!(io::stderr().lock(), "\r[s3wal] verified {done} of {total}");
-                if done == total {
-                    to_stderr(format_args!(""));
-                }
-            }
-        },
+        |done, total| progress.show(done, total),
     )?;
     out.verified(&summary)?;
     match summary.is_clean() {

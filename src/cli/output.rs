@@ -99,6 +99,11 @@ impl Output {
         }
     }
 
+    /// Whether lines are JSON.
+    pub fn json(&self) -> bool {
+        self.json
+    }
+
     /// A line that says what a command did, which `--quiet` leaves out.
     fn done(&mut self, text: String, fields: String) -> Result<(), Error> {
         match self.quiet {

@@ -183,3 +183,38 @@ fn a_wrong_secret_key_and_a_missing_bucket_say_what_to_fix() {
         );
     }
 }
+
+/// Runs `s3wal ARGS > OUT` with a terminal as stderr (util-linux's
+/// `script`), and returns what the terminal showed.
+fn on_a_terminal(log: &TestLog, args: &[&str], out: &std::path::Path) -> String {
+    let binary = env!("CARGO_BIN_EXE_s3wal");
+    let line = format!("{binary} {} > {}", args.join(" "), out.display());
+    let mut command = log.command();
+    command.args(["-qec", &line, "/dev/null"]);
+    let run = std::process::Command::new("script")
+        .args(command.get_args())
+        .envs(command.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .current_dir(&log.workdir)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&run.stdout).into_owned()
+}
+
+#[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
+fn long_work_shows_progress_on_a_terminal_and_never_in_a_pipe() {
+    let log = TestLog::new(Server::s3s(), "progress");
+    fill_on_disk(&log, 1..=1500);
+    let out = log.workdir.join("dumped");
+    let shown = on_a_terminal(&log, &["dump"], &out);
+    assert!(shown.contains("[s3wal] dumped 1500 of 1500"), "{shown:?}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 1500);
+    let shown = on_a_terminal(&log, &["truncate", "100"], &out);
+    assert!(shown.contains("[s3wal] deleted 1400 of 1400"), "{shown:?}");
+    let piped = log.run(&["trim", "50"]);
+    assert_eq!(
+        piped.ok(),
+        "Trimmed WAL before offset 50\nDeleted 49 records\n"
+    );
+    assert_eq!(piped.stderr, "", "no progress in a pipe");
+}

@@ -239,6 +239,8 @@ pub struct Wal<S> {
     allow_unsafe_takeover: bool,
     /// Tells the user what a wait for another machine's fence is about.
     notice: fn(&str),
+    /// Told how many records a truncate or trim deleted so far, of how many.
+    deleting: fn(u64, u64),
 }
 
 /// A fresh token for one append: 128 bits from the operating system's
@@ -313,6 +315,7 @@ impl<S: Store> Wal<S> {
             lease: DEFAULT_LEASE,
             allow_unsafe_takeover: false,
             notice: |_| {},
+            deleting: |_, _| {},
             store,
             prefix,
         }
@@ -340,6 +343,13 @@ impl<S: Store> Wal<S> {
     /// machine's fence: what it waits for, and for how long.
     pub fn on_wait(mut self, notice: fn(&str)) -> Wal<S> {
         self.notice = notice;
+        self
+    }
+
+    /// Tells `progress` how many records a truncate or trim has deleted,
+    /// and of how many, after each batch: for a progress line.
+    pub fn on_deleting(mut self, progress: fn(u64, u64)) -> Wal<S> {
+        self.deleting = progress;
         self
     }
 
@@ -1019,6 +1029,7 @@ impl<S: Store> Wal<S> {
             self.delete_fenced(held, &keys)?;
             deleted += end - next;
             next = end;
+            (self.deleting)(deleted, keep_from - first);
         }
         Ok(deleted)
     }
@@ -1073,10 +1084,12 @@ impl<S: Store> Wal<S> {
             if tail <= after {
                 break;
             }
+            let total = deleted + (tail - after);
             for batch in deletion_batches(after, tail) {
                 let keys: Vec<String> = batch.iter().map(|&o| self.prefix.key(o)).collect();
                 self.delete_fenced(held, &keys)?;
                 deleted += batch.len() as u64;
+                (self.deleting)(deleted, total);
             }
             tail = self.search_tail(after)?;
         }
