@@ -104,6 +104,14 @@ pub enum Error {
         /// The log's first record now.
         first: u64,
     },
+    /// Another consumer of the named cursor moved it on from the same
+    /// place first: the records this one printed were consumed by it too.
+    CursorMoved {
+        /// The cursor's name.
+        name: String,
+        /// The place both consumers started from.
+        from: u64,
+    },
     /// The log has no record.
     Empty,
     /// The object at this offset is not a valid record.
@@ -313,6 +321,12 @@ impl fmt::Display for Error {
                 first - 1
             ),
             Error::Empty => f.write_str("WAL is empty"),
+            Error::CursorMoved { name, from } => write!(
+                f,
+                "cursor {name:?} was moved on from offset {from} by another consumer of that \
+                 name while this one read: the records printed after {from} were consumed by \
+                 both; the cursor keeps the other's place"
+            ),
             Error::Corrupt { offset, problem } => {
                 write!(f, "record at offset {offset} is corrupt: {problem}")
             }

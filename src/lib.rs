@@ -93,8 +93,8 @@ pub use local::{Conditional, LocalState};
 pub use log::range::Trimmed;
 pub use log::verify::{Problem, Summary};
 pub use log::wal::{
-    DEFAULT_LEASE, DEFAULT_PARALLEL, FENCE_WAIT, MAX_APPEND_ATTEMPTS, MAX_CONFLICT_RETRIES,
-    MAX_PARALLEL, Record, RunningFence, Stat, Wal,
+    Cursor, DEFAULT_LEASE, DEFAULT_PARALLEL, FENCE_WAIT, MAX_APPEND_ATTEMPTS, MAX_CONFLICT_RETRIES,
+    MAX_PARALLEL, Record, RunningFence, Stat, Status, Wal,
 };
 pub use store::memory::MemoryStore;
 pub use store::{Keys, Store};

@@ -45,6 +45,7 @@ complete -c s3wal -n '__fish_seen_subcommand_from dump' -l skip-trimmed -d 'star
 complete -c s3wal -n '__fish_seen_subcommand_from dump' -l last -r -F -d 'start N records before the end instead of at --from (0 with --follow: only new records, like Kafka\'s default)'
 complete -c s3wal -n '__fish_seen_subcommand_from dump' -l max-records -r -F -d 'stop after printing N records'
 complete -c s3wal -n '__fish_seen_subcommand_from dump' -l idle-timeout -r -F -d 'with --follow, stop once no record came for this many seconds'
+complete -c s3wal -n '__fish_seen_subcommand_from dump' -l cursor -r -F -d 'resume after where the named cursor is (kept in the bucket), and move it on to the last record printed once they are written out'
 complete -c s3wal -n '__fish_seen_subcommand_from dump' -l help -d 'display usage information'
 complete -c s3wal -n '__fish_seen_subcommand_from doctor' -l help -d 'display usage information'
 complete -c s3wal -n '__fish_seen_subcommand_from verify' -l from -r -F -d 'first offset to check (default: the log\'s first)'
@@ -52,4 +53,5 @@ complete -c s3wal -n '__fish_seen_subcommand_from verify' -l to -r -F -d 'last o
 complete -c s3wal -n '__fish_seen_subcommand_from verify' -l help -d 'display usage information'
 complete -c s3wal -n '__fish_seen_subcommand_from stat' -l help -d 'display usage information'
 complete -c s3wal -n '__fish_seen_subcommand_from trim' -l dry-run -d 'say which records would be deleted, and delete nothing'
+complete -c s3wal -n '__fish_seen_subcommand_from trim' -l keep-cursors -d 'keep every record a named cursor has not consumed yet'
 complete -c s3wal -n '__fish_seen_subcommand_from trim' -l help -d 'display usage information'

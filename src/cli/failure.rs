@@ -32,6 +32,9 @@ pub mod exit {
     /// The offset asked for was trimmed: the log now starts later, and a
     /// consumer resuming there has missed records.
     pub const TRIMMED: u8 = 8;
+    /// Another consumer of the same named cursor moved it on first: the
+    /// records printed were consumed by both.
+    pub const CURSOR_MOVED: u8 = 9;
 }
 
 /// A command that failed: the error, and what it means to the process.
@@ -90,6 +93,7 @@ fn exit_code(error: &Error) -> u8 {
         | Error::UnsafeTakeover { .. } => exit::APPEND_GAVE_UP,
         Error::FenceLost { .. } => exit::FENCE_LOST,
         Error::Trimmed { .. } => exit::TRIMMED,
+        Error::CursorMoved { .. } => exit::CURSOR_MOVED,
         // Both say the record may be stored, at an offset they name.
         Error::MaybeStored { .. } | Error::Conflicted { .. } => exit::STORED_THEN_FAILED,
         Error::Config(_)
@@ -116,6 +120,7 @@ fn json_code(error: &Error) -> &'static str {
         Error::NotFound { .. } => "not_found",
         Error::Empty => "empty",
         Error::Trimmed { .. } => "trimmed",
+        Error::CursorMoved { .. } => "cursor_moved",
         Error::Corrupt { .. } => "corrupt",
         Error::Hole { .. } => "hole",
         Error::VerifyFailed { .. } => "verify_failed",
@@ -197,6 +202,14 @@ mod tests {
                 },
                 8,
                 "trimmed",
+            ),
+            (
+                Error::CursorMoved {
+                    name: "etl".into(),
+                    from: 4,
+                },
+                9,
+                "cursor_moved",
             ),
             (
                 Error::Corrupt {

@@ -81,7 +81,7 @@ const SWITCHES: [(&str, &str); 4] = [
 ];
 
 /// What each exit code means, for `--help`.
-const EXIT_CODES: [(u8, &str); 8] = [
+const EXIT_CODES: [(u8, &str); 9] = [
     (
         exit::FAILURE,
         "failure: network, S3, configuration or local file",
@@ -114,6 +114,11 @@ const EXIT_CODES: [(u8, &str); 8] = [
         exit::TRIMMED,
         "trimmed: the offset asked for is below the log's first record; stderr says \
          where the log starts now",
+    ),
+    (
+        exit::CURSOR_MOVED,
+        "another consumer moved the named cursor on first: the records printed were \
+         consumed by both",
     ),
 ];
 
@@ -417,6 +422,10 @@ struct DumpArgs {
     /// with --follow, stop once no record came for this many seconds
     #[argh(option)]
     idle_timeout: Option<u64>,
+    /// resume after where the named cursor is (kept in the bucket), and
+    /// move it on to the last record printed once they are written out
+    #[argh(option)]
+    cursor: Option<String>,
 }
 
 impl DumpArgs {
@@ -478,6 +487,9 @@ struct TrimArgs {
     /// say which records would be deleted, and delete nothing
     #[argh(switch)]
     dry_run: bool,
+    /// keep every record a named cursor has not consumed yet
+    #[argh(switch)]
+    keep_cursors: bool,
 }
 
 /// Runs the command line `args` (without the program name) and returns
@@ -713,6 +725,16 @@ fn check_arguments(command: &Command, json: bool) -> Result<(), Error> {
             idle_timeout: Some(_),
             ..
         }) => Err(Error::Usage("--idle-timeout is for dump --follow".into())),
+        Command::Dump(DumpArgs {
+            cursor: Some(_),
+            from,
+            last,
+            follow,
+            ..
+        }) if from.is_some() || last.is_some() || *follow => Err(Error::Usage(
+            "dump --cursor starts where the cursor is: it takes no --from, --last or --follow"
+                .into(),
+        )),
         Command::Append(AppendArgs { lines, data }) if *lines == data.is_some() => Err(
             Error::Usage("append takes either data (or - for stdin) or --lines".into()),
         ),
@@ -749,18 +771,20 @@ fn execute(
             let deleted = wal.truncate(after)?;
             out.truncated(after, deleted)
         }
-        Command::Trim(TrimArgs {
-            before,
-            dry_run: true,
-        }) => out.would_delete(wal.trim_plan(before)?),
-        Command::Trim(TrimArgs { before, .. }) => {
-            let deleted = wal.trim(before)?;
-            out.trimmed(before, deleted)
+        Command::Trim(trim) => {
+            let before = match trim.keep_cursors {
+                true => unconsumed(wal, trim.before)?,
+                false => trim.before,
+            };
+            match trim.dry_run {
+                true => out.would_delete(wal.trim_plan(before)?),
+                false => {
+                    let deleted = wal.trim(before)?;
+                    out.trimmed(before, deleted)
+                }
+            }
         }
-        Command::Stat(_) => {
-            let (stat, running) = wal.stat_and_running_fence()?;
-            out.stat(stat, running)
-        }
+        Command::Stat(_) => out.stat(&wal.status()?),
         Command::Doctor(_) => {
             let findings = s3wal::diagnose(wal, origins);
             for finding in &findings {
@@ -773,6 +797,7 @@ fn execute(
         }
         Command::Verify(VerifyArgs { from, to }) => verify(wal, from, to, out),
         Command::Dump(dump) if dump.follow => follow(wal, &dump, out),
+        Command::Dump(dump) if dump.cursor.is_some() => dump_from_cursor(wal, &dump, out),
         Command::Dump(dump) => {
             let (from, trimmed) = match dump.last {
                 // The last N of a log shorter than N: all of it.
@@ -798,6 +823,38 @@ fn execute(
             })
         }
     }
+}
+
+/// `trim --keep-cursors`: `before`, or lower, so that no record a named
+/// cursor has not consumed goes.
+fn unconsumed(wal: &Wal<Client>, before: u64) -> Result<u64, Error> {
+    let cursors = wal.cursors()?;
+    let lowest = cursors.iter().map(|c| c.at.saturating_add(1)).min();
+    Ok(lowest.map_or(before, |lowest| before.min(lowest)))
+}
+
+/// `dump --cursor NAME`: the records after where the cursor is, then the
+/// cursor moved on to the last one printed, once stdout took them all: a
+/// run that fails midway moves it nowhere, so the next resumes where this
+/// one did (records may come twice, never go missing). A consumer that
+/// fell behind a trim is told, as with `--from`.
+fn dump_from_cursor(wal: &Wal<Client>, dump: &DumpArgs, out: &mut Output) -> Result<(), Error> {
+    let cursor = wal.cursor(dump.cursor.as_deref().unwrap_or_default())?;
+    let from = cursor.at.saturating_add(1);
+    let Some((from, to)) = wal.clamp_range(Some(from), dump.to, dump.trimmed())? else {
+        return Ok(());
+    };
+    let to = match dump.max_records {
+        Some(0) => return Ok(()),
+        Some(most) => to.min(from.saturating_add(most - 1)),
+        None => to,
+    };
+    wal.read_range(from, to, |Record { offset, data }| match dump.raw {
+        true => out.raw(offset, &data),
+        false => out.read(offset, &data),
+    })?;
+    out.flush()?;
+    wal.advance_cursor(&cursor, to).map(|_| ())
 }
 
 /// Where the last `n` records of a log whose tail is `tail` start: past
@@ -1094,7 +1151,8 @@ mod tests {
             parsed(&["trim", "7"]),
             Ok(Command::Trim(TrimArgs {
                 before: 7,
-                dry_run: false
+                dry_run: false,
+                keep_cursors: false
             }))
         ));
         assert!(matches!(

@@ -14,8 +14,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 
 use s3wal::Error;
 use s3wal::Finding;
+use s3wal::Status;
 use s3wal::{Problem, Summary};
-use s3wal::{RunningFence, Stat};
 
 use super::failure::CliError;
 
@@ -282,18 +282,19 @@ impl Output {
     /// `First offset: F, Last offset: L, Records: N` (zeros when empty),
     /// then `Running fence: …` when a truncate, trim or repair runs; in
     /// JSON one object, with a `fence` object when one runs.
-    pub fn stat(&mut self, stat: Option<Stat>, fence: Option<RunningFence>) -> Result<(), Error> {
-        let (first, last, records) = stat.map_or((0, 0, 0), |s| (s.first, s.last, s.records));
-        let text = format!("First offset: {first}, Last offset: {last}, Records: {records}");
-        let fields = format!("\"first\":{first},\"last\":{last},\"records\":{records}");
-        let Some(fence) = fence else {
-            return self.either(text, fields);
-        };
-        let time = |millis: Option<i64>| millis.map_or("null".to_owned(), |m| m.to_string());
-        self.either(
-            format!("{text}\nRunning fence: {fence}"),
-            format!(
-                "{fields},\"fence\":{{\"seq\":{},\"what\":{},\"holder\":{},\"since_ms\":{},\
+    pub fn stat(&mut self, status: &Status) -> Result<(), Error> {
+        let (first, last, records) = status
+            .stat
+            .as_ref()
+            .map_or((0, 0, 0), |s| (s.first, s.last, s.records));
+        let mut text = format!("First offset: {first}, Last offset: {last}, Records: {records}");
+        let mut fields = format!("\"first\":{first},\"last\":{last},\"records\":{records}");
+        if let Some(fence) = &status.running {
+            let time = |millis: Option<i64>| millis.map_or("null".to_owned(), |m| m.to_string());
+            let _ = write!(text, "\nRunning fence: {fence}");
+            let _ = write!(
+                fields,
+                ",\"fence\":{{\"seq\":{},\"what\":{},\"holder\":{},\"since_ms\":{},\
                  \"takeover_at_ms\":{},\"description\":{}}}",
                 fence.seq,
                 json_string(&fence.what),
@@ -304,8 +305,24 @@ impl Output {
                 time(fence.since),
                 time(fence.takeover_at),
                 json_string(&fence.to_string())
-            ),
-        )
+            );
+        }
+        if !status.cursors.is_empty() {
+            let cursors: Vec<String> = status
+                .cursors
+                .iter()
+                .map(|c| format!("{{\"name\":{},\"at\":{}}}", json_string(&c.name), c.at))
+                .collect();
+            let _ = write!(fields, ",\"cursors\":[{}]", cursors.join(","));
+        }
+        for cursor in &status.cursors {
+            let _ = write!(
+                text,
+                "\nCursor {}: consumed up to offset {}",
+                cursor.name, cursor.at
+            );
+        }
+        self.either(text, fields)
     }
 
     /// `<check>: ok: <detail>` or `<check>: PROBLEM: <detail>`

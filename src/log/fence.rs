@@ -251,6 +251,9 @@ pub(crate) struct Fences {
     /// The keys of the store's tail hint that the same listing of
     /// `<prefix>/.s3wal/` showed first (see `store_hint.rs`).
     pub hints: Vec<String>,
+    /// The keys of the named cursors the same listing showed (see
+    /// `wal/cursor.rs`), in order.
+    pub cursors: Vec<String>,
 }
 
 impl Fences {
@@ -310,6 +313,7 @@ impl Fences {
             list,
             now: None,
             hints: Vec::new(),
+            cursors: Vec::new(),
         }
     }
 

@@ -14,6 +14,8 @@ pub const KEY_DIGITS: usize = 20;
 const MAX_KEY_LEN: usize = 1024;
 /// The folder of the fences, under the prefix.
 const FENCE_FOLDER: &str = ".s3wal/fence/";
+/// The folder of the named cursors of consumers, under the prefix.
+const CURSOR_FOLDER: &str = ".s3wal/cursor/";
 /// The folder of the store's tail hint, under the prefix.
 const HINT_FOLDER: &str = ".s3wal/at/";
 /// What a probe's scratch key's name starts with: a dot sorts it before
@@ -97,6 +99,30 @@ impl Prefix {
     /// first (see `fence.rs`).
     pub(crate) fn fence_folder(&self) -> String {
         format!("{}/{FENCE_FOLDER}", self.0)
+    }
+
+    /// `<prefix>/.s3wal/cursor/`, the folder of every named cursor (see
+    /// `wal/cursor.rs`).
+    pub(crate) fn cursor_folder(&self) -> String {
+        format!("{}/{CURSOR_FOLDER}", self.0)
+    }
+
+    /// The key that moves cursor `name` on from offset `from`: created
+    /// only if absent, so that one consumer alone moves it from there.
+    pub(crate) fn cursor_key(&self, name: &str, from: u64) -> String {
+        format!(
+            "{}{name}/{from:0width$}",
+            self.cursor_folder(),
+            width = KEY_DIGITS
+        )
+    }
+
+    /// The cursor name and the offset it moved on from, of a cursor key.
+    pub(crate) fn cursor_of<'k>(&self, key: &'k str) -> Option<(&'k str, u64)> {
+        let rest = key.strip_prefix(&self.cursor_folder())?;
+        let (name, from) = rest.split_once('/')?;
+        let from = from.parse().ok().filter(|_| from.len() == KEY_DIGITS)?;
+        Some((name, from))
     }
 
     /// `<prefix>/.s3wal/at/`, the folder of the store's tail hint (see

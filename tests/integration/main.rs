@@ -8,6 +8,7 @@ mod bad_input;
 mod cli_errors;
 mod crash;
 mod credentials;
+mod cursors;
 mod doctor;
 mod edges;
 mod faults;

@@ -213,6 +213,7 @@ impl<S: Store> Wal<S> {
         let folder = self.prefix.own_folder();
         let hint_folder = self.prefix.hint_folder();
         let mut hints = Vec::new();
+        let mut cursors = Vec::new();
         let mut listing: Vec<(String, Option<i64>)> = Vec::new();
         let mut newest = None;
         let mut continuation: Option<String> = None;
@@ -227,6 +228,8 @@ impl<S: Store> Wal<S> {
                 let Some(seq) = Fences::seq_of(&self.prefix, &key) else {
                     if key.starts_with(&hint_folder) {
                         hints.push(key);
+                    } else if self.prefix.cursor_of(&key).is_some() {
+                        cursors.push(key);
                     }
                     continue;
                 };
@@ -249,6 +252,7 @@ impl<S: Store> Wal<S> {
         );
         fences.now = self.store.store_time().map(|seconds| seconds * 1000);
         fences.hints = hints;
+        fences.cursors = cursors;
         Ok(fences)
     }
 

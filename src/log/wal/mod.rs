@@ -14,8 +14,10 @@ use std::ops::RangeInclusive;
 use std::thread;
 use std::time::Duration;
 
+mod cursor;
 mod fencing;
 
+pub use cursor::Cursor;
 use fencing::Held;
 pub use fencing::{DEFAULT_LEASE, FENCE_WAIT, RunningFence};
 
@@ -241,6 +243,17 @@ pub struct Wal<S> {
     notice: fn(&str),
     /// Told how many records a truncate or trim deleted so far, of how many.
     deleting: fn(u64, u64),
+}
+
+/// What `stat` shows: the log's ends, the fence that runs, the cursors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// The ends and the count, `None` for an empty log.
+    pub stat: Option<Stat>,
+    /// The truncate, trim or repair that runs now, if one does.
+    pub running: Option<RunningFence>,
+    /// The named cursors of consumers, by name.
+    pub cursors: Vec<Cursor>,
 }
 
 /// A fresh token for one append: 128 bits from the operating system's
@@ -956,27 +969,36 @@ impl<S: Store> Wal<S> {
     /// empty log: one LIST for the first, the tail search for the last,
     /// never a listing of the whole log.
     pub fn stat(&self) -> Result<Option<Stat>> {
-        Ok(self.stat_and_running_fence()?.0)
+        Ok(self.status()?.stat)
     }
 
-    /// What [`Wal::stat`] says, and the fence that runs now if one does
-    /// (see [`Wal::running_fence`]): from the listing that read the store's
-    /// hint when one was made, else one LIST more.
-    pub fn stat_and_running_fence(&self) -> Result<(Option<Stat>, Option<RunningFence>)> {
-        let Some(first) = self.first()? else {
-            return Ok((None, self.running_fence()?));
+    /// What [`Wal::stat`] says, the fence that runs now if one does (see
+    /// [`Wal::running_fence`]) and the named cursors: from the listing that
+    /// read the store's hint when one was made, else one LIST more, and a
+    /// GET for each cursor.
+    pub fn status(&self) -> Result<Status> {
+        let first = self.first()?;
+        let (stat, fences) = match first {
+            None => (None, self.read_fences(u64::MAX)?),
+            Some(first) => {
+                let (last, listing) = self.recover_listing()?;
+                let fences = match listing {
+                    Some(fences) => fences,
+                    None => self.read_fences(u64::MAX)?,
+                };
+                let stat = Stat {
+                    first,
+                    last,
+                    records: last.saturating_sub(first) + 1,
+                };
+                (Some(stat), fences)
+            }
         };
-        let (last, listing) = self.recover_listing()?;
-        let fences = match listing {
-            Some(fences) => fences,
-            None => self.read_fences(u64::MAX)?,
-        };
-        let stat = Stat {
-            first,
-            last,
-            records: last.saturating_sub(first) + 1,
-        };
-        Ok((Some(stat), self.running_fence_of(&fences)?))
+        Ok(Status {
+            stat,
+            running: self.running_fence_of(&fences)?,
+            cursors: self.cursors_of(&fences)?,
+        })
     }
 
     /// Deletes every record before offset `keep_from` (retention), so the
