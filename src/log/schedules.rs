@@ -1440,6 +1440,55 @@ mod tests {
         assert!(runs > 500, "only {runs} schedules");
     }
 
+    /// A trim whose tail record is doomed removes it first, and may then
+    /// find the tail below the offset it keeps from, and be refused: it
+    /// must have deleted nothing but doomed records by then. The race on
+    /// RGW (fence 32, `trim 13`: "the last record is 0"): the trim's own
+    /// fence, running, counted as a verdict on the records below its
+    /// start, so the removal under it deleted them bottom up, acknowledged
+    /// ones too, until the log was empty and offsets started again at 1.
+    /// Here a zombie appender (its first PUT gets a 409, so that it pauses
+    /// between its look at the tail and its PUT) dies as its PUT lands
+    /// above a truncate's cut, after another append placed record 2 on the
+    /// cut log; the trim, which waited for the truncate, then finds record
+    /// 4 as its tail, doomed, and record 2 below its start.
+    #[test]
+    fn a_trim_that_finds_its_tail_doomed_deletes_no_record_that_stands() {
+        let work = [
+            Work::AppendWith(Fault::Conflict),
+            Work::Truncate(1),
+            Work::Append,
+            Work::Trim(3),
+        ];
+        // Its requests: the fences, the tail, the PUT that gets the 409,
+        // then the PUT that lands.
+        let fate = Fate {
+            machine: 0,
+            at: 7,
+            applied: true,
+            ending: Ending::Dies,
+        };
+        let zombies = Cell::new(0);
+        let runs = explore(3, &work, Setup::with_fate(fate), 1, |run| {
+            check(run, 3);
+            // It died as its PUT at 4 landed, the truncate's cut below it.
+            let (_, last) = run.span(0).unwrap();
+            let zombie = run.fated.is_some()
+                && run.requests[last].starts_with("PutObject wal/00000000000000000004")
+                && run.markers.first().is_some_and(|&(step, _)| step < last);
+            zombies.set(zombies.get() + u64::from(zombie));
+        });
+        eprintln!(
+            "{work:?} with {fate:?}: {runs} schedules, {} zombies",
+            zombies.get()
+        );
+        assert!(
+            zombies.get() > 100,
+            "{} zombies in {runs} schedules",
+            zombies.get()
+        );
+    }
+
     /// Issue 17: an append after one that this machine saw stand PUTs at
     /// once, without a look at the tail, and checks the fences after; alone,
     /// that is all it sends.

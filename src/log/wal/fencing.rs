@@ -934,7 +934,7 @@ impl<S: Store> Wal<S> {
             let tail = self.recover()?;
             match tail {
                 0 => return Ok(0),
-                _ if self.fate(tail, &mut Default::default())? == Fate::Doomed => {
+                _ if self.fate(tail, &mut FencesRead::under(held))? == Fate::Doomed => {
                     self.remove_doomed(held, tail)?;
                 }
                 _ => return Ok(tail),
@@ -978,7 +978,7 @@ impl<S: Store> Wal<S> {
             }
             above.extend(self.prefix.offset_of(&key));
         }
-        let mut fences_read = FencesRead::default();
+        let mut fences_read = FencesRead::under(held);
         for offset in above.into_iter().rev() {
             self.renew(held, false)?;
             match self.fate(offset, &mut fences_read)? {
@@ -1008,6 +1008,7 @@ impl<S: Store> Wal<S> {
         };
         if read.since.is_none_or(|since| since > epoch) {
             read.fences = self.read_fences(epoch)?;
+            read.fences.forget_after(read.held.saturating_sub(1));
             read.since = Some(epoch);
         }
         Ok(match read.fences.dooms(epoch, offset) {
@@ -1082,8 +1083,27 @@ pub(super) enum Fate {
 
 /// The fences read while removing doomed records, kept for the oldest
 /// epoch asked about so far: one listing serves every record above it.
-#[derive(Default)]
 pub(super) struct FencesRead {
     since: Option<u64>,
     fences: Fences,
+    /// The fence the removal runs under: only the fences before it judge.
+    held: u64,
+}
+
+impl FencesRead {
+    /// For work under `held`: the fences before it, every one settled.
+    /// Its own fence gives no verdict yet: a trim's dooms the records
+    /// below its start only if they are still there once it settled, and
+    /// the trim is what deletes them, unless it is refused (void) and
+    /// dooms nothing. Counted, it would doom every record below its start
+    /// while it runs, and a trim that found its doomed tail record gone
+    /// and the tail below its start would delete the log's last records
+    /// as doomed before it is refused, and offsets would start again.
+    pub(super) fn under(held: &Held) -> FencesRead {
+        FencesRead {
+            since: None,
+            fences: Fences::default(),
+            held: held.seq,
+        }
+    }
 }
