@@ -112,6 +112,17 @@ pub enum Error {
         /// The place both consumers started from.
         from: u64,
     },
+    /// A named cursor is past the log's last record: a truncate cut below
+    /// it, and the offsets it already counts as consumed will be handed
+    /// out again, to records it would skip.
+    CursorAhead {
+        /// The cursor's name.
+        name: String,
+        /// Where it is.
+        at: u64,
+        /// The log's last record.
+        tail: u64,
+    },
     /// The log has no record.
     Empty,
     /// The object at this offset is not a valid record.
@@ -321,6 +332,13 @@ impl fmt::Display for Error {
                 first - 1
             ),
             Error::Empty => f.write_str("WAL is empty"),
+            Error::CursorAhead { name, at, tail } => write!(
+                f,
+                "cursor {name:?} consumed up to offset {at}, but the log ends at {tail}: a \
+                 truncate cut below it, and new records would get offsets it counts as \
+                 consumed; set it back with dump --cursor {name} --from {}",
+                tail.saturating_add(1)
+            ),
             Error::CursorMoved { name, from } => write!(
                 f,
                 "cursor {name:?} was moved on from offset {from} by another consumer of that \

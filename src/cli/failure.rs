@@ -32,8 +32,9 @@ pub mod exit {
     /// The offset asked for was trimmed: the log now starts later, and a
     /// consumer resuming there has missed records.
     pub const TRIMMED: u8 = 8;
-    /// Another consumer of the same named cursor moved it on first: the
-    /// records printed were consumed by both.
+    /// A named cursor cannot go on: another consumer of the same name
+    /// moved it on first (the records printed were consumed by both), or
+    /// a truncate cut the log below it.
     pub const CURSOR_MOVED: u8 = 9;
 }
 
@@ -93,7 +94,7 @@ fn exit_code(error: &Error) -> u8 {
         | Error::UnsafeTakeover { .. } => exit::APPEND_GAVE_UP,
         Error::FenceLost { .. } => exit::FENCE_LOST,
         Error::Trimmed { .. } => exit::TRIMMED,
-        Error::CursorMoved { .. } => exit::CURSOR_MOVED,
+        Error::CursorMoved { .. } | Error::CursorAhead { .. } => exit::CURSOR_MOVED,
         // Both say the record may be stored, at an offset they name.
         Error::MaybeStored { .. } | Error::Conflicted { .. } => exit::STORED_THEN_FAILED,
         Error::Config(_)
@@ -121,6 +122,7 @@ fn json_code(error: &Error) -> &'static str {
         Error::Empty => "empty",
         Error::Trimmed { .. } => "trimmed",
         Error::CursorMoved { .. } => "cursor_moved",
+        Error::CursorAhead { .. } => "cursor_ahead",
         Error::Corrupt { .. } => "corrupt",
         Error::Hole { .. } => "hole",
         Error::VerifyFailed { .. } => "verify_failed",
@@ -210,6 +212,15 @@ mod tests {
                 },
                 9,
                 "cursor_moved",
+            ),
+            (
+                Error::CursorAhead {
+                    name: "etl".into(),
+                    at: 9,
+                    tail: 4,
+                },
+                9,
+                "cursor_ahead",
             ),
             (
                 Error::Corrupt {

@@ -117,8 +117,8 @@ const EXIT_CODES: [(u8, &str); 9] = [
     ),
     (
         exit::CURSOR_MOVED,
-        "another consumer moved the named cursor on first: the records printed were \
-         consumed by both",
+        "cursor: another consumer moved the named cursor on first (the records printed \
+         were consumed by both), or a truncate cut the log below it",
     ),
 ];
 
@@ -727,12 +727,12 @@ fn check_arguments(command: &Command, json: bool) -> Result<(), Error> {
         }) => Err(Error::Usage("--idle-timeout is for dump --follow".into())),
         Command::Dump(DumpArgs {
             cursor: Some(_),
-            from,
             last,
             follow,
             ..
-        }) if from.is_some() || last.is_some() || *follow => Err(Error::Usage(
-            "dump --cursor starts where the cursor is: it takes no --from, --last or --follow"
+        }) if last.is_some() || *follow => Err(Error::Usage(
+            "dump --cursor starts where the cursor is (or at --from): it takes no --last or \
+             --follow"
                 .into(),
         )),
         Command::Append(AppendArgs { lines, data }) if *lines == data.is_some() => Err(
@@ -833,14 +833,23 @@ fn unconsumed(wal: &Wal<Client>, before: u64) -> Result<u64, Error> {
     Ok(lowest.map_or(before, |lowest| before.min(lowest)))
 }
 
-/// `dump --cursor NAME`: the records after where the cursor is, then the
+/// `dump --cursor NAME`: the records after where the cursor is (or from
+/// `--from`, to set it back), then the
 /// cursor moved on to the last one printed, once stdout took them all: a
 /// run that fails midway moves it nowhere, so the next resumes where this
 /// one did (records may come twice, never go missing). A consumer that
 /// fell behind a trim is told, as with `--from`.
 fn dump_from_cursor(wal: &Wal<Client>, dump: &DumpArgs, out: &mut Output) -> Result<(), Error> {
     let cursor = wal.cursor(dump.cursor.as_deref().unwrap_or_default())?;
-    let from = cursor.at.saturating_add(1);
+    let tail = wal.recover()?;
+    if cursor.at > tail && dump.from.is_none() {
+        return Err(Error::CursorAhead {
+            name: cursor.name,
+            at: cursor.at,
+            tail,
+        });
+    }
+    let from = dump.from.unwrap_or(cursor.at.saturating_add(1));
     let Some((from, to)) = wal.clamp_range(Some(from), dump.to, dump.trimmed())? else {
         return Ok(());
     };

@@ -149,7 +149,7 @@ fn a_cursor_behind_a_trim_is_told_unless_it_skips() {
 #[test]
 fn a_cursor_takes_no_other_start() {
     let log = TestLog::without_server("cursor-usage");
-    for extra in [&["--from", "2"][..], &["--last", "1"], &["--follow"]] {
+    for extra in [&["--last", "1"][..], &["--follow"]] {
         let mut args = vec!["dump", "--cursor", "etl"];
         args.extend(extra);
         log.run(&args)
@@ -157,4 +157,21 @@ fn a_cursor_takes_no_other_start() {
     }
     log.run(&["dump", "--cursor", "a/b"])
         .fails(2, "cursor name \"a/b\"");
+}
+
+#[test]
+#[ignore = "needs the S3 servers that `make test` starts"]
+fn a_cursor_past_a_truncate_is_told_and_set_back_with_from() {
+    let log = TestLog::new(Server::s3s(), "cursor-ahead");
+    fill_on_disk(&log, 1..=5);
+    log.run(&["dump", "--cursor", "etl"]).ok();
+    log.run(&["truncate", "2"]).ok();
+    log.run(&["append", "new three"]).ok();
+    log.run(&["dump", "--cursor", "etl"])
+        .fails(9, "consumed up to offset 5, but the log ends at 3");
+    assert_eq!(
+        log.run(&["dump", "--cursor", "etl", "--from", "3"]).ok(),
+        "Offset: 3, Data: new three\n"
+    );
+    assert_eq!(log.run(&["dump", "--cursor", "etl"]).ok(), "");
 }
