@@ -804,23 +804,7 @@ fn execute(
                 Some(n) => (Some(last_n_from(wal.recover()?, n)), Trimmed::Skip),
                 None => (dump.from, dump.trimmed()),
             };
-            let Some((from, to)) = wal.clamp_range(from, dump.to, trimmed)? else {
-                return Ok(());
-            };
-            let to = match dump.max_records {
-                Some(0) => return Ok(()),
-                Some(most) => to.min(from.saturating_add(most - 1)),
-                None => to,
-            };
-            let progress = Progress::new("dumped", out.json(), io::stdout().is_terminal());
-            let total = to - from + 1;
-            wal.read_range(from, to, |Record { offset, data }| {
-                progress.show(offset - from + 1, total);
-                match dump.raw {
-                    true => out.raw(offset, &data),
-                    false => out.read(offset, &data),
-                }
-            })
+            print_range(wal, dump_range(wal, from, &dump, trimmed)?, dump.raw, out)
         }
     }
 }
@@ -850,20 +834,53 @@ fn dump_from_cursor(wal: &Wal<Client>, dump: &DumpArgs, out: &mut Output) -> Res
         });
     }
     let from = dump.from.unwrap_or(cursor.at.saturating_add(1));
-    let Some((from, to)) = wal.clamp_range(Some(from), dump.to, dump.trimmed())? else {
+    let Some((from, to)) = dump_range(wal, Some(from), dump, dump.trimmed())? else {
         return Ok(());
     };
-    let to = match dump.max_records {
-        Some(0) => return Ok(()),
-        Some(most) => to.min(from.saturating_add(most - 1)),
-        None => to,
-    };
-    wal.read_range(from, to, |Record { offset, data }| match dump.raw {
-        true => out.raw(offset, &data),
-        false => out.read(offset, &data),
-    })?;
+    print_range(wal, Some((from, to)), dump.raw, out)?;
     out.flush()?;
     wal.advance_cursor(&cursor, to).map(|_| ())
+}
+
+/// The offsets a dump from `from` prints: within the log (a `from` below
+/// its first record as `trimmed` says), up to `--to` and `--max-records`;
+/// `None` when there are none.
+fn dump_range(
+    wal: &Wal<Client>,
+    from: Option<u64>,
+    dump: &DumpArgs,
+    trimmed: Trimmed,
+) -> Result<Option<(u64, u64)>, Error> {
+    let Some((from, to)) = wal.clamp_range(from, dump.to, trimmed)? else {
+        return Ok(None);
+    };
+    Ok(match dump.max_records {
+        Some(0) => None,
+        Some(most) => Some((from, to.min(from.saturating_add(most - 1)))),
+        None => Some((from, to)),
+    })
+}
+
+/// Prints the records of `range` in order (their data alone with `raw`),
+/// with progress on a terminal that is not where they go.
+fn print_range(
+    wal: &Wal<Client>,
+    range: Option<(u64, u64)>,
+    raw: bool,
+    out: &mut Output,
+) -> Result<(), Error> {
+    let Some((from, to)) = range else {
+        return Ok(());
+    };
+    let progress = Progress::new("dumped", out.json(), io::stdout().is_terminal());
+    let total = to - from + 1;
+    wal.read_range(from, to, |Record { offset, data }| {
+        progress.show(offset - from + 1, total);
+        match raw {
+            true => out.raw(offset, &data),
+            false => out.read(offset, &data),
+        }
+    })
 }
 
 /// Where the last `n` records of a log whose tail is `tail` start: past
