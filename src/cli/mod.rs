@@ -31,7 +31,7 @@ use s3wal::config::{self, Env, Flags, Origin};
 use s3wal::s3::{Client, Exchange};
 use stored::Stored;
 
-use s3wal::{Record, Trimmed, Wal};
+use s3wal::{Record, Stat, Trimmed, Wal};
 
 /// The command and its arguments, which argh reads; the global options
 /// before it are read from the settings' table (`global`).
@@ -799,12 +799,15 @@ fn execute(
         Command::Dump(dump) if dump.follow => follow(wal, &dump, out),
         Command::Dump(dump) if dump.cursor.is_some() => dump_from_cursor(wal, &dump, out),
         Command::Dump(dump) => {
+            let Some(ends) = wal.ends()? else {
+                return Ok(());
+            };
             let (from, trimmed) = match dump.last {
                 // The last N of a log shorter than N: all of it.
-                Some(n) => (Some(last_n_from(wal.recover()?, n)), Trimmed::Skip),
+                Some(n) => (Some(last_n_from(ends.last, n)), Trimmed::Skip),
                 None => (dump.from, dump.trimmed()),
             };
-            print_range(wal, dump_range(wal, from, &dump, trimmed)?, dump.raw, out)
+            print_range(wal, dump_range(&ends, from, &dump, trimmed)?, dump.raw, out)
         }
     }
 }
@@ -825,7 +828,8 @@ fn unconsumed(wal: &Wal<Client>, before: u64) -> Result<u64, Error> {
 /// fell behind a trim is told, as with `--from`.
 fn dump_from_cursor(wal: &Wal<Client>, dump: &DumpArgs, out: &mut Output) -> Result<(), Error> {
     let cursor = wal.cursor(dump.cursor.as_deref().unwrap_or_default())?;
-    let tail = wal.recover()?;
+    let ends = wal.ends()?;
+    let tail = ends.as_ref().map_or(0, |ends| ends.last);
     if cursor.at > tail && dump.from.is_none() {
         return Err(Error::CursorAhead {
             name: cursor.name,
@@ -834,7 +838,10 @@ fn dump_from_cursor(wal: &Wal<Client>, dump: &DumpArgs, out: &mut Output) -> Res
         });
     }
     let from = dump.from.unwrap_or(cursor.at.saturating_add(1));
-    let Some((from, to)) = dump_range(wal, Some(from), dump, dump.trimmed())? else {
+    let Some(ends) = ends else {
+        return Ok(());
+    };
+    let Some((from, to)) = dump_range(&ends, Some(from), dump, dump.trimmed())? else {
         return Ok(());
     };
     print_range(wal, Some((from, to)), dump.raw, out)?;
@@ -842,16 +849,16 @@ fn dump_from_cursor(wal: &Wal<Client>, dump: &DumpArgs, out: &mut Output) -> Res
     wal.advance_cursor(&cursor, to).map(|_| ())
 }
 
-/// The offsets a dump from `from` prints: within the log (a `from` below
-/// its first record as `trimmed` says), up to `--to` and `--max-records`;
-/// `None` when there are none.
+/// The offsets a dump from `from` prints: within the log's `ends` (a
+/// `from` below its first record as `trimmed` says), up to `--to` and
+/// `--max-records`; `None` when there are none.
 fn dump_range(
-    wal: &Wal<Client>,
+    ends: &Stat,
     from: Option<u64>,
     dump: &DumpArgs,
     trimmed: Trimmed,
 ) -> Result<Option<(u64, u64)>, Error> {
-    let Some((from, to)) = wal.clamp_range(from, dump.to, trimmed)? else {
+    let Some((from, to)) = ends.clamp(from, dump.to, trimmed)? else {
         return Ok(None);
     };
     Ok(match dump.max_records {

@@ -13,7 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::log::wal::{Record, Wal};
+use crate::log::wal::{Record, Stat, Wal};
 use crate::store::Store;
 
 /// The first pause of `follow` on an idle log; it doubles up to
@@ -228,24 +228,36 @@ fn pause(
     Ok(ControlFlow::Continue(()))
 }
 
-impl<S: Store + Sync> Wal<S> {
-    /// The first and last offsets of `from..=to` that lie inside the log,
-    /// or `None` when none do. Open ends default to the log's own ends. A
-    /// `from` below the log's first record is [`Error::Trimmed`], unless
-    /// `trimmed` says to [`Trimmed::Skip`] to the first.
-    pub fn clamp_range(
+impl Stat {
+    /// The first and last offsets of `from..=to` that lie inside a log
+    /// with these ends, or `None` when none do. Open ends default to the
+    /// log's own. A `from` below the first record is [`Error::Trimmed`],
+    /// unless `trimmed` says to [`Trimmed::Skip`] to the first.
+    pub fn clamp(
         &self,
         from: Option<u64>,
         to: Option<u64>,
         trimmed: Trimmed,
     ) -> Result<Option<(u64, u64)>> {
+        let from = trimmed.start(from, self.first)?;
+        let to = to.map_or(self.last, |to| to.min(self.last));
+        Ok((from <= to).then_some((from, to)))
+    }
+}
+
+impl<S: Store + Sync> Wal<S> {
+    /// The log's first and last records, `None` for an empty log: one LIST
+    /// and the tail search, as [`Wal::stat`] without the fences.
+    pub fn ends(&self) -> Result<Option<Stat>> {
         let Some(first) = self.first()? else {
             return Ok(None);
         };
-        let tail = self.recover()?;
-        let from = trimmed.start(from, first)?;
-        let to = to.map_or(tail, |to| to.min(tail));
-        Ok((from <= to).then_some((from, to)))
+        let last = self.recover()?;
+        Ok(Some(Stat {
+            first,
+            last,
+            records: last.saturating_sub(first) + 1,
+        }))
     }
 
     /// Reads records `from..=to` and calls `visit` with each, in offset
